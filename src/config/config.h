@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The configuration: /etc/notifyq.yaml parsed with libyaml into one
+ * struct nq_config. Each load yields a whole new config or an error, never an
+ * edit of the running one (nginx's cycle); the master keeps the old one when a
+ * reload fails. Parsing is strict: unknown keys, wrong types, out-of-range
+ * numbers and missing required fields are errors naming file:line:column and
+ * the key path, e.g.
+ *   /etc/notifyq.yaml:14:7: queues.email.concurrency: must be 1..10000
+ * Non-logging module: errors go to the caller's struct nq_err.
+ *
+ * Ownership: nq_config_load/parse_string return a heap config the caller
+ * frees with nq_config_free; every string inside is owned by it.
+ * See: man/notifyq.yaml.5, etc/notifyq.yaml.
+ */
+#ifndef NQ_CONFIG_CONFIG_H
+#define NQ_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/err.h"
+#include "common/macros.h"
+
+#define NQ_DEFAULT_CONFIG_PATH NQ_SYSCONFDIR "/notifyq.yaml"
+
+enum nq_handler_kind {
+    NQ_HANDLER_NOOP,
+    NQ_HANDLER_FILE,
+    NQ_HANDLER_EMAIL,
+    NQ_HANDLER_SMS,
+    NQ_HANDLER_PUSH,
+    NQ_HANDLER_INAPP,
+    NQ_HANDLER_WEBHOOK,
+    NQ_HANDLER_EXEC,
+    NQ_HANDLER_EXPORT,
+    NQ_HANDLER_CLEANUP,
+};
+
+enum nq_backoff_type { NQ_BACKOFF_FIXED, NQ_BACKOFF_EXPONENTIAL };
+
+struct nq_backoff_cfg {
+    enum nq_backoff_type type; /* default exponential */
+    uint64_t delay_ms;         /* default 1s */
+    uint64_t max_ms;           /* cap on one delay; 0 = none. default 1h */
+    double jitter;             /* 0..1, default 0 */
+};
+
+struct nq_rate_limit_cfg {
+    uint32_t max;         /* jobs per duration; 0 = no limiter */
+    uint64_t duration_ms; /* required when max > 0 */
+};
+
+/* BullMQ's removeOnComplete / removeOnFail as a queue default. */
+struct nq_keep_cfg {
+    bool keep_all;  /* neither count nor age set: keep everything (BullMQ's default) */
+    uint32_t count; /* keep the newest count; 0 with keep_all=false and age 0: remove at once */
+    uint64_t age_ms; /* 0 = no age limit */
+};
+
+struct nq_retention_cfg {
+    struct nq_keep_cfg completed;
+    struct nq_keep_cfg failed;
+};
+
+/* How a handler's messages leave. Only `file` exists yet; the channels issue
+ * adds smtp, twilio, fcm... each with its own keys. */
+enum nq_provider_kind { NQ_PROVIDER_NONE, NQ_PROVIDER_FILE };
+
+struct nq_provider_cfg {
+    enum nq_provider_kind kind;
+    char *spool_dir; /* file: default <state_dir>/spool/<queue> */
+};
+
+/* Everything a queue has; `defaults` is the same struct, and each queue starts
+ * as a copy of it before its own keys apply. */
+struct nq_queue_cfg {
+    char *name;         /* the map key under `queues` */
+    char *bullmq_queue; /* BullMQ queue name; default: name */
+    enum nq_handler_kind handler;
+    uint32_t processes;   /* 1..256, default 1 */
+    uint32_t concurrency; /* 1..10000, default 1 */
+    uint32_t attempts;    /* default attempts for jobs without opts.attempts; default 1 */
+    struct nq_backoff_cfg backoff;
+    struct nq_rate_limit_cfg rate_limit;
+    struct nq_retention_cfg retention;
+    uint64_t lock_duration_ms;    /* 30s */
+    uint64_t stalled_interval_ms; /* 30s */
+    uint32_t max_stalled;         /* 1 */
+    uint64_t drain_timeout_ms;    /* 30s */
+    uint64_t min_uptime_ms;       /* 5s: a child dying sooner counts as a quick crash */
+    uint32_t max_jobs;            /* recycle a worker after N finished jobs; 0 = never */
+    uint32_t max_rss_mib;         /* recycle a worker above N MiB RSS; 0 = never */
+    uint32_t max_crashes;         /* poison job threshold; default 3 */
+    struct nq_provider_cfg provider;
+    unsigned line, column; /* 1-based position of the queue's key, for messages */
+};
+
+struct nq_redis_cfg {
+    char *url;      /* redis://[user:pass@]host[:port][/db]; default redis://127.0.0.1:6379 */
+    char *socket;   /* unix socket path; wins over url's host:port when set */
+    char *host;     /* derived from url */
+    uint16_t port;  /* derived from url */
+    char *prefix;   /* default "bull" */
+    uint32_t db;    /* default 0, or url's /db */
+    char *username; /* optional ACL user */
+    char *password; /* secret: from password, password_file or ${ENV}; never logged */
+    uint64_t connect_timeout_ms; /* default 5s */
+};
+
+struct nq_postgres_cfg {
+    char *dsn; /* NULL: no delivery log */
+};
+
+struct nq_control_cfg {
+    char *socket; /* default NQ_RUNSTATEDIR/notifyq/control.sock */
+    mode_t mode;  /* default 0660 */
+    char *group;  /* group allowed besides root; default "notifyq" if it exists, else none */
+};
+
+struct nq_http_cfg {
+    bool enabled;      /* true when the section is present */
+    char *listen;      /* "127.0.0.1:8080" */
+    char **tokens;     /* bearer tokens read from token_files; secrets */
+    size_t n_tokens;
+};
+
+/* Per-tenant overrides (a tenant is job data's tenantId). */
+struct nq_tenant_cfg {
+    char *name;
+    struct nq_rate_limit_cfg rate_limit;
+};
+
+struct nq_config {
+    char *path; /* the file it was read from, for messages */
+    int log_level; /* syslog priority, from `log_level`, default info */
+    char *state_dir; /* default NQ_LOCALSTATEDIR/lib/notifyq */
+    struct nq_redis_cfg redis;
+    struct nq_postgres_cfg postgres;
+    struct nq_control_cfg control;
+    struct nq_http_cfg http;
+    struct nq_queue_cfg defaults;
+    struct nq_queue_cfg *queues; /* in file order */
+    size_t n_queues;
+    struct nq_tenant_cfg *tenants;
+    size_t n_tenants;
+    char *templates_dir; /* default NQ_SYSCONFDIR/notifyq/templates */
+};
+
+/* Reads and validates path, then applies the `--set KEY=VALUE` overrides in
+ * order (each validated as if written in the file). On success *ret_cfg owns
+ * the new config; on failure err names file:line:column and the key path,
+ * *ret_cfg is untouched, and a negative errno is returned. */
+int nq_config_load(const char *path, char *const *overrides, size_t n_overrides,
+                   struct nq_config **ret_cfg, struct nq_err *err) NQ_MUSTCHECK;
+
+/* Same from a string; name stands for the file in messages. */
+int nq_config_parse_string(const char *name, const char *yaml, char *const *overrides,
+                           size_t n_overrides, struct nq_config **ret_cfg,
+                           struct nq_err *err) NQ_MUSTCHECK;
+
+struct nq_config *nq_config_free(struct nq_config *cfg);
+
+/* The queue named name (map key), or NULL. Borrowed from cfg. */
+const struct nq_queue_cfg *nq_config_queue(const struct nq_config *cfg, const char *name);
+
+/* "noop", "email", ...: the names the config accepts. */
+const char *nq_handler_name(enum nq_handler_kind kind);
+
+#endif
