@@ -1,6 +1,120 @@
 /* SPDX-License-Identifier: MIT */
-/* Placeholder replaced by the supervisor work in progress. */
-int main(void)
+/*
+ * notifyqd: parses the command line, loads the configuration, and hands the
+ * supervisor the children's entry functions. This is the one file that knows
+ * both the supervisor and the worker, so the master cannot reach Redis or a
+ * database by accident (ARCHITECTURE.md).
+ * See: man/notifyqd.8.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "config/config.h"
+#include "supervisor/supervisor.h"
+#include "worker/worker.h"
+
+#define EXIT_USAGE 64
+
+static void usage(FILE *f)
 {
-    return 1;
+    fprintf(f,
+            "Usage: notifyqd [OPTIONS]\n"
+            "\n"
+            "The notifyq master: pre-forks and supervises the workers of every queue in\n"
+            "the configuration file.\n"
+            "\n"
+            "  -c, --config FILE     configuration file (default %s)\n"
+            "  -f, --foreground      run in the foreground, logging to stderr (always so;\n"
+            "                        accepted for service managers and scripts)\n"
+            "  -t, --check-config    validate the configuration and exit 0 or 1\n"
+            "      --set KEY=VALUE   override a configuration key for this run (repeatable)\n"
+            "  -h, --help            show this help\n"
+            "      --version         show the version\n",
+            NQ_DEFAULT_CONFIG_PATH);
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_SET = 256, OPT_VERSION };
+    static const struct option options[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "foreground", no_argument, NULL, 'f' },
+        { "check-config", no_argument, NULL, 't' },
+        { "set", required_argument, NULL, OPT_SET },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, OPT_VERSION },
+        { NULL, 0, NULL, 0 },
+    };
+    struct nq_supervisor_opts opts = {
+        .config_path = NQ_DEFAULT_CONFIG_PATH,
+        .worker_main = nq_worker_main,
+    };
+    struct nq_config *cfg = NULL;
+    struct nq_err err = { "" };
+    char **overrides;
+    bool check = false;
+    int c, rc;
+
+    nq_proctitle_init(argc, argv);
+    nq_log_init("notifyqd");
+    /* --set values point into argv, which the master never rewrites. */
+    overrides = calloc((size_t) argc, sizeof(*overrides));
+    if (!overrides) {
+        fprintf(stderr, "notifyqd: out of memory\n");
+        return 1;
+    }
+    while ((c = getopt_long(argc, argv, "c:fth", options, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            opts.config_path = optarg;
+            break;
+        case 'f':
+            break;
+        case 't':
+            check = true;
+            break;
+        case OPT_SET:
+            overrides[opts.n_overrides++] = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            free(overrides);
+            return 0;
+        case OPT_VERSION:
+            printf("notifyqd %s\n", PACKAGE_VERSION);
+            free(overrides);
+            return 0;
+        default:
+            usage(stderr);
+            free(overrides);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "notifyqd: unexpected argument '%s'\n", argv[optind]);
+        free(overrides);
+        return EXIT_USAGE;
+    }
+    opts.overrides = overrides;
+    if (nq_config_load(opts.config_path, overrides, opts.n_overrides, &cfg, &err) < 0) {
+        fprintf(stderr, "notifyqd: %s\n", nq_err_str(&err));
+        free(overrides);
+        return 1;
+    }
+    if (check) {
+        fprintf(stderr, "notifyqd: configuration file %s test is successful\n",
+                opts.config_path);
+        nq_config_free(cfg);
+        free(overrides);
+        return 0;
+    }
+    rc = nq_supervisor_run(cfg, &opts);
+    free(overrides);
+    return rc;
 }

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The master's model, shared by the supervisor's files (master.c: loop,
+ * signals, reload, stop, systemd; slot.c: one child's life; control.c: the
+ * control socket; status.c: status and metrics replies). Included from
+ * nowhere else but the supervisor's own unit tests.
+ *
+ * Ownership: the master owns every slot (one list, m->slots), every queue
+ * state (m->queues) and at most two configuration generations (current, and
+ * pending while a reload starts its children). A slot of a retired
+ * generation has gen == NULL: it is draining, is never restarted, and is
+ * freed when reaped. Queue states live as long as the master, so counters
+ * survive reloads.
+ */
+#ifndef NQ_SUPERVISOR_INTERNAL_H
+#define NQ_SUPERVISOR_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "common/err.h"
+#include "supervisor/child.h"
+#include "supervisor/frame.h"
+#include "supervisor/restart.h"
+#include "supervisor/supervisor.h"
+
+struct event;
+struct event_base;
+struct nq_config;
+struct nq_control;
+struct nq_queue_cfg;
+
+/* After drain_timeout (or at once for a fast stop) a child has this long
+ * before SIGKILL. */
+#define NQ_STOP_GRACE_MS 5000
+/* READY=1 is sent when every slot reported, or after this long anyway. */
+#define NQ_READY_TIMEOUT_MS 5000
+/* A reload whose new children have not all reported by then fails. */
+#define NQ_RELOAD_TIMEOUT_MS 10000
+/* Per-minute rates: one sample of the totals per second. */
+#define NQ_RATE_WINDOW_S 60
+
+enum nq_slot_state {
+    NQ_SLOT_STARTING,        /* forked, no frame yet */
+    NQ_SLOT_RUNNING,         /* has reported */
+    NQ_SLOT_DRAINING,        /* told to drain or stop; not restarted when it exits */
+    NQ_SLOT_EXITED,          /* reaped, nothing pending */
+    NQ_SLOT_WAITING_RESTART, /* reaped, restart timer armed */
+};
+
+enum nq_slot_event {
+    NQ_SLOT_EV_FRAME, /* a metrics frame arrived */
+    NQ_SLOT_EV_EXIT,  /* reaped; status in slot->wait_status */
+    NQ_SLOT_EV_DRAIN, /* graceful: finish in-flight jobs, exit */
+    NQ_SLOT_EV_STOP,  /* fast: return in-flight jobs, exit */
+    NQ_SLOT_EV_TIMER, /* restart delay or kill deadline elapsed */
+};
+
+struct nq_generation {
+    unsigned number;
+    struct nq_config *cfg; /* owned */
+    struct nq_slot **slots; /* config order: queue by queue, slot by slot */
+    size_t n_slots;
+};
+
+/* One queue name's history across generations. */
+struct nq_qstate {
+    char *name;
+    const struct nq_queue_cfg *cfg; /* in the current generation; NULL if not in it */
+    bool paused;
+    uint64_t restarts; /* unrequested exits that were restarted */
+    uint64_t recycles; /* exits with status 0 nobody asked for (max_jobs, max_rss) */
+    struct nq_counters past; /* what dead incarnations last reported */
+    struct nq_counters window[NQ_RATE_WINDOW_S + 1]; /* ring of totals, one per second */
+    unsigned window_pos, window_len;
+    struct nq_qstate *next;
+};
+
+struct nq_slot {
+    struct nq_master *m;
+    struct nq_qstate *q;
+    struct nq_generation *gen;       /* NULL once retired */
+    const struct nq_queue_cfg *qcfg; /* in gen->cfg; NULL once retired */
+    char *queue_name;                /* copy, for messages after retirement */
+    unsigned index;
+    enum nq_slot_state state;
+    pid_t pid; /* 0 when no process: cleared the moment it is reaped */
+    int fd;    /* master's end of the channel, -1 when none */
+    struct event *ev_read, *ev_timer;
+    uint64_t started_ms;
+    uint64_t drain_timeout_ms, min_uptime_ms;
+    int wait_status;        /* for NQ_SLOT_EV_EXIT */
+    bool reported;          /* this incarnation sent a frame */
+    unsigned bad_frames;    /* of this incarnation; only the first is logged */
+    bool ever_reported;     /* some incarnation did (readiness) */
+    bool has_exited;        /* last_exit_* are set */
+    int last_exit_code;     /* exit status, or -1 when killed by a signal */
+    int last_exit_signal;
+    struct nq_restart restart;
+    struct nq_frame_metrics metrics; /* last frame of this incarnation; zero counters if none */
+    struct nq_slot *next;
+};
+
+struct nq_master {
+    struct event_base *base;
+    const struct nq_supervisor_opts *opts;
+    struct nq_generation *current, *pending;
+    unsigned last_generation;
+    struct nq_slot *slots;
+    struct nq_qstate *queues;
+    struct nq_control *control;
+    struct event *ev_signals[5];
+    struct event *ev_tick, *ev_watchdog, *ev_ready, *ev_reload;
+    uint64_t started_ms; /* CLOCK_MONOTONIC */
+    bool ready_sent;
+    bool spawning; /* starting a generation: slot changes are judged after */
+    bool stopping, fast;
+    bool reload_again;
+    char status_line[256];
+};
+
+uint64_t nq_mono_ms(void);
+
+/* master.c */
+/* Logs its failures itself; err is for a control reply. */
+void nq_master_slot_changed(struct nq_master *m, struct nq_slot *s);
+int nq_master_reload(struct nq_master *m, struct nq_err *err);
+void nq_master_stop(struct nq_master *m, bool fast);
+/* Pauses or resumes a queue of the current generation: -ENOENT if none. */
+int nq_master_pause(struct nq_master *m, const char *queue, bool pause) NQ_MUSTCHECK;
+struct nq_qstate *nq_master_qstate(const struct nq_master *m, const char *name);
+struct nq_counters nq_qstate_totals(const struct nq_master *m, const struct nq_qstate *q);
+
+/* slot.c */
+struct nq_slot *nq_slot_new(struct nq_master *m, struct nq_generation *g, struct nq_qstate *q,
+                            const struct nq_queue_cfg *qcfg, unsigned index);
+void nq_slot_free(struct nq_slot *s);
+/* A new slot waits to start (WAITING_RESTART, no timer armed) in the
+ * master's list; nq_slot_start forks its first incarnation (a failure
+ * schedules a retry). */
+void nq_slot_start(struct nq_slot *s);
+/* Runs the state machine. s may be freed on return (a retired slot that
+ * exited): callers do not touch it afterwards. */
+void nq_slot_event(struct nq_slot *s, enum nq_slot_event ev);
+void nq_slot_command(struct nq_slot *s, enum nq_command cmd);
+bool nq_slot_crash_looping(const struct nq_slot *s);
+/* "SIGKILL", or "signal 99" for a number without a name. */
+void nq_signal_name(int sig, char *buf, size_t size);
+/* Reaps every exited child (waitpid loop) and feeds the slots. */
+void nq_master_reap(struct nq_master *m);
+
+/* status.c */
+const char *nq_master_state_name(const struct nq_master *m);
+const char *nq_qstate_state_name(const struct nq_master *m, const struct nq_qstate *q);
+struct nq_counters nq_qstate_per_minute(const struct nq_master *m, const struct nq_qstate *q);
+json_t *nq_status_json(const struct nq_master *m);
+json_t *nq_metrics_json(const struct nq_master *m);
+
+#endif

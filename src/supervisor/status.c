@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The status and metrics replies of the control socket, built from the
+ * master's model. Field names are a contract scripts rely on (notifyqctl(1)):
+ * add fields, never rename them. Counters are totals since the master
+ * started: what dead incarnations last reported plus what live ones report
+ * now, so they never go down when a worker is restarted or reloaded.
+ */
+#include "config.h"
+
+#include <stdbool.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config/config.h"
+#include "supervisor/internal.h"
+
+const char *nq_master_state_name(const struct nq_master *m)
+{
+    if (m->stopping)
+        return "draining";
+    return m->pending ? "reloading" : "running";
+}
+
+static const char *slot_state_name(const struct nq_slot *s)
+{
+    switch (s->state) {
+    case NQ_SLOT_STARTING:
+        return "starting";
+    case NQ_SLOT_RUNNING:
+        return nq_worker_state_name(s->metrics.state);
+    case NQ_SLOT_DRAINING:
+        return "draining";
+    case NQ_SLOT_WAITING_RESTART:
+        return nq_slot_crash_looping(s) ? "crash-looping" : "restarting";
+    case NQ_SLOT_EXITED:
+        break;
+    }
+    return "exited";
+}
+
+/* The current generation's slots of q: configured, running, and how. */
+struct census {
+    unsigned configured, running;
+    bool crash_looping, all_idle;
+    uint64_t in_flight, rss_kib;
+};
+
+static struct census count(const struct nq_master *m, const struct nq_qstate *q)
+{
+    struct census c = { .configured = q->cfg ? q->cfg->processes : 0, .all_idle = true };
+    const struct nq_generation *g = m->current;
+
+    for (size_t i = 0; i < g->n_slots; i++) {
+        const struct nq_slot *s = g->slots[i];
+
+        if (s->q != q)
+            continue;
+        c.running += s->pid != 0;
+        c.crash_looping = c.crash_looping || nq_slot_crash_looping(s);
+        c.all_idle = c.all_idle && s->state == NQ_SLOT_RUNNING &&
+                     s->metrics.state == NQ_WORKER_IDLE;
+        c.in_flight += s->metrics.in_flight;
+        c.rss_kib += s->metrics.rss_kib;
+    }
+    return c;
+}
+
+const char *nq_qstate_state_name(const struct nq_master *m, const struct nq_qstate *q)
+{
+    struct census c = count(m, q);
+
+    if (m->stopping)
+        return "draining";
+    if (c.crash_looping)
+        return "crash-looping";
+    if (c.running < c.configured)
+        return "degraded";
+    if (q->paused)
+        return "paused";
+    return c.all_idle && c.configured ? "idle" : "ok";
+}
+
+struct nq_counters nq_qstate_per_minute(const struct nq_master *m, const struct nq_qstate *q)
+{
+    struct nq_counters now = nq_qstate_totals(m, q), then;
+    size_t n = NQ_ELEMENTSOF(q->window);
+
+    if (q->window_len == 0)
+        return (struct nq_counters){ 0 };
+    /* The oldest sample: 60 s ago once the ring is full, earlier than that
+     * the master's first second. */
+    then = q->window[(q->window_pos + n - q->window_len) % n];
+    return (struct nq_counters){
+        .fetched = now.fetched - then.fetched,
+        .completed = now.completed - then.completed,
+        .failed = now.failed - then.failed,
+        .retried = now.retried - then.retried,
+    };
+}
+
+static json_t *counters_json(struct nq_counters c, bool with_fetched)
+{
+    if (!with_fetched)
+        return json_pack("{s:I, s:I, s:I}", "completed", (json_int_t) c.completed, "failed",
+                         (json_int_t) c.failed, "retried", (json_int_t) c.retried);
+    return json_pack("{s:I, s:I, s:I, s:I}", "fetched", (json_int_t) c.fetched, "completed",
+                     (json_int_t) c.completed, "failed", (json_int_t) c.failed, "retried",
+                     (json_int_t) c.retried);
+}
+
+static json_t *last_exit_json(const struct nq_slot *s)
+{
+    char sig[32];
+
+    if (!s->has_exited)
+        return json_null();
+    if (s->last_exit_code >= 0)
+        return json_pack("{s:i}", "code", s->last_exit_code);
+    nq_signal_name(s->last_exit_signal, sig, sizeof(sig));
+    return json_pack("{s:s}", "signal", sig);
+}
+
+static json_t *worker_json(const struct nq_slot *s, uint64_t now)
+{
+    return json_pack("{s:I, s:o, s:I, s:I, s:s, s:o, s:s, s:I, s:b, s:I}", "slot",
+                     (json_int_t) s->index, "pid",
+                     s->pid ? json_integer(s->pid) : json_null(), "uptime_s",
+                     (json_int_t) (s->pid ? (now - s->started_ms) / 1000 : 0), "in_flight",
+                     (json_int_t) s->metrics.in_flight, "state", slot_state_name(s), "last_exit",
+                     last_exit_json(s), "note", s->metrics.note, "rss_kib",
+                     (json_int_t) s->metrics.rss_kib, "crash_looping", nq_slot_crash_looping(s),
+                     "generation", (json_int_t) (s->gen ? s->gen->number : 0));
+}
+
+static json_t *workers_json(const struct nq_master *m, const struct nq_qstate *q)
+{
+    const struct nq_generation *g = m->current;
+    json_t *a = json_array();
+    uint64_t now = nq_mono_ms();
+
+    for (size_t i = 0; a && i < g->n_slots; i++)
+        if (g->slots[i]->q == q && json_array_append_new(a, worker_json(g->slots[i], now)) < 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+static unsigned retiring(const struct nq_master *m, const struct nq_qstate *q)
+{
+    unsigned n = 0;
+
+    for (const struct nq_slot *s = m->slots; s; s = s->next)
+        n += s->q == q && !s->gen && s->pid != 0;
+    return n;
+}
+
+static json_t *queue_json(const struct nq_master *m, const struct nq_qstate *q)
+{
+    const struct nq_queue_cfg *qc = q->cfg;
+    struct census c = count(m, q);
+
+    return json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o}",
+                     "name", qc->name, "handler", nq_handler_name(qc->handler), "bullmq_queue",
+                     qc->bullmq_queue, "state", nq_qstate_state_name(m, q), "processes",
+                     "configured", (json_int_t) c.configured, "running", (json_int_t) c.running,
+                     "concurrency", (json_int_t) qc->concurrency, "restarts",
+                     (json_int_t) q->restarts, "recycles", (json_int_t) q->recycles, "retiring",
+                     (json_int_t) retiring(m, q), "in_flight", (json_int_t) c.in_flight,
+                     "workers", workers_json(m, q), "counters",
+                     counters_json(nq_qstate_totals(m, q), true), "per_minute",
+                     counters_json(nq_qstate_per_minute(m, q), false));
+}
+
+static json_t *queue_metrics_json(const struct nq_master *m, const struct nq_qstate *q)
+{
+    struct census c = count(m, q);
+
+    return json_pack("{s:s, s:{s:I, s:I}, s:I, s:I, s:o, s:o}", "name", q->name, "processes",
+                     "configured", (json_int_t) c.configured, "running", (json_int_t) c.running,
+                     "in_flight", (json_int_t) c.in_flight, "rss_kib", (json_int_t) c.rss_kib,
+                     "counters", counters_json(nq_qstate_totals(m, q), true), "per_minute",
+                     counters_json(nq_qstate_per_minute(m, q), false));
+}
+
+/* The current configuration's queues, in file order, each built by fn. */
+static json_t *queues_json(const struct nq_master *m,
+                           json_t *(*fn)(const struct nq_master *, const struct nq_qstate *))
+{
+    const struct nq_config *cfg = m->current->cfg;
+    json_t *a = json_array();
+
+    for (size_t i = 0; a && i < cfg->n_queues; i++) {
+        const struct nq_qstate *q = nq_master_qstate(m, cfg->queues[i].name);
+
+        if (!q || json_array_append_new(a, fn(m, q)) < 0) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+json_t *nq_status_json(const struct nq_master *m)
+{
+    return json_pack("{s:b, s:s, s:I, s:I, s:s, s:I, s:o}", "ok", 1, "version", PACKAGE_VERSION,
+                     "pid", (json_int_t) getpid(), "uptime_s",
+                     (json_int_t) ((nq_mono_ms() - m->started_ms) / 1000), "state",
+                     nq_master_state_name(m), "generation", (json_int_t) m->current->number,
+                     "queues", queues_json(m, queue_json));
+}
+
+json_t *nq_metrics_json(const struct nq_master *m)
+{
+    return json_pack("{s:b, s:o}", "ok", 1, "queues", queues_json(m, queue_metrics_json));
+}
