@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: MIT
+# The channel handlers (email, sms, push) and their sources.

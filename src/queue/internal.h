@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared by store.c (async) and admin.c (sync) only: building script
+ * arguments and parsing script replies. Included from nowhere else but the
+ * queue module and its tests.
+ */
+#ifndef NQ_QUEUE_INTERNAL_H
+#define NQ_QUEUE_INTERNAL_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/macros.h"
+#include "queue/job.h"
+#include "queue/keys.h"
+#include "queue/scripts.h"
+#include "queue/store.h"
+
+/* A growable argv: all strings in one buffer, so a request can be re-sent
+ * after NOSCRIPT without rebuilding it. */
+struct nq_args {
+    char *buf;
+    size_t len, cap;
+    size_t *off, *lens;
+    size_t n, cap_n;
+    const char **argv; /* built by nq_args_argv */
+    int oom;           /* sticky: a failed add makes nq_args_argv fail */
+};
+
+void nq_args_init(struct nq_args *a);
+void nq_args_done(struct nq_args *a);
+void nq_args_add(struct nq_args *a, const char *s, size_t len);
+void nq_args_adds(struct nq_args *a, const char *s);
+void nq_args_addu(struct nq_args *a, uint64_t v);
+/* Starts "EVALSHA <sha> 1 <base>meta <base>" for script s. */
+void nq_args_script(struct nq_args *a, enum nq_script s, const struct nq_keys *k);
+/* Finalises: pointers into the buffer, valid until the next add. Returns 0
+ * or -ENOMEM. */
+int nq_args_argv(struct nq_args *a, const char ***ret_argv, const size_t **ret_lens)
+    NQ_MUSTCHECK;
+
+struct nq_work_args {
+    uint64_t now_ms;
+    uint64_t lock_duration_ms;
+    const char *token_prefix;
+    uint64_t token_seq; /* first token number of this call */
+    uint32_t fetch_max;
+    const char *worker_name;
+    uint32_t limiter_max;
+    uint64_t limiter_duration_ms;
+};
+
+/* The whole EVALSHA of the work script. */
+void nq_args_work(struct nq_args *a, const struct nq_keys *k, const struct nq_work_args *w,
+                  const struct nq_finish *fin, size_t n_fin);
+
+/* Parses the work script's reply. Returns 0, -EPROTO, -ENOMEM. */
+int nq_reply_work(const redisReply *r, struct nq_work_result *ret) NQ_MUSTCHECK;
+
+/* A job from an HGETALL-shaped array reply. token may be NULL. Returns 0,
+ * -EPROTO, -ENOMEM. */
+int nq_reply_job(const char *id, size_t id_len, const char *token, const redisReply *hash,
+                 struct nq_job **ret) NQ_MUSTCHECK;
+
+/* True for a NOSCRIPT error reply. */
+int nq_reply_is_noscript(const redisReply *r);
+
+#endif

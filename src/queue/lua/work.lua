@@ -1,0 +1,357 @@
+-- notifyq work: finish K jobs, then fetch up to N jobs, in one call (§8.2, §8.3).
+-- ARGV: 1 base, 2 now_ms, 3 lock_ms, 4 token prefix, 5 first token seq,
+--       6 N (0 = finish only), 7 worker name or '', 8 limiter max (0 none),
+--       9 limiter duration ms, 10 K, then K finishes of 10 fields each:
+--       id, token, kind, attemptsMade after, deid or '', p1, p2, p3, p4,
+--       'p' when the job is a flow child (has parentKey), else empty
+-- kinds: C completed (p1 returnvalue, p2 retention)
+--        F failed, attempts exhausted (p1 reason, p2 stacktrace, p3 retention,
+--          p4 'd' = drop defa)            P failed permanently (same, no
+--          retries-exhausted event)
+--        D retry later (p1 reason, p2 stacktrace, p3 delay ms)
+--        W retry now (p1 reason, p2 stacktrace, p3 priority, p4 'l' = lifo)
+--        L rate limited, no attempt spent (p3 delay ms, p4 '1' = engage limiter)
+--        R returned unrun, no attempt spent (p3 priority)
+-- Returns { codes, jobs, status, value }: codes[i] is 0 or BullMQ's error for
+-- finish i (-1 no job, -2 no lock, -6 lock of another token, -3 not active);
+-- jobs is a flat list id, token, HGETALL...; status 0 fetched/none asked,
+-- 1 nothing to run (value = next delayed due ms or 0), 2 rate limited (value =
+-- ms left), 3 paused or at global concurrency.
+local base = ARGV[1]
+local now = tonumber(ARGV[2])
+local meta = queue_meta(base)
+local kActive = base .. 'active'
+
+local finished = {}            -- ids whose lock was released (SREM stalled)
+local unlocked = {}            -- their lock keys, deleted in one call
+local settled = { completed = {}, failed = {} } -- ZADD pairs per set
+local specs = { completed = {}, failed = {} }   -- distinct retention specs, in order
+local ready_changed, delayed_changed = false, false
+local ended = 0                -- jobs completed or failed for good
+
+local function settle(id, set, spec)
+  ended = ended + 1
+  if spec == '0' then
+    delete_job_keys(base, id)
+    return
+  end
+  local z = settled[set]
+  z[#z + 1] = now
+  z[#z + 1] = id
+  if spec ~= '' and not specs[set][spec] then
+    specs[set][spec] = true
+    specs[set][#specs[set] + 1] = spec
+  end
+end
+
+-- Many finishes against a short active list: one LRANGE, then the list is
+-- rewritten once, instead of an LREM per job.
+local active_count      -- id -> occurrences still in active, when batching
+local active_list
+local function batch_active(k)
+  if k < 8 then return end
+  if rcall('LLEN', kActive) > k * 8 then return end
+  active_count = {}
+  active_list = rcall('LRANGE', kActive, 0, -1)
+  for _, id in ipairs(active_list) do
+    active_count[id] = (active_count[id] or 0) + 1
+  end
+end
+
+local function take_from_active(id)
+  if not active_count then return rcall('LREM', kActive, -1, id) end
+  local c = active_count[id]
+  if not c or c == 0 then return 0 end
+  active_count[id] = c - 1
+  return 1
+end
+
+-- Writes back the active list without the finished ids, order kept.
+local function rewrite_active()
+  if not active_count or #finished == 0 then return end
+  local drop = {}
+  for _, id in ipairs(finished) do drop[id] = (drop[id] or 0) + 1 end
+  local keep = {}
+  for i = #active_list, 1, -1 do -- from the tail, as LREM -1 does
+    local id = active_list[i]
+    if drop[id] and drop[id] > 0 then drop[id] = drop[id] - 1 else keep[#keep + 1] = id end
+  end
+  rcall('DEL', kActive)
+  if #keep > 0 then bulk('LPUSH', kActive, keep) end
+end
+
+local function check_lock(id, token)
+  local jk = base .. id
+  local lock = rcall('GET', jk .. ':lock')
+  if lock ~= token then
+    if rcall('EXISTS', jk) == 0 then return -1 end
+    return lock and -6 or -2
+  end
+  if take_from_active(id) == 0 then
+    return rcall('EXISTS', jk) == 0 and -1 or -3
+  end
+  unlocked[#unlocked + 1] = jk .. ':lock'
+  finished[#finished + 1] = id
+  return 0
+end
+
+-- ---- flows: a child that ends updates its parent (§12) -------------------
+
+local function parent_of(jk)
+  local h = rcall('HMGET', jk, 'parentKey', 'parent')
+  if not h[1] or not h[2] then return nil end
+  local ok, p = pcall(cjson.decode, h[2])
+  if not ok or type(p) ~= 'table' or p.id == nil or type(p.queueKey) ~= 'string' then
+    return nil
+  end
+  local id = tostring(p.id)
+  return { key = p.queueKey .. ':' .. id, id = id, base = p.queueKey .. ':', flags = p }
+end
+
+-- The parent leaves waiting-children for wait, prioritized or delayed.
+local function wake_parent(par)
+  local pmeta = queue_meta(par.base)
+  local h = rcall('HMGET', par.key, 'priority', 'delay')
+  local priority, delay = tonumber(h[1]) or 0, tonumber(h[2]) or 0
+  if delay > 0 then
+    add_delayed(par.base, par.id, now + delay)
+    event(par.base, pmeta.maxlen, 'delayed', 'jobId', par.id, 'delay', now + delay)
+    mark_delayed(par.base)
+    return
+  end
+  if priority > 0 then
+    push_ready(par.base, par.id, priority, false)
+  else
+    rcall('RPUSH', par.base .. 'wait', par.id)
+  end
+  event(par.base, pmeta.maxlen, 'waiting', 'jobId', par.id, 'prev', 'waiting-children')
+  mark_ready(par.base, pmeta)
+end
+
+local function release_parent(par, even_if_pending)
+  if rcall('EXISTS', par.key) == 0 then return end
+  if not even_if_pending and rcall('SCARD', par.key .. ':dependencies') > 0 then return end
+  if rcall('ZREM', par.base .. 'waiting-children', par.id) == 1 then wake_parent(par) end
+end
+
+local function child_completed(jk, rv)
+  local par = parent_of(jk)
+  if par and rcall('SREM', par.key .. ':dependencies', jk) == 1 then
+    rcall('HSET', par.key .. ':processed', jk, rv)
+    release_parent(par, false)
+  end
+end
+
+-- fpof fails the parent, cpof lets it go on, idof/rdof drop the dependency;
+-- without a flag the parent keeps waiting for its children, as in BullMQ.
+local function child_failed(jk, reason)
+  local par = parent_of(jk)
+  if not par then return end
+  local f = par.flags
+  if not (f.fpof or f.cpof or f.idof or f.rdof) then return end
+  if rcall('SREM', par.key .. ':dependencies', jk) == 0 then return end
+  if f.fpof then
+    rcall('ZADD', par.key .. ':unsuccessful', now, jk)
+    if rcall('EXISTS', par.key) == 0 then return end
+    local from = rcall('ZREM', par.base .. 'waiting-children', par.id) == 1
+    if not from and rcall('ZREM', par.base .. 'delayed', par.id) == 1 then
+      rcall('HSET', par.key, 'delay', 0)
+      from = true
+    end
+    if from or not rcall('ZSCORE', par.base .. 'failed', par.id) then
+      rcall('HSET', par.key, 'defa', 'child ' .. jk .. ' failed')
+    end
+    if from then wake_parent(par) end
+  elseif f.cpof then
+    rcall('HSET', par.key .. ':failed', jk, reason)
+    release_parent(par, true)
+  else
+    if f.idof then rcall('HSET', par.key .. ':failed', jk, reason) end
+    release_parent(par, false)
+  end
+end
+
+local function finish_one(a)
+  local id, kind, atm = ARGV[a], ARGV[a + 2], ARGV[a + 3]
+  local p1, p2, p3, p4 = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
+  local child = ARGV[a + 9] == 'p'
+  local code = check_lock(id, ARGV[a + 1])
+  if code ~= 0 then return code end
+  local jk = base .. id
+  if kind == 'C' then
+    release_dedup(base, id, ARGV[a + 4])
+    rcall('HSET', jk, 'returnvalue', p1, 'finishedOn', now, 'atm', atm)
+    event(base, meta.maxlen, 'completed', 'jobId', id, 'returnvalue', p1, 'prev', 'active')
+    if child then child_completed(jk, p1) end
+    settle(id, 'completed', p2)
+  elseif kind == 'F' or kind == 'P' then
+    release_dedup(base, id, ARGV[a + 4])
+    rcall('HSET', jk, 'failedReason', p1, 'stacktrace', p2, 'finishedOn', now, 'atm', atm)
+    if p4 == 'd' then rcall('HDEL', jk, 'defa') end
+    event(base, meta.maxlen, 'failed', 'jobId', id, 'failedReason', p1, 'prev', 'active')
+    if kind == 'F' then
+      event(base, meta.maxlen, 'retries-exhausted', 'jobId', id, 'attemptsMade', atm)
+    end
+    if child then child_failed(jk, p1) end
+    settle(id, 'failed', p3)
+  elseif kind == 'D' or kind == 'L' then
+    local delay = tonumber(p3)
+    if kind == 'D' then
+      rcall('HSET', jk, 'failedReason', p1, 'stacktrace', p2, 'atm', atm, 'delay', delay)
+    else
+      rcall('HSET', jk, 'delay', delay)
+      if p4 == '1' then rcall('SET', base .. 'limiter', 9007199254740991, 'PX', delay) end
+    end
+    add_delayed(base, id, now + delay)
+    event(base, meta.maxlen, 'delayed', 'jobId', id, 'delay', now + delay)
+    delayed_changed = true
+  elseif kind == 'W' then
+    rcall('HSET', jk, 'failedReason', p1, 'stacktrace', p2, 'atm', atm)
+    push_ready(base, id, tonumber(p3) or 0, p4 == 'l')
+    event(base, meta.maxlen, 'waiting', 'jobId', id, 'prev', 'active')
+    ready_changed = true
+  else -- 'R'
+    push_front(base, id, tonumber(p3) or 0)
+    event(base, meta.maxlen, 'waiting', 'jobId', id, 'prev', 'active')
+    ready_changed = true
+  end
+  return 0
+end
+
+local function finish_all()
+  local codes = {}
+  local k = tonumber(ARGV[10])
+  batch_active(k)
+  for i = 1, k do
+    codes[i] = finish_one(11 + (i - 1) * 10)
+  end
+  rewrite_active()
+  if #finished > 0 then
+    bulk('DEL', nil, unlocked)
+    bulk('SREM', base .. 'stalled', finished)
+  end
+  for _, set in ipairs({ 'completed', 'failed' }) do
+    if #settled[set] > 0 then
+      bulk('ZADD', base .. set, settled[set])
+      for _, spec in ipairs(specs[set]) do apply_retention(base, set, spec, now) end
+    end
+  end
+  if delayed_changed then mark_delayed(base) end
+  if ready_changed then mark_ready(base, meta) end
+  return codes
+end
+
+local function promote_due()
+  local due = rcall('ZRANGEBYSCORE', base .. 'delayed', 0, (now + 1) * DELAY_SHIFT - 1,
+                    'LIMIT', 0, 1000)
+  if #due == 0 then return end
+  for _, id in ipairs(due) do
+    local jk = base .. id
+    push_ready(base, id, tonumber(rcall('HGET', jk, 'priority')) or 0, false)
+    rcall('HSET', jk, 'delay', 0)
+    event(base, meta.maxlen, 'waiting', 'jobId', id, 'prev', 'delayed')
+  end
+  bulk('ZREM', base .. 'delayed', due)
+  mark_ready(base, meta)
+end
+
+-- How many jobs the limiter still allows (nil = no limiter), or the ms left.
+local function limiter_room(max)
+  local kLimiter = base .. 'limiter'
+  local used = tonumber(rcall('GET', kLimiter) or 0)
+  if used < max then return max - used, 0 end
+  local ttl = rcall('PTTL', kLimiter)
+  if ttl > 0 then return 0, ttl end
+  rcall('DEL', kLimiter) -- a counter that lost its expiry must not block forever
+  return max, 0
+end
+
+local function pop_ids(n)
+  local ids = rcall('RPOP', base .. 'wait', n) or {}
+  if #ids < n then
+    local want = n - #ids
+    local pz = rcall('ZPOPMIN', base .. 'prioritized', want)
+    for i = 1, #pz, 2 do ids[#ids + 1] = pz[i] end
+    if #pz / 2 < want then rcall('DEL', base .. 'pc') end
+  end
+  return ids
+end
+
+-- Locks one job for this worker and returns its hash with the fetch applied.
+local function activate(id, token, lock_ms, name)
+  local jk = base .. id
+  rcall('SET', jk .. ':lock', token, 'PX', lock_ms)
+  event(base, meta.maxlen, 'active', 'jobId', id, 'prev', 'waiting')
+  local h = rcall('HGETALL', jk)
+  local ats_at, on_at, pb_at, defa = nil, nil, nil, false
+  for i = 1, #h, 2 do
+    local f = h[i]
+    if f == 'ats' then ats_at = i + 1
+    elseif f == 'processedOn' then on_at = i + 1
+    elseif f == 'pb' then pb_at = i + 1
+    elseif f == 'defa' then defa = true end
+  end
+  local ats = (ats_at and tonumber(h[ats_at]) or 0) + 1
+  if name ~= '' then
+    rcall('HSET', jk, 'processedOn', now, 'ats', ats, 'pb', name)
+    if pb_at then h[pb_at] = name else h[#h + 1] = 'pb'; h[#h + 1] = name end
+  else
+    rcall('HSET', jk, 'processedOn', now, 'ats', ats)
+  end
+  if ats_at then h[ats_at] = tostring(ats) else h[#h + 1] = 'ats'; h[#h + 1] = tostring(ats) end
+  if on_at then h[on_at] = ARGV[2] else h[#h + 1] = 'processedOn'; h[#h + 1] = ARGV[2] end
+  return h, defa
+end
+
+local function fetch(n)
+  promote_due()
+  local max = meta.max or tonumber(ARGV[8]) or 0
+  if max > 0 then
+    local room, ttl = limiter_room(max)
+    if ttl > 0 then return {}, 2, ttl end
+    n = math.min(n, room)
+  end
+  if meta.paused then return {}, 3, 0 end
+  if meta.concurrency then
+    local room = meta.concurrency - rcall('LLEN', kActive)
+    if room <= 0 then return {}, 3, 0 end
+    n = math.min(n, room)
+  end
+  local ids = pop_ids(n)
+  if #ids == 0 then return {}, 1, next_delayed(base) or -1 end
+  bulk('LPUSH', kActive, ids)
+  local jobs, counted = {}, 0
+  local seq = tonumber(ARGV[5])
+  for i, id in ipairs(ids) do
+    local token = ARGV[4] .. string.format('%d', seq + i - 1)
+    local h, defa = activate(id, token, tonumber(ARGV[3]), ARGV[7])
+    if not defa then counted = counted + 1 end
+    jobs[#jobs + 1] = id
+    jobs[#jobs + 1] = token
+    jobs[#jobs + 1] = h
+  end
+  if max > 0 and counted > 0 then
+    local kLimiter = base .. 'limiter'
+    if rcall('INCRBY', kLimiter, counted) == counted then
+      local dur = tonumber(ARGV[9]) or 0 -- the worker's duration beats meta's
+      if dur <= 0 then dur = meta.duration or 1000 end
+      rcall('PEXPIRE', kLimiter, dur)
+    end
+  end
+  rcall('ZADD', base .. 'marker', 0, '0') -- wakes the next idle worker (chain)
+  return jobs, 0, 0
+end
+
+local codes = finish_all()
+local n = tonumber(ARGV[6])
+local jobs, status, value = {}, 0, 0
+if n > 0 then
+  jobs, status, value = fetch(n)
+end
+-- As BullMQ's moveToFinished: after a job ended, "drained" when nothing is
+-- left; with fetch-next only if the fetch found nothing at all (-1).
+if ended > 0 and (n == 0 or value == -1) then
+  maybe_drained(base, meta)
+end
+if value == -1 then value = 0 end
+return { codes, jobs, status, value }

@@ -1,0 +1,687 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The async store: two hiredis connections on the worker's libevent loop;
+ * see store.h.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "queue/internal.h"
+#include "queue/store.h"
+
+#define RETRY_MIN_MS 100
+#define RETRY_MAX_MS 5000
+
+enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_UP };
+
+struct conn {
+    struct nq_store *s;
+    redisAsyncContext *ac;
+    enum conn_state state;
+    bool blocking;
+    bool failing; /* a failure was logged; the next ones are not */
+    struct event *timer; /* connect timeout while CONNECTING, retry while DOWN */
+    uint64_t retry_ms;
+};
+
+enum req_kind { REQ_WORK, REQ_EXTEND, REQ_STALLED, REQ_RECOVER, REQ_SCHEDULER, REQ_MARKER };
+
+struct req {
+    struct nq_store *s;
+    enum req_kind kind;
+    enum nq_script script;
+    struct nq_args args;
+    bool retried;
+    union {
+        nq_store_work_fn work;
+        nq_store_ids_fn ids;
+        nq_store_marker_fn marker;
+    } cb;
+    void *userdata;
+};
+
+struct nq_store {
+    struct event_base *base;
+    struct nq_keys keys;
+    char *worker_name, *token_prefix, *client_name, *where;
+    char *socket, *host, *username, *password;
+    uint16_t port;
+    uint32_t db;
+    uint64_t connect_timeout_ms;
+    uint64_t lock_ms, limiter_ms, token_seq;
+    uint32_t limiter_max;
+    struct conn cmd, blk;
+    nq_store_state_fn on_state;
+    void *userdata;
+    bool reported_up;
+    bool freeing;
+    struct event *watchdog;
+    bool watchdog_fired;
+    struct req *marker_req;
+};
+
+uint64_t nq_store_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+/* ---- connections ----------------------------------------------------------- */
+
+static void conn_start(struct conn *c);
+
+static const char *conn_name(const struct conn *c)
+{
+    return c->blocking ? "blocking" : "command";
+}
+
+static void report_state(struct nq_store *s)
+{
+    bool up = s->cmd.state == CONN_UP && s->blk.state == CONN_UP;
+
+    if (up == s->reported_up || s->freeing)
+        return;
+    s->reported_up = up;
+    if (s->on_state)
+        s->on_state(s->userdata, up);
+}
+
+/* Logs the first failure of a series at warning, the rest at debug. */
+static void log_failure(struct conn *c, const char *what, const char *why)
+{
+    nq_log(c->failing ? LOG_DEBUG : LOG_WARNING,
+           "redis %s: %s connection %s: %s, retrying in %" PRIu64 "ms", c->s->where,
+           conn_name(c), what, why, c->retry_ms);
+    c->failing = true;
+}
+
+static void schedule_retry(struct conn *c)
+{
+    struct timeval tv = { .tv_sec = (time_t) (c->retry_ms / 1000),
+                          .tv_usec = (suseconds_t) (c->retry_ms % 1000) * 1000 };
+
+    c->state = CONN_DOWN;
+    c->ac = NULL;
+    evtimer_add(c->timer, &tv);
+    c->retry_ms = c->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : c->retry_ms * 2;
+    report_state(c->s);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct conn *c = ac->data;
+
+    evtimer_del(c->timer);
+    if (status != REDIS_OK) {
+        log_failure(c, "failed", ac->errstr);
+        schedule_retry(c); /* hiredis frees ac after this callback */
+        return;
+    }
+    nq_log(LOG_INFO, "redis %s: %s connection up", c->s->where, conn_name(c));
+    c->failing = false;
+    c->state = CONN_UP;
+    c->retry_ms = RETRY_MIN_MS;
+    report_state(c->s);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct conn *c = ac->data;
+
+    if (c->s->freeing)
+        return;
+    log_failure(c, "lost", status == REDIS_OK ? "closed" : ac->errstr);
+    schedule_retry(c);
+}
+
+static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    const redisReply *r = reply;
+    const char *what = privdata;
+
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        struct conn *c = ac->data;
+        /* Wrong password, db, or a server refusing scripts: nothing works
+         * on this connection; drop it and try again later. */
+        nq_log(LOG_ERR, "redis %s: %s: %s", c->s->where, what, r->str);
+        redisAsyncDisconnect(ac);
+    }
+}
+
+static void send_setup(struct conn *c)
+{
+    struct nq_store *s = c->s;
+    redisAsyncContext *ac = c->ac;
+
+    if (s->password) {
+        if (s->username)
+            redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s %s", s->username,
+                              s->password);
+        else
+            redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", s->password);
+    }
+    if (s->db)
+        redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %u", s->db);
+    if (c->blocking) {
+        redisAsyncCommand(ac, on_setup_reply, "CLIENT SETNAME", "CLIENT SETNAME %s",
+                          s->client_name);
+        return;
+    }
+    for (int i = 0; i < NQ_SCRIPT__COUNT; i++)
+        redisAsyncCommand(ac, on_setup_reply, "SCRIPT LOAD", "SCRIPT LOAD %s",
+                          nq_script_source((enum nq_script) i));
+}
+
+static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    (void) fd, (void) what;
+    if (c->state == CONN_CONNECTING) {
+        log_failure(c, "failed", "timed out");
+        redisAsyncFree(c->ac); /* not connected: no disconnect callback */
+        schedule_retry(c);
+        return;
+    }
+    conn_start(c);
+}
+
+static void conn_start(struct conn *c)
+{
+    struct nq_store *s = c->s;
+    redisAsyncContext *ac = s->socket ? redisAsyncConnectUnix(s->socket)
+                                      : redisAsyncConnect(s->host, s->port);
+
+    if (!ac || ac->err) {
+        log_failure(c, "failed", ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        schedule_retry(c);
+        return;
+    }
+    ac->data = c;
+    c->ac = ac;
+    c->state = CONN_CONNECTING;
+    redisLibeventAttach(ac, s->base);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    send_setup(c);
+    struct timeval tv = { .tv_sec = (time_t) (s->connect_timeout_ms / 1000),
+                          .tv_usec = (suseconds_t) (s->connect_timeout_ms % 1000) * 1000 };
+    evtimer_add(c->timer, &tv);
+}
+
+/* ---- lifetime --------------------------------------------------------------- */
+
+static int copy_redis(struct nq_store *s, const struct nq_redis_cfg *r)
+{
+    s->port = r->port ? r->port : 6379;
+    s->db = r->db;
+    s->connect_timeout_ms = r->connect_timeout_ms ? r->connect_timeout_ms : 5000;
+    if ((r->socket && !(s->socket = strdup(r->socket))) ||
+        !(s->host = strdup(r->host ? r->host : "127.0.0.1")) ||
+        (r->username && !(s->username = strdup(r->username))) ||
+        (r->password && !(s->password = strdup(r->password))))
+        return -ENOMEM;
+    int n = s->socket ? asprintf(&s->where, "unix:%s", s->socket)
+                      : asprintf(&s->where, "%s:%u", s->host, s->port);
+    if (n < 0) {
+        s->where = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static int init_names(struct nq_store *s, const struct nq_store_opts *o)
+{
+    if (nq_keys_init(&s->keys, o->redis->prefix ? o->redis->prefix : "bull", o->queue) < 0)
+        return -EINVAL;
+    if ((o->worker_name && !(s->worker_name = strdup(o->worker_name))) ||
+        !(s->token_prefix = strdup(o->token_prefix ? o->token_prefix : "")) ||
+        !(s->client_name = nq_keys_worker_client_name(&s->keys, o->worker_name)))
+        return -ENOMEM;
+    return 0;
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg);
+
+static int init_conn(struct nq_store *s, struct conn *c, bool blocking)
+{
+    c->s = s;
+    c->blocking = blocking;
+    c->retry_ms = RETRY_MIN_MS;
+    c->timer = evtimer_new(s->base, on_conn_timer, c);
+    return c->timer ? 0 : -ENOMEM;
+}
+
+struct nq_store *nq_store_new(struct event_base *base, const struct nq_store_opts *o,
+                              nq_store_state_fn on_state, void *userdata)
+{
+    struct nq_store *s = calloc(1, sizeof(*s));
+
+    if (!s)
+        return NULL;
+    s->base = base;
+    s->lock_ms = o->lock_duration_ms ? o->lock_duration_ms : 30000;
+    s->limiter_max = o->limiter_max;
+    s->limiter_ms = o->limiter_duration_ms;
+    s->on_state = on_state;
+    s->userdata = userdata;
+    s->token_seq = 1;
+    if (copy_redis(s, o->redis) < 0 || init_names(s, o) < 0 || init_conn(s, &s->cmd, false) < 0 ||
+        init_conn(s, &s->blk, true) < 0 || !(s->watchdog = evtimer_new(base, on_watchdog, s)))
+        return nq_store_free(s);
+    conn_start(&s->cmd);
+    conn_start(&s->blk);
+    return s;
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->timer)
+        event_free(c->timer);
+    if (c->ac)
+        redisAsyncFree(c->ac); /* runs pending callbacks with a NULL reply */
+    c->ac = NULL;
+}
+
+struct nq_store *nq_store_free(struct nq_store *s)
+{
+    if (!s)
+        return NULL;
+    s->freeing = true;
+    conn_close(&s->blk);
+    conn_close(&s->cmd);
+    if (s->watchdog)
+        event_free(s->watchdog);
+    nq_keys_done(&s->keys);
+    free(s->worker_name);
+    free(s->token_prefix);
+    free(s->client_name);
+    free(s->where);
+    free(s->socket);
+    free(s->host);
+    free(s->username);
+    free(s->password);
+    free(s);
+    return NULL;
+}
+
+bool nq_store_connected(const struct nq_store *s)
+{
+    return s->cmd.state == CONN_UP && s->blk.state == CONN_UP;
+}
+
+/* ---- requests --------------------------------------------------------------- */
+
+static struct req *req_new(struct nq_store *s, enum req_kind kind, enum nq_script script)
+{
+    struct req *q = calloc(1, sizeof(*q));
+
+    if (!q)
+        return NULL;
+    q->s = s;
+    q->kind = kind;
+    q->script = script;
+    nq_args_init(&q->args);
+    return q;
+}
+
+static void req_free(struct req *q)
+{
+    nq_args_done(&q->args);
+    free(q);
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+
+static int req_send(struct req *q)
+{
+    struct conn *c = &q->s->cmd;
+    const char **argv;
+    const size_t *lens;
+    int r;
+
+    if (c->state != CONN_UP)
+        return -ENOTCONN;
+    if ((r = nq_args_argv(&q->args, &argv, &lens)) < 0)
+        return r;
+    if (redisAsyncCommandArgv(c->ac, on_reply, q, (int) q->args.n, argv, lens) != REDIS_OK)
+        return -ENOTCONN;
+    return 0;
+}
+
+/* Sends q, or frees it and returns the error. */
+static int req_submit(struct req *q)
+{
+    int r = req_send(q);
+
+    if (r < 0)
+        req_free(q);
+    return r;
+}
+
+static int reply_error(const struct req *q, const redisReply *r)
+{
+    if (q->s->freeing)
+        return -ECANCELED;
+    if (!r)
+        return -ECONNRESET;
+    if (r->type == REDIS_REPLY_ERROR) {
+        nq_log(LOG_ERR, "redis %s: script %s: %s", q->s->where, nq_script_name(q->script),
+               r->str);
+        return -EIO;
+    }
+    return 0;
+}
+
+static void finish_work(struct req *q, const redisReply *r)
+{
+    struct nq_work_result res = { 0 };
+    int k = reply_error(q, r);
+
+    if (k == 0 && (k = nq_reply_work(r, &res)) == -EPROTO)
+        nq_log(LOG_ERR, "redis %s: script work: unexpected reply", q->s->where);
+    q->cb.work(q->userdata, k, k < 0 ? NULL : &res);
+    nq_work_result_done(&res);
+}
+
+/* Collects the string ids of one or two array replies (borrowed). */
+static int collect_ids(const redisReply *a, const redisReply *b, char ***ret, size_t *ret_n)
+{
+    size_t n = (a ? a->elements : 0) + (b ? b->elements : 0), k = 0;
+    char **ids = calloc(n + 1, sizeof(char *));
+
+    if (!ids)
+        return -ENOMEM;
+    for (int part = 0; part < 2; part++) {
+        const redisReply *x = part ? b : a;
+        for (size_t i = 0; x && i < x->elements; i++)
+            if (x->element[i]->type == REDIS_REPLY_STRING)
+                ids[k++] = x->element[i]->str;
+    }
+    *ret = ids;
+    *ret_n = k;
+    return 0;
+}
+
+static int parse_extend(struct req *q, const redisReply *r, char ***ids, size_t *n)
+{
+    size_t lost = 0, renewed = 0;
+
+    if (r->type != REDIS_REPLY_ARRAY)
+        return -EPROTO;
+    char **v = calloc(r->elements + 1, sizeof(char *));
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < r->elements; i++) {
+        if (r->element[i]->type == REDIS_REPLY_INTEGER && r->element[i]->integer == 1)
+            renewed++;
+        else /* ids sit after EVALSHA sha 1 key base lock_ms */
+            v[lost++] = q->args.buf + q->args.off[6 + 2 * i];
+    }
+    *ids = v;
+    *n = lost;
+    return (int) renewed;
+}
+
+static int parse_pairs(struct req *q, const redisReply *r, char ***ids, size_t *n)
+{
+    if (r->type != REDIS_REPLY_ARRAY)
+        return -EPROTO;
+    if (q->kind == REQ_STALLED && r->elements == 0)
+        return collect_ids(NULL, NULL, ids, n);
+    if (r->elements != 2)
+        return -EPROTO;
+    if (q->kind == REQ_SCHEDULER) {
+        const redisReply *id = r->element[0], *st = r->element[1];
+        if (id->type != REDIS_REPLY_STRING || st->type != REDIS_REPLY_STRING)
+            return -EPROTO;
+        int k = collect_ids(NULL, NULL, ids, n);
+        if (k == 0 && id->len > 0)
+            (*ids)[(*n)++] = id->str;
+        return k < 0 ? k : strcmp(st->str, "added") == 0;
+    }
+    int k = collect_ids(r->element[0], q->kind == REQ_RECOVER ? r->element[1] : NULL, ids, n);
+    return k < 0 ? k : (int) *n;
+}
+
+static void finish_ids(struct req *q, const redisReply *r)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    int k = reply_error(q, r);
+
+    if (k == 0)
+        k = q->kind == REQ_EXTEND ? parse_extend(q, r, &ids, &n) : parse_pairs(q, r, &ids, &n);
+    if (k == -EPROTO)
+        nq_log(LOG_ERR, "redis %s: script %s: unexpected reply", q->s->where,
+               nq_script_name(q->script));
+    q->cb.ids(q->userdata, k, k < 0 ? NULL : ids, k < 0 ? 0 : n);
+    free(ids);
+}
+
+/* NOSCRIPT: the server lost our scripts (restart, SCRIPT FLUSH). Load the
+ * script and send the same call again behind it on the same connection. */
+static bool retry_noscript(struct req *q, const redisReply *r)
+{
+    if (!nq_reply_is_noscript(r) || q->retried || q->s->freeing)
+        return false;
+    struct conn *c = &q->s->cmd;
+    q->retried = true;
+    if (c->state != CONN_UP)
+        return false;
+    redisAsyncCommand(c->ac, on_setup_reply, "SCRIPT LOAD", "SCRIPT LOAD %s",
+                      nq_script_source(q->script));
+    return req_send(q) == 0;
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct req *q = privdata;
+    const redisReply *r = reply;
+
+    (void) ac;
+    if (retry_noscript(q, r))
+        return;
+    if (q->kind == REQ_WORK)
+        finish_work(q, r);
+    else
+        finish_ids(q, r);
+    req_free(q);
+}
+
+/* ---- operations --------------------------------------------------------------- */
+
+int nq_store_work(struct nq_store *s, const struct nq_finish *fin, size_t n_fin,
+                  uint32_t fetch_max, nq_store_work_fn cb, void *userdata)
+{
+    if (n_fin > NQ_STORE_BATCH_MAX || fetch_max > NQ_STORE_BATCH_MAX)
+        return -E2BIG;
+    if (s->cmd.state != CONN_UP)
+        return -ENOTCONN;
+    struct req *q = req_new(s, REQ_WORK, NQ_SCRIPT_WORK);
+    if (!q)
+        return -ENOMEM;
+    struct nq_work_args w = {
+        .now_ms = nq_store_now_ms(), .lock_duration_ms = s->lock_ms,
+        .token_prefix = s->token_prefix, .token_seq = s->token_seq, .fetch_max = fetch_max,
+        .worker_name = s->worker_name, .limiter_max = s->limiter_max,
+        .limiter_duration_ms = s->limiter_ms,
+    };
+    s->token_seq += fetch_max;
+    nq_args_work(&q->args, &s->keys, &w, fin, n_fin);
+    q->cb.work = cb;
+    q->userdata = userdata;
+    return req_submit(q);
+}
+
+int nq_store_extend(struct nq_store *s, struct nq_job *const *jobs, size_t n, nq_store_ids_fn cb,
+                    void *userdata)
+{
+    if (s->cmd.state != CONN_UP)
+        return -ENOTCONN;
+    struct req *q = req_new(s, REQ_EXTEND, NQ_SCRIPT_EXTEND);
+    if (!q)
+        return -ENOMEM;
+    nq_args_script(&q->args, NQ_SCRIPT_EXTEND, &s->keys);
+    nq_args_addu(&q->args, s->lock_ms);
+    for (size_t i = 0; i < n; i++) {
+        nq_args_adds(&q->args, jobs[i]->id);
+        nq_args_adds(&q->args, jobs[i]->token ? jobs[i]->token : "");
+    }
+    q->cb.ids = cb;
+    q->userdata = userdata;
+    return req_submit(q);
+}
+
+int nq_store_stalled_check(struct nq_store *s, uint64_t interval_ms, uint32_t max_stalled,
+                           nq_store_ids_fn cb, void *userdata)
+{
+    if (s->cmd.state != CONN_UP)
+        return -ENOTCONN;
+    struct req *q = req_new(s, REQ_STALLED, NQ_SCRIPT_STALLED);
+    if (!q)
+        return -ENOMEM;
+    nq_args_script(&q->args, NQ_SCRIPT_STALLED, &s->keys);
+    nq_args_addu(&q->args, nq_store_now_ms());
+    nq_args_addu(&q->args, interval_ms ? interval_ms : 30000);
+    nq_args_addu(&q->args, max_stalled);
+    q->cb.ids = cb;
+    q->userdata = userdata;
+    return req_submit(q);
+}
+
+int nq_store_recover(struct nq_store *s, const char *token_prefix, uint32_t max_stalled,
+                     const char *signal_name, uint32_t max_crashes, const char *keep,
+                     nq_store_ids_fn cb, void *userdata)
+{
+    if (!token_prefix || !*token_prefix)
+        return -EINVAL; /* an empty prefix would match every lock */
+    if (s->cmd.state != CONN_UP)
+        return -ENOTCONN;
+    struct req *q = req_new(s, REQ_RECOVER, NQ_SCRIPT_RECOVER);
+    if (!q)
+        return -ENOMEM;
+    nq_args_script(&q->args, NQ_SCRIPT_RECOVER, &s->keys);
+    nq_args_addu(&q->args, nq_store_now_ms());
+    nq_args_adds(&q->args, token_prefix);
+    nq_args_addu(&q->args, max_stalled);
+    nq_args_adds(&q->args, signal_name ? signal_name : "");
+    nq_args_addu(&q->args, max_crashes);
+    nq_args_adds(&q->args, keep ? keep : "");
+    q->cb.ids = cb;
+    q->userdata = userdata;
+    return req_submit(q);
+}
+
+int nq_store_scheduler_next(struct nq_store *s, const struct nq_job *job, uint64_t next_ms,
+                            nq_store_ids_fn cb, void *userdata)
+{
+    if (!job->rjk)
+        return -EINVAL;
+    if (s->cmd.state != CONN_UP)
+        return -ENOTCONN;
+    struct req *q = req_new(s, REQ_SCHEDULER, NQ_SCRIPT_SCHEDULER);
+    if (!q)
+        return -ENOMEM;
+    nq_args_script(&q->args, NQ_SCRIPT_SCHEDULER, &s->keys);
+    nq_args_addu(&q->args, nq_store_now_ms());
+    nq_args_adds(&q->args, job->rjk);
+    nq_args_adds(&q->args, job->id);
+    if (next_ms)
+        nq_args_addu(&q->args, next_ms);
+    else
+        nq_args_adds(&q->args, "");
+    q->cb.ids = cb;
+    q->userdata = userdata;
+    return req_submit(q);
+}
+
+/* ---- the marker ----------------------------------------------------------- */
+
+static void on_marker(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct nq_store *s = privdata;
+    const redisReply *r = reply;
+    struct req *q = s->marker_req;
+    int k = 0;
+    double score = 0;
+
+    (void) ac;
+    if (!q)
+        return;
+    s->marker_req = NULL;
+    evtimer_del(s->watchdog);
+    if (s->freeing)
+        k = -ECANCELED;
+    else if (!r)
+        k = s->watchdog_fired ? -ETIMEDOUT : -ECONNRESET;
+    else if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+             r->element[2]->type == REDIS_REPLY_STRING)
+        k = 1, score = strtod(r->element[2]->str, NULL);
+    else if (r->type != REDIS_REPLY_NIL)
+        k = -EPROTO;
+    s->watchdog_fired = false;
+    q->cb.marker(q->userdata, k, score);
+    req_free(q);
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    struct nq_store *s = arg;
+
+    (void) fd, (void) what;
+    if (!s->marker_req || s->blk.state != CONN_UP)
+        return;
+    nq_log(LOG_WARNING, "redis %s: no reply to BZPOPMIN in time, reconnecting", s->where);
+    s->watchdog_fired = true;
+    redisAsyncDisconnect(s->blk.ac);
+}
+
+int nq_store_wait_marker(struct nq_store *s, uint64_t timeout_ms, nq_store_marker_fn cb,
+                         void *userdata)
+{
+    char timeout[32], *key = NULL;
+
+    if (s->marker_req)
+        return -EBUSY;
+    if (s->blk.state != CONN_UP)
+        return -ENOTCONN;
+    if (timeout_ms == 0)
+        timeout_ms = 1; /* 0 would block forever */
+    struct req *q = req_new(s, REQ_MARKER, NQ_SCRIPT__COUNT);
+    if (!q || !(key = nq_keys_queue_key(&s->keys, "marker"))) {
+        free(q);
+        return -ENOMEM;
+    }
+    snprintf(timeout, sizeof(timeout), "%" PRIu64 ".%03" PRIu64, timeout_ms / 1000,
+             timeout_ms % 1000);
+    int r = redisAsyncCommand(s->blk.ac, on_marker, s, "BZPOPMIN %s %s", key, timeout);
+    free(key);
+    if (r != REDIS_OK) {
+        req_free(q);
+        return -ENOTCONN;
+    }
+    q->cb.marker = cb;
+    q->userdata = userdata;
+    s->marker_req = q;
+    uint64_t guard = timeout_ms + 1000;
+    struct timeval tv = { .tv_sec = (time_t) (guard / 1000),
+                          .tv_usec = (suseconds_t) (guard % 1000) * 1000 };
+    evtimer_add(s->watchdog, &tv);
+    return 0;
+}

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The queue store: a BullMQ 6.7.0-compatible queue in Redis (see
+ * ../shared BULLMQ-LAYOUT.md), driven by our own Lua scripts, for one worker
+ * process on its libevent loop.
+ *
+ * A store holds two hiredis async connections: a command connection for the
+ * scripts and a blocking one for BZPOPMIN on the queue's marker, named with
+ * CLIENT SETNAME as BullMQ names a worker's so Queue.getWorkers() counts it.
+ * Both reconnect by themselves with a growing delay (100 ms .. 5 s); a call
+ * made while disconnected fails at once with -ENOTCONN, and calls in flight
+ * when a connection drops complete with -ECONNRESET (their jobs stay active
+ * under their locks: finish them again once connected, or the stalled check
+ * recovers them). Scripts go by EVALSHA; on NOSCRIPT the store sends SCRIPT
+ * LOAD and the same call again.
+ *
+ * hiredis writes with write(2), not send(MSG_NOSIGNAL): the process must
+ * ignore SIGPIPE (STYLE.md pitfall 9) or a Redis restart kills it.
+ *
+ * One round trip does the hot path: nq_store_work() finishes any number of
+ * jobs and fetches up to N more (promoting due delayed jobs, honouring pause,
+ * global concurrency and the rate limiter). Lock renewal for all jobs in
+ * flight is one nq_store_extend() call.
+ *
+ * Logging module: connection state changes, and script errors (which mean a
+ * bug or a foreign layout), never job data. Ownership: nq_store_new /
+ * nq_store_free; results passed to callbacks are owned by the store and freed
+ * when the callback returns, except jobs taken with nq_work_result_take_job().
+ */
+#ifndef NQ_QUEUE_STORE_H
+#define NQ_QUEUE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/macros.h"
+#include "config/config.h"
+#include "queue/job.h"
+
+struct event_base;
+struct nq_store;
+
+/* ---- what to do with a finished job ------------------------------------- */
+
+/* A handler's verdict on one job. Strings are borrowed for the call. */
+enum nq_outcome_kind {
+    NQ_OUTCOME_OK,           /* completed with result_json */
+    NQ_OUTCOME_RETRY,        /* retryable: backoff, or failed when attempts run out */
+    NQ_OUTCOME_PERMANENT,    /* failed now, whatever attempts remain */
+    NQ_OUTCOME_RATE_LIMITED, /* 429: delayed retry_after_ms, no attempt spent */
+    NQ_OUTCOME_RETURN,       /* not run (drain): back to wait, no attempt spent */
+};
+
+struct nq_outcome {
+    enum nq_outcome_kind kind;
+    const char *result_json; /* OK: JSON text; NULL stands for "null" */
+    const char *reason;      /* RETRY, PERMANENT: the failedReason */
+    uint64_t retry_after_ms; /* RETRY: overrides the backoff when > 0; RATE_LIMITED */
+};
+
+/* The transitions of our work script (letters are its wire format). */
+enum nq_finish_kind {
+    NQ_FINISH_COMPLETED = 'C',
+    NQ_FINISH_FAILED = 'F',       /* attempts exhausted: also retries-exhausted */
+    NQ_FINISH_FAILED_EARLY = 'P', /* permanent failure with attempts left */
+    NQ_FINISH_RETRY_LATER = 'D',  /* to delayed after the backoff */
+    NQ_FINISH_RETRY_NOW = 'W',    /* backoff 0: straight back to wait */
+    NQ_FINISH_RATE_LIMITED = 'L',
+    NQ_FINISH_RETURNED = 'R',
+};
+
+struct nq_finish {
+    const struct nq_job *job; /* borrowed until the call that sends it returns */
+    enum nq_finish_kind kind;
+    char *text;               /* owned: returnvalue JSON or failedReason */
+    char *stacktrace;         /* owned JSON array, failures only */
+    uint64_t delay_ms;        /* RETRY_LATER, RATE_LIMITED */
+    bool engage_limiter;      /* RATE_LIMITED on a queue with a limiter */
+    char keep[64];            /* retention spec (nq_keep_format) */
+};
+
+/* The reason a fetched job must fail without running (a deferred failure
+ * from BullMQ's stalled check, or malformed data/opts), or NULL. Borrowed. */
+const char *nq_job_fail_unrun_reason_borrow(const struct nq_job *job);
+
+/* Decides the transition for job after outcome o under queue q's defaults
+ * (attempts, backoff with cap, retention, limiter): BullMQ's retry rule is
+ * attemptsMade + 1 < attempts. rnd in [0, 1) draws the jitter.
+ * Returns 0, -ENOMEM. *ret must be released with nq_finish_done(). */
+int nq_finish_plan(const struct nq_job *job, const struct nq_outcome *o,
+                   const struct nq_queue_cfg *q, double rnd, struct nq_finish *ret) NQ_MUSTCHECK;
+void nq_finish_done(struct nq_finish *f);
+
+/* ---- results -------------------------------------------------------------- */
+
+enum nq_fetch_status {
+    NQ_FETCH_OK,           /* jobs fetched (or no fetch asked) */
+    NQ_FETCH_EMPTY,        /* nothing to run; value_ms = next delayed due time or 0 */
+    NQ_FETCH_RATE_LIMITED, /* value_ms = ms until the limiter opens */
+    NQ_FETCH_PAUSED,       /* paused, or the global concurrency is reached */
+};
+
+struct nq_work_result {
+    int *codes; /* per finish, in order: 0 or BullMQ's -1, -2, -3, -6 */
+    size_t n_codes;
+    struct nq_job **jobs; /* fetched, locked, decoded; entries may be taken */
+    size_t n_jobs;
+    enum nq_fetch_status status;
+    uint64_t value_ms;
+};
+
+/* Moves job i out of r (its slot becomes NULL). */
+struct nq_job *nq_work_result_take_job(struct nq_work_result *r, size_t i);
+void nq_work_result_done(struct nq_work_result *r);
+
+/* ---- the async store ---------------------------------------------------- */
+
+struct nq_store_opts {
+    const struct nq_redis_cfg *redis; /* address, auth, db, prefix */
+    const char *queue;                /* BullMQ queue name */
+    const char *worker_name;          /* pb field and ":w:<name>" client name; may be NULL */
+    const char *token_prefix;         /* names this worker incarnation in every lock; must
+                                       * end with a separator (":") so that no prefix is the
+                                       * start of another's */
+    uint64_t lock_duration_ms;
+    uint32_t limiter_max;             /* 0 = no limiter of our own */
+    uint64_t limiter_duration_ms;
+};
+
+/* Connection state changes: connected = both connections are up. */
+typedef void (*nq_store_state_fn)(void *userdata, bool connected);
+/* r is 0 or a negative errno (-ECONNRESET, -EPROTO for an unexpected reply).
+ * res is valid only during the call. */
+typedef void (*nq_store_work_fn)(void *userdata, int r, struct nq_work_result *res);
+/* BZPOPMIN result: r = 1 popped (score in ms, 0 for "jobs ready"), 0 timed
+ * out, or a negative errno. */
+typedef void (*nq_store_marker_fn)(void *userdata, int r, double score);
+/* Generic reply of the small scripts: r is the script's integer result or a
+ * negative errno; ids (may be NULL) the ids it names, valid during the call. */
+typedef void (*nq_store_ids_fn)(void *userdata, int r, char **ids, size_t n_ids);
+
+/* Creates the store and starts connecting. The strings in o are copied.
+ * Returns NULL on OOM or invalid names (see nq_keys_init). */
+struct nq_store *nq_store_new(struct event_base *base, const struct nq_store_opts *o,
+                              nq_store_state_fn on_state, void *userdata);
+/* Disconnects; pending callbacks run with -ECANCELED first. */
+struct nq_store *nq_store_free(struct nq_store *s);
+bool nq_store_connected(const struct nq_store *s);
+
+/* Finishes n_fin jobs and fetches up to fetch_max more. n_fin may be 0 (a
+ * plain fetch) and fetch_max 0 (finish only). Returns 0 (cb will run) or
+ * -ENOTCONN, -ENOMEM, -E2BIG (over NQ_STORE_BATCH_MAX). */
+#define NQ_STORE_BATCH_MAX 1000
+int nq_store_work(struct nq_store *s, const struct nq_finish *fin, size_t n_fin,
+                  uint32_t fetch_max, nq_store_work_fn cb, void *userdata) NQ_MUSTCHECK;
+
+/* Renews the locks of jobs[0..n). cb gets r = number renewed and ids = the
+ * jobs whose lock was lost (their finish will fail with -2/-6). */
+int nq_store_extend(struct nq_store *s, struct nq_job *const *jobs, size_t n,
+                    nq_store_ids_fn cb, void *userdata) NQ_MUSTCHECK;
+
+/* Blocks on the marker for up to timeout_ms on the blocking connection
+ * (guarded by a watchdog of timeout + 1 s that reconnects it). */
+int nq_store_wait_marker(struct nq_store *s, uint64_t timeout_ms, nq_store_marker_fn cb,
+                         void *userdata) NQ_MUSTCHECK;
+
+/* The stalled-job check, at most once per interval_ms across all workers.
+ * cb gets r = jobs requeued, ids = those requeued. */
+int nq_store_stalled_check(struct nq_store *s, uint64_t interval_ms, uint32_t max_stalled,
+                           nq_store_ids_fn cb, void *userdata) NQ_MUSTCHECK;
+
+/* Takes back the jobs of a dead worker incarnation (locks with
+ * token_prefix): requeued as a stall, or failed after max_crashes deaths by
+ * signal (signal_name NULL: the worker was not killed by a signal). keep is
+ * the failed-retention spec. cb gets r = jobs requeued + failed, ids = all. */
+int nq_store_recover(struct nq_store *s, const char *token_prefix, uint32_t max_stalled,
+                     const char *signal_name, uint32_t max_crashes, const char *keep,
+                     nq_store_ids_fn cb, void *userdata) NQ_MUSTCHECK;
+
+/* Adds the next iteration of job's scheduler (job->rjk set). next_ms is the
+ * cron time for a `pattern` scheduler, 0 for `every`. cb gets r = 1 added,
+ * 0 not (stale, duplicated or done), ids = { next id } when named. */
+int nq_store_scheduler_next(struct nq_store *s, const struct nq_job *job, uint64_t next_ms,
+                            nq_store_ids_fn cb, void *userdata) NQ_MUSTCHECK;
+
+/* Milliseconds of the wall clock, the time base of every BullMQ field. */
+uint64_t nq_store_now_ms(void);
+
+#endif
