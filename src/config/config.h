@@ -99,10 +99,11 @@ struct nq_queue_cfg {
 };
 
 struct nq_redis_cfg {
-    char *url;      /* redis://[user:pass@]host[:port][/db]; default redis://127.0.0.1:6379 */
-    char *socket;   /* unix socket path; wins over url's host:port when set */
-    char *host;     /* derived from url */
-    uint16_t port;  /* derived from url */
+    char *url;      /* redis://[user:pass@]host[:port][/db] or unix:///path[?db=N];
+                     * default redis://127.0.0.1:6379 */
+    char *socket;   /* unix socket path (or url's unix://); wins over host:port when set */
+    char *host;     /* derived from url; NULL for a unix:// url */
+    uint16_t port;  /* derived from url; 0 for a unix:// url */
     char *prefix;   /* default "bull" */
     uint32_t db;    /* default 0, or url's /db */
     char *username; /* optional ACL user */
@@ -166,7 +167,34 @@ struct nq_config *nq_config_free(struct nq_config *cfg);
 /* The queue named name (map key), or NULL. Borrowed from cfg. */
 const struct nq_queue_cfg *nq_config_queue(const struct nq_config *cfg, const char *name);
 
-/* "noop", "email", ...: the names the config accepts. */
+/* "noop", "email", ...: the names the config accepts; NULL for a value
+ * outside the enum. */
 const char *nq_handler_name(enum nq_handler_kind kind);
+
+/* 0 when a reload may go from old to new; -EINVAL with err naming the key
+ * (FILE: key.path: message) when new changes one a reload cannot: the
+ * master's control socket (control.socket, control.mode, control.group). */
+int nq_config_check_reload(const struct nq_config *old, const struct nq_config *new,
+                           struct nq_err *err) NQ_MUSTCHECK;
+
+/* One key the file accepts, from the parser's own tables: docs as data (a
+ * unit test checks each appears in etc/notifyq.yaml and notifyq.yaml.5).
+ * The strings are valid during the callback only. */
+struct nq_config_key {
+    const char *path;  /* "redis.url", "queues.*.backoff.delay": * is a queue or tenant name */
+    const char *type;  /* "string", "path", "secret", "file", "integer", "number", "duration",
+                        * "enum", "octal mode", "mapping", "retention", "mapping of names",
+                        * "list of files" */
+    const char *def;   /* the default as written in the file; NULL: none, or computed */
+    const char *range; /* "1..10000", "100ms..1d", "fixed, exponential"; NULL: any value */
+    bool required;
+    bool reloadable;   /* false: nq_config_check_reload refuses a change */
+};
+
+typedef int (*nq_config_key_fn)(const struct nq_config_key *key, void *userdata);
+
+/* Calls fn for every key, parents before children; stops at fn's first
+ * non-zero result and returns it. */
+int nq_config_foreach_key(nq_config_key_fn fn, void *userdata);
 
 #endif

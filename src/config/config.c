@@ -1,0 +1,490 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The key tables of /etc/notifyq.yaml and the checks that span keys. One
+ * table per YAML mapping; walk.c turns a document into a struct nq_config with
+ * them, and they are also what nq_config_foreach_key lists, so the shipped
+ * etc/notifyq.yaml and notifyq.yaml.5 are tested against this file.
+ *
+ * Changing a key: its row here, then etc/notifyq.yaml and man/notifyq.yaml.5
+ * (test_config fails until both mention it).
+ */
+/* <>, not "": next to this file, "config.h" is config/config.h. */
+#include <config.h>
+
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "config/config.h"
+#include "config/internal.h"
+
+#define SEC 1000ull
+#define MINUTE (60 * SEC)
+#define HOUR (60 * MINUTE)
+#define DAY (24 * HOUR)
+
+#define ROWS(a) .rows = (a), .n_rows = NQ_ELEMENTSOF(a)
+
+_Static_assert(sizeof(enum nq_handler_kind) == sizeof(int), "CFG_ENUM stores an int");
+_Static_assert(sizeof(enum nq_backoff_type) == sizeof(int), "CFG_ENUM stores an int");
+_Static_assert(sizeof(enum nq_provider_kind) == sizeof(int), "CFG_ENUM stores an int");
+
+/* In enum order: nq_handler_name indexes it. */
+static const struct cfg_enum handler_enums[] = {
+    { "noop", NQ_HANDLER_NOOP },     { "file", NQ_HANDLER_FILE },
+    { "email", NQ_HANDLER_EMAIL },   { "sms", NQ_HANDLER_SMS },
+    { "push", NQ_HANDLER_PUSH },     { "inapp", NQ_HANDLER_INAPP },
+    { "webhook", NQ_HANDLER_WEBHOOK }, { "exec", NQ_HANDLER_EXEC },
+    { "export", NQ_HANDLER_EXPORT }, { "cleanup", NQ_HANDLER_CLEANUP },
+    { NULL, 0 },
+};
+
+/* The names common/log.c's nq_log_priority_from_name accepts. */
+static const struct cfg_enum log_level_enums[] = {
+    { "debug", LOG_DEBUG }, { "info", LOG_INFO }, { "notice", LOG_NOTICE },
+    { "warning", LOG_WARNING }, { "err", LOG_ERR }, { "error", LOG_ERR },
+    { "crit", LOG_CRIT }, { NULL, 0 },
+};
+
+static const struct cfg_enum backoff_enums[] = {
+    { "fixed", NQ_BACKOFF_FIXED },
+    { "exponential", NQ_BACKOFF_EXPONENTIAL },
+    { NULL, 0 },
+};
+
+static const struct cfg_enum provider_enums[] = {
+    { "file", NQ_PROVIDER_FILE },
+    { NULL, 0 },
+};
+
+/* ---- value checks ---- */
+
+static const char *check_socket_path(const char *s)
+{
+    if (strlen(s) >= sizeof(((struct sockaddr_un *) NULL)->sun_path))
+        return "must be shorter than 108 bytes (a unix socket path)";
+    return NULL;
+}
+
+/* HOST:PORT or [V6]:PORT, as the http child binds it. */
+static const char *check_listen(const char *s)
+{
+    const char *colon = strrchr(s, ':'), *p;
+    unsigned long port = 0;
+
+    if (!colon || colon == s || (s[0] == '[' && colon[-1] != ']') ||
+        (s[0] != '[' && memchr(s, ':', (size_t) (colon - s))))
+        return "must be HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080";
+    for (p = colon + 1; *p >= '0' && *p <= '9' && port <= 65535; p++)
+        port = port * 10 + (unsigned long) (*p - '0');
+    if (p == colon + 1 || *p || port == 0 || port > 65535)
+        return "port must be 1..65535";
+    return NULL;
+}
+
+static const char *check_bullmq_name(const char *s)
+{
+    return strchr(s, ':') ? "must not contain ':' (BullMQ's key separator)" : NULL;
+}
+
+static const struct cfg_seen *seen_of(const struct cfg_table *t, const struct cfg_seen *seen,
+                                      const char *key)
+{
+    for (size_t i = 0; i < t->n_rows; i++) {
+        if (strcmp(t->rows[i].key, key) == 0)
+            return &seen[i];
+    }
+    abort(); /* a finish hook named a key its table lacks */
+}
+
+/* ---- queues ---- */
+
+static const struct cfg_row backoff_rows[] = {
+    { "type", CFG_ENUM, .offset = offsetof(struct nq_backoff_cfg, type), .def = "exponential",
+      .enums = backoff_enums },
+    { "delay", CFG_DURATION, .offset = offsetof(struct nq_backoff_cfg, delay_ms), .min = 0,
+      .max = 7 * DAY, .def = "1s" },
+    { "max", CFG_DURATION, .offset = offsetof(struct nq_backoff_cfg, max_ms), .min = 0,
+      .max = 30 * DAY, .def = "1h" },
+    { "jitter", CFG_FLOAT, .offset = offsetof(struct nq_backoff_cfg, jitter), .fmin = 0,
+      .fmax = 1, .def = "0" },
+};
+static const struct cfg_table backoff_table = { ROWS(backoff_rows) };
+
+static int finish_rate_limit(struct cfg_ctx *c, void *base, const struct cfg_seen *seen,
+                             int node)
+{
+    const struct nq_rate_limit_cfg *rl = base;
+
+    (void) seen;
+    if (rl->max > 0 && rl->duration_ms == 0)
+        return cfg_fail_key(c, node, "duration", "required when max is set");
+    return 0;
+}
+
+static const struct cfg_row rate_limit_rows[] = {
+    { "max", CFG_UINT, .offset = offsetof(struct nq_rate_limit_cfg, max), .min = 0,
+      .max = 1000000, .def = "0" },
+    { "duration", CFG_DURATION, .offset = offsetof(struct nq_rate_limit_cfg, duration_ms),
+      .min = 1, .max = DAY },
+};
+static const struct cfg_table rate_limit_table = { ROWS(rate_limit_rows),
+                                                   .finish = finish_rate_limit };
+
+static const struct cfg_row keep_rows[] = {
+    { "count", CFG_UINT, .offset = offsetof(struct nq_keep_cfg, count), .min = 0,
+      .max = 1000000000 },
+    { "age", CFG_DURATION, .offset = offsetof(struct nq_keep_cfg, age_ms), .min = SEC,
+      .max = 3650 * DAY },
+};
+
+static int finish_keep(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node);
+
+static const struct cfg_table keep_table = { ROWS(keep_rows), .finish = finish_keep };
+
+/* A mapping naming neither count nor age keeps everything, as `true`. */
+static int finish_keep(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node)
+{
+    struct nq_keep_cfg *k = base;
+
+    (void) c, (void) node;
+    k->keep_all =
+        !seen_of(&keep_table, seen, "count")->key && !seen_of(&keep_table, seen, "age")->key;
+    return 0;
+}
+
+static const struct cfg_row retention_rows[] = {
+    { "completed", CFG_KEEP, .offset = offsetof(struct nq_retention_cfg, completed),
+      .def = "true", .sub = &keep_table },
+    { "failed", CFG_KEEP, .offset = offsetof(struct nq_retention_cfg, failed), .def = "true",
+      .sub = &keep_table },
+};
+static const struct cfg_table retention_table = { ROWS(retention_rows) };
+
+static const struct cfg_row provider_rows[] = {
+    { "type", CFG_ENUM, CFG_REQUIRED, .offset = offsetof(struct nq_provider_cfg, kind),
+      .enums = provider_enums },
+    { "spool_dir", CFG_PATH, .offset = offsetof(struct nq_provider_cfg, spool_dir) },
+};
+static const struct cfg_table provider_table = { ROWS(provider_rows) };
+
+#define Q(f) .offset = offsetof(struct nq_queue_cfg, f)
+static const struct cfg_row queue_rows[] = {
+    { "handler", CFG_ENUM, CFG_REQUIRED | CFG_QUEUE_ONLY, Q(handler), .enums = handler_enums },
+    { "bullmq_queue", CFG_STRING, CFG_QUEUE_ONLY, Q(bullmq_queue), .check = check_bullmq_name },
+    { "processes", CFG_UINT, Q(processes), .min = 1, .max = 256, .def = "1" },
+    { "concurrency", CFG_UINT, Q(concurrency), .min = 1, .max = 10000, .def = "1" },
+    { "attempts", CFG_UINT, Q(attempts), .min = 1, .max = 1000000, .def = "1" },
+    { "backoff", CFG_MAP, Q(backoff), .sub = &backoff_table },
+    { "rate_limit", CFG_MAP, Q(rate_limit), .sub = &rate_limit_table },
+    { "retention", CFG_MAP, Q(retention), .sub = &retention_table },
+    { "lock_duration", CFG_DURATION, Q(lock_duration_ms), .min = 100, .max = DAY, .def = "30s" },
+    { "stalled_interval", CFG_DURATION, Q(stalled_interval_ms), .min = 100, .max = DAY,
+      .def = "30s" },
+    { "max_stalled", CFG_UINT, Q(max_stalled), .min = 0, .max = 1000, .def = "1" },
+    { "drain_timeout", CFG_DURATION, Q(drain_timeout_ms), .min = 0, .max = HOUR, .def = "30s" },
+    { "min_uptime", CFG_DURATION, Q(min_uptime_ms), .min = 0, .max = HOUR, .def = "5s" },
+    { "max_jobs", CFG_UINT, Q(max_jobs), .min = 0, .max = 1000000000, .def = "0" },
+    { "max_rss", CFG_UINT, Q(max_rss_mib), .min = 0, .max = 1048576, .def = "0" },
+    { "max_crashes", CFG_UINT, Q(max_crashes), .min = 1, .max = 1000, .def = "3" },
+    { "provider", CFG_MAP, CFG_QUEUE_ONLY, Q(provider), .sub = &provider_table },
+};
+#undef Q
+_Static_assert(NQ_ELEMENTSOF(queue_rows) <= CFG_MAX_ROWS, "raise CFG_MAX_ROWS");
+
+static int finish_queue(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node);
+
+static const struct cfg_table queue_table = { ROWS(queue_rows), .finish = finish_queue };
+
+/* `defaults` is a queue without the keys that only make sense per queue. */
+static const struct cfg_table defaults_table = {
+    ROWS(queue_rows),
+    .exclude = CFG_QUEUE_ONLY,
+    .exclude_why = "only allowed in a queue, not in defaults",
+};
+
+static bool takes_provider(enum nq_handler_kind h)
+{
+    return h == NQ_HANDLER_EMAIL || h == NQ_HANDLER_SMS || h == NQ_HANDLER_PUSH;
+}
+
+/* Two queues fetching one BullMQ queue would race each other's handlers. */
+static int check_bullmq_unique(struct cfg_ctx *c, const struct nq_queue_cfg *q,
+                               const struct cfg_seen *seen, int node)
+{
+    const struct nq_config *cfg = c->cfg;
+    const struct cfg_seen *bq = seen_of(&queue_table, seen, "bullmq_queue");
+
+    for (const struct nq_queue_cfg *o = cfg->queues; o < q; o++) {
+        if (strcmp(o->bullmq_queue, q->bullmq_queue) == 0)
+            return cfg_fail_key(c, bq->val ? bq->val : node, "bullmq_queue",
+                                "BullMQ queue \"%s\" is already served by queues.%s",
+                                q->bullmq_queue, o->name);
+    }
+    return 0;
+}
+
+static int finish_queue(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node)
+{
+    struct nq_queue_cfg *q = base;
+    const struct cfg_seen *provider = seen_of(&queue_table, seen, "provider");
+
+    if (!q->bullmq_queue && !(q->bullmq_queue = strdup(q->name)))
+        return cfg_oom(c);
+    if (provider->key && !takes_provider(q->handler))
+        return cfg_fail_key(c, provider->key, "provider", "the %s handler takes no provider",
+                            nq_handler_name(q->handler));
+    if (takes_provider(q->handler) && q->provider.kind == NQ_PROVIDER_NONE)
+        q->provider.kind = NQ_PROVIDER_FILE;
+    if (q->provider.kind == NQ_PROVIDER_FILE && !q->provider.spool_dir &&
+        asprintf(&q->provider.spool_dir, "%s/spool/%s", c->cfg->state_dir, q->name) < 0) {
+        q->provider.spool_dir = NULL;
+        return cfg_oom(c);
+    }
+    return check_bullmq_unique(c, q, seen, node);
+}
+
+/* Names become process titles ("worker email/1"), log fields and --set
+ * paths, so they stay plain. */
+static int init_queue(struct cfg_ctx *c, void *item, int key)
+{
+    struct nq_queue_cfg *q = item;
+    const char *name = (const char *) yaml_document_get_node(&c->doc, key)->data.scalar.value;
+    size_t n = strlen(name);
+
+    if (n == 0 || n > 64 ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != n)
+        return cfg_fail(c, key, "a queue name must be 1..64 letters, digits, '_' or '-'");
+    if (cfg_copy(&queue_table, q, &c->cfg->defaults, sizeof(*q)) < 0)
+        return cfg_oom(c);
+    cfg_node_mark(c, key, &q->line, &q->column);
+    return 0;
+}
+
+static const struct cfg_named queue_named = {
+    .what = "queue",
+    .item_size = sizeof(struct nq_queue_cfg),
+    .name_offset = offsetof(struct nq_queue_cfg, name),
+    .init = init_queue,
+};
+
+/* ---- tenants ---- */
+
+static const struct cfg_row tenant_rows[] = {
+    { "rate_limit", CFG_MAP, .offset = offsetof(struct nq_tenant_cfg, rate_limit),
+      .sub = &rate_limit_table },
+};
+static const struct cfg_table tenant_table = { ROWS(tenant_rows) };
+
+static int init_tenant(struct cfg_ctx *c, void *item, int key)
+{
+    (void) item;
+    if (!*yaml_document_get_node(&c->doc, key)->data.scalar.value)
+        return cfg_fail(c, key, "a tenant name must not be empty");
+    return 0;
+}
+
+static const struct cfg_named tenant_named = {
+    .what = "tenant",
+    .item_size = sizeof(struct nq_tenant_cfg),
+    .name_offset = offsetof(struct nq_tenant_cfg, name),
+    .init = init_tenant,
+};
+
+/* ---- redis ---- */
+
+/* A value redis.url carries moves into its field, unless the key of that
+ * field was given too: then which one is meant is unclear. */
+static int adopt(struct cfg_ctx *c, char **field, char **value, const struct cfg_seen *s,
+                 const char *key, const char *what)
+{
+    if (!*value)
+        return 0;
+    if (s->key)
+        return cfg_fail_key(c, s->key, key, "conflicts with the %s in redis.url", what);
+    cfg_free_secret(*field);
+    *field = *value;
+    *value = NULL;
+    return 0;
+}
+
+static const struct cfg_table redis_table;
+
+static int finish_redis(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node)
+{
+    struct nq_redis_cfg *rc = base;
+    const struct cfg_table *t = &redis_table;
+    const struct cfg_seen *url = seen_of(t, seen, "url");
+    struct cfg_redis_url u = { .db = -1 };
+    const char *problem = NULL;
+    int r = cfg_redis_url_parse(rc->url, &u, &problem);
+
+    if (r == -ENOMEM)
+        return cfg_oom(c);
+    if (r < 0)
+        return cfg_fail_key(c, url->val ? url->val : node, "url", "%s", problem);
+    free(rc->host);
+    rc->host = NQ_TAKE_PTR(u.host);
+    rc->port = u.port;
+    r = adopt(c, &rc->socket, &u.socket, seen_of(t, seen, "socket"), "socket", "unix socket");
+    if (r >= 0)
+        r = adopt(c, &rc->username, &u.username, seen_of(t, seen, "username"), "username",
+                  "user name");
+    if (r >= 0)
+        r = adopt(c, &rc->password, &u.password, seen_of(t, seen, "password"),
+                  seen_of(t, seen, "password")->twin ? "password_file" : "password",
+                  "password");
+    if (r >= 0 && u.db >= 0) {
+        const struct cfg_seen *db = seen_of(t, seen, "db");
+        if (db->key)
+            r = cfg_fail_key(c, db->key, "db", "conflicts with the database in redis.url");
+        else
+            rc->db = (uint32_t) u.db;
+    }
+    cfg_redis_url_done(&u);
+    return r;
+}
+
+#define R(f) .offset = offsetof(struct nq_redis_cfg, f)
+static const struct cfg_row redis_rows[] = {
+    { "url", CFG_STRING, R(url), .def = "redis://127.0.0.1:6379" },
+    { "socket", CFG_PATH, R(socket), .check = check_socket_path },
+    { "prefix", CFG_STRING, R(prefix), .def = "bull" },
+    { "db", CFG_UINT, R(db), .min = 0, .max = 15, .def = "0" },
+    { "username", CFG_STRING, R(username) },
+    { "password", CFG_SECRET, R(password) },
+    { "connect_timeout", CFG_DURATION, R(connect_timeout_ms), .min = 100, .max = 5 * MINUTE,
+      .def = "5s" },
+};
+#undef R
+static const struct cfg_table redis_table = { ROWS(redis_rows), .finish = finish_redis };
+
+/* ---- postgres, control, http ---- */
+
+static const struct cfg_row postgres_rows[] = {
+    { "dsn", CFG_SECRET, .offset = offsetof(struct nq_postgres_cfg, dsn) },
+};
+static const struct cfg_table postgres_table = { ROWS(postgres_rows) };
+
+/* 1 when group name exists, 0 when not, -errno when the lookup failed. */
+static int group_exists(const char *name)
+{
+    size_t size = 16384;
+
+    for (;;) {
+        nq_autofree char *buf = malloc(size);
+        struct group gr, *res = NULL;
+        int r;
+
+        if (!buf)
+            return -ENOMEM;
+        r = getgrnam_r(name, &gr, buf, size, &res);
+        if (r == ERANGE && size < (1u << 22)) {
+            size *= 2;
+            continue;
+        }
+        /* getgrnam_r(3): some backends say "not found" with these. */
+        if (r == 0 || r == ENOENT || r == ESRCH || r == EBADF || r == EPERM)
+            return res != NULL;
+        return -r;
+    }
+}
+
+static const struct cfg_table control_table;
+
+/* Without `group`, the packages' group notifyq is used where it exists, so
+ * the shipped file works before and after the package made it. */
+static int finish_control(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node)
+{
+    struct nq_control_cfg *cc = base;
+    const struct cfg_seen *g = seen_of(&control_table, seen, "group");
+    const char *name = g->key ? cc->group : "notifyq";
+    int r = group_exists(name);
+
+    if (r < 0)
+        return cfg_fail_key(c, g->key ? g->val : node, "group", "cannot look up group %s: %s",
+                            name, strerror(-r));
+    if (r == 0 && g->key)
+        return cfg_fail_key(c, g->val, "group", "no such group");
+    if (r > 0 && !g->key && !(cc->group = strdup(name)))
+        return cfg_oom(c);
+    return 0;
+}
+
+#define C(f) .offset = offsetof(struct nq_control_cfg, f)
+static const struct cfg_row control_rows[] = {
+    { "socket", CFG_PATH, CFG_NO_RELOAD, C(socket), .def = NQ_RUNSTATEDIR "/notifyq/control.sock",
+      .check = check_socket_path },
+    { "mode", CFG_MODE, CFG_NO_RELOAD, C(mode), .max = 0777, .def = "0660" },
+    { "group", CFG_STRING, CFG_NO_RELOAD, C(group) },
+};
+#undef C
+static const struct cfg_table control_table = { ROWS(control_rows), .finish = finish_control };
+
+static const struct cfg_row http_rows[] = {
+    { "listen", CFG_STRING, .offset = offsetof(struct nq_http_cfg, listen),
+      .def = "127.0.0.1:8080", .check = check_listen },
+    { "token_files", CFG_SECRET_FILES, CFG_REQUIRED, .offset = offsetof(struct nq_http_cfg, tokens),
+      .count_offset = offsetof(struct nq_http_cfg, n_tokens) },
+};
+static const struct cfg_table http_table = { ROWS(http_rows) };
+
+/* ---- the top level ---- */
+
+static int finish_top(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node)
+{
+    struct nq_config *cfg = base;
+    const struct cfg_seen *queues = seen_of(&nq_cfg_top_table, seen, "queues");
+
+    cfg->http.enabled = seen_of(&nq_cfg_top_table, seen, "http")->key != 0;
+    if (cfg->n_queues == 0)
+        return cfg_fail_key(c, queues->val ? queues->val : node, "queues",
+                            "must have at least one queue");
+    return 0;
+}
+
+/* Table order is parse order: state_dir before queues (spool_dir defaults
+ * under it), defaults before queues (each queue starts as a copy). */
+#define T(f) .offset = offsetof(struct nq_config, f)
+static const struct cfg_row top_rows[] = {
+    { "log_level", CFG_ENUM, T(log_level), .def = "info", .enums = log_level_enums },
+    { "state_dir", CFG_PATH, T(state_dir), .def = NQ_LOCALSTATEDIR "/lib/notifyq" },
+    { "templates", CFG_PATH, T(templates_dir), .def = NQ_SYSCONFDIR "/notifyq/templates" },
+    { "redis", CFG_MAP, T(redis), .sub = &redis_table },
+    { "postgres", CFG_MAP, T(postgres), .sub = &postgres_table },
+    { "control", CFG_MAP, T(control), .sub = &control_table },
+    { "http", CFG_MAP, T(http), .sub = &http_table },
+    { "defaults", CFG_MAP, T(defaults), .sub = &defaults_table },
+    { "queues", CFG_NAMED, CFG_REQUIRED, T(queues), .count_offset = offsetof(struct nq_config,
+                                                                              n_queues),
+      .sub = &queue_table, .named = &queue_named },
+    { "tenants", CFG_NAMED, T(tenants), .count_offset = offsetof(struct nq_config, n_tenants),
+      .sub = &tenant_table, .named = &tenant_named },
+};
+#undef T
+
+const struct cfg_table nq_cfg_top_table = { ROWS(top_rows), .finish = finish_top };
+
+/* ---- small public helpers ---- */
+
+const struct nq_queue_cfg *nq_config_queue(const struct nq_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_queues; i++) {
+        if (strcmp(cfg->queues[i].name, name) == 0)
+            return &cfg->queues[i];
+    }
+    return NULL;
+}
+
+const char *nq_handler_name(enum nq_handler_kind kind)
+{
+    if ((size_t) kind >= NQ_ELEMENTSOF(handler_enums) - 1)
+        return NULL;
+    return handler_enums[kind].name;
+}
