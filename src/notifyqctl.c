@@ -36,6 +36,7 @@
 #include "common/cleanup.h"
 #include "common/macros.h"
 #include "config/config.h"
+#include "ctl/ctl.h"
 
 #define CTL_DEFAULT_SOCKET NQ_RUNSTATEDIR "/notifyq/control.sock"
 #define CTL_DEFAULT_GROUP "notifyq"
@@ -384,7 +385,7 @@ static void print_json(const json_t *obj)
 }
 
 /* An aligned text table, like ps(1): widths come from the cells. */
-#define TABLE_MAX_COLS 12
+#define TABLE_MAX_COLS 13
 
 struct table {
     size_t n_cols, n_rows, cap_rows;
@@ -532,12 +533,17 @@ static json_int_t queue_in_flight(const json_t *queue)
     return sum;
 }
 
+/* WAITING..FAILED are the queue's jobs in Redis as its workers last read
+ * them ("-" until one did); COMPLETED, RETRIED and /MIN count what this
+ * daemon did since it started. */
 static int add_queue_row(struct table *t, const json_t *q)
 {
     const json_t *procs = json_object_get(q, "processes");
     const json_t *counters = json_object_get(q, "counters");
+    const json_t *jobs = json_object_get(q, "jobs");
     char running[24], configured[24], procs_s[48], restarts[24], in_flight[24];
-    char completed[24], failed[24], retried[24], per_min[24];
+    char waiting[24], active[24], delayed[24], failed[24];
+    char completed[24], retried[24], per_min[24];
 
     (void) snprintf(procs_s, sizeof(procs_s), "%s/%s",
                     jint(procs, "running", running, sizeof(running)),
@@ -548,9 +554,12 @@ static int add_queue_row(struct table *t, const json_t *q)
         jstr(q, "handler"),
         procs_s,
         jint(q, "restarts", restarts, sizeof(restarts)),
+        jint(jobs, "waiting", waiting, sizeof(waiting)),
+        jint(jobs, "active", active, sizeof(active)),
+        jint(jobs, "delayed", delayed, sizeof(delayed)),
+        jint(jobs, "failed", failed, sizeof(failed)),
         in_flight,
         jint(counters, "completed", completed, sizeof(completed)),
-        jint(counters, "failed", failed, sizeof(failed)),
         jint(counters, "retried", retried, sizeof(retried)),
         jint(json_object_get(q, "per_minute"), "completed", per_min, sizeof(per_min)),
         jstr(q, "state"),
@@ -579,10 +588,11 @@ static int add_worker_row(struct table *t, const json_t *q, const json_t *w)
 static int print_status(const json_t *st)
 {
     struct table queues = {
-        .n_cols = 10,
-        .header = { "QUEUE", "HANDLER", "PROCS", "RESTARTS", "IN-FLIGHT", "COMPLETED", "FAILED",
-                    "RETRIED", "/MIN", "STATE" },
-        .right = { false, false, true, true, true, true, true, true, true, false },
+        .n_cols = 13,
+        .header = { "QUEUE", "HANDLER", "PROCS", "RESTARTS", "WAITING", "ACTIVE", "DELAYED",
+                    "FAILED", "IN-FLIGHT", "COMPLETED", "RETRIED", "/MIN", "STATE" },
+        .right = { false, false, true, true, true, true, true, true, true, true, true, true,
+                   false },
     };
     struct table workers = {
         .n_cols = 7,
@@ -711,14 +721,69 @@ static int set_queue_state(const char *cmd, const char *queue)
     return CTL_EXIT_OK;
 }
 
+/* ---- queue commands: Redis, through src/ctl --------------------------------- */
+
+static int run_queue_command(const char *name, char **args)
+{
+    const struct nq_ctl_env env = {
+        .config_path = arg_config,
+        .socket_given = arg_socket != NULL,
+        .json = arg_json,
+        .daemon_call = daemon_call,
+    };
+
+    return nq_ctl_run(&env, name, args);
+}
+
+static int cmd_send(char **args)
+{
+    return run_queue_command("send", args);
+}
+
+static int cmd_job(char **args)
+{
+    return run_queue_command("job", args);
+}
+
+static int cmd_failed(char **args)
+{
+    return run_queue_command("failed", args);
+}
+
+static int cmd_clean(char **args)
+{
+    return run_queue_command("clean", args);
+}
+
+static int cmd_counts(char **args)
+{
+    return run_queue_command("counts", args);
+}
+
+/* With a configuration, pause and resume are BullMQ's, in Redis, and the
+ * daemon is told too (nq_ctl_pause); -s names only the daemon, so only the
+ * daemon is told. */
+static int pause_queue(const char *queue, bool pause)
+{
+    const struct nq_ctl_env env = {
+        .config_path = arg_config,
+        .json = arg_json,
+        .daemon_call = daemon_call,
+    };
+
+    if (arg_socket)
+        return set_queue_state(pause ? "pause" : "resume", queue);
+    return nq_ctl_pause(&env, queue, pause);
+}
+
 static int cmd_pause(char **args)
 {
-    return set_queue_state("pause", args[0]);
+    return pause_queue(args[0], true);
 }
 
 static int cmd_resume(char **args)
 {
-    return set_queue_state("resume", args[0]);
+    return pause_queue(args[0], false);
 }
 
 static int simple_command(const char *cmd, const char *done)
@@ -748,7 +813,7 @@ static int cmd_stop(char **args)
 struct ctl_command {
     const char *name;
     const char *args; /* synopsis of its arguments, for --help */
-    int n_args;
+    int n_args;              /* -1: parses its own words, options included */
     int (*run)(char **args); /* returns the exit status */
     const char *help;
 };
@@ -756,10 +821,15 @@ struct ctl_command {
 static const struct ctl_command commands[] = {
     { "status", "", 0, cmd_status, "queues, workers and counters; exit 1 if degraded" },
     { "metrics", "", 0, cmd_metrics, "counters of every queue" },
-    { "pause", "QUEUE", 1, cmd_pause, "stop fetching jobs from QUEUE" },
-    { "resume", "QUEUE", 1, cmd_resume, "fetch jobs from QUEUE again" },
+    { "pause", "QUEUE", 1, cmd_pause, "pause QUEUE in Redis (BullMQ's pause) and notifyqd" },
+    { "resume", "QUEUE", 1, cmd_resume, "resume QUEUE in Redis and notifyqd" },
     { "reload", "", 0, cmd_reload, "re-read the configuration (as SIGHUP)" },
     { "stop", "", 0, cmd_stop, "drain in-flight jobs and exit (as SIGTERM)" },
+    { "send", "QUEUE ...", -1, cmd_send, "add a job: --data JSON|@FILE [--delay D ...]" },
+    { "job", "CMD QUEUE ID", -1, cmd_job, "show, remove, retry or promote one job" },
+    { "failed", "CMD QUEUE", -1, cmd_failed, "list, retry or purge failed jobs" },
+    { "clean", "QUEUE ...", -1, cmd_clean, "delete jobs: --state S --grace D [--limit N]" },
+    { "counts", "QUEUE", -1, cmd_counts, "jobs per state in Redis, and whether paused" },
 };
 
 static void print_help(void)
@@ -784,10 +854,8 @@ static void print_help(void)
            NQ_DEFAULT_CONFIG_PATH);
 }
 
-/* Options may come before or after the command (`status --json`), as with
- * systemctl. Returns 1 to run a command, 0 to exit successfully, or -EINVAL
- * after a usage message. */
-static int parse_argv(int argc, char **argv)
+/* Returns 1 to go on, 0 to exit successfully, or -EINVAL. */
+static int parse_options(int argc, char **argv, const char *optstring)
 {
     enum { ARG_JSON = 0x100 };
     static const struct option options[] = {
@@ -798,7 +866,7 @@ static int parse_argv(int argc, char **argv)
     };
     int c;
 
-    while ((c = getopt_long(argc, argv, "c:s:vhV", options, NULL)) >= 0) {
+    while ((c = getopt_long(argc, argv, optstring, options, NULL)) >= 0) {
         switch (c) {
         case 'c':
             arg_config = optarg;
@@ -822,38 +890,79 @@ static int parse_argv(int argc, char **argv)
             return -EINVAL; /* getopt said why */
         }
     }
-    if (arg_config && arg_socket) {
-        ctl_error("-c and -s exclude each other");
-        return -EINVAL;
-    }
+    return 1;
+}
+
+static bool parses_own_words(const char *name)
+{
+    for (size_t i = 0; i < NQ_ELEMENTSOF(commands); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return commands[i].n_args < 0;
+    return false;
+}
+
+/* Options may come before or after the command (`status --json`), as with
+ * systemctl: ours end at the command's name, and a daemon command's words
+ * are then searched for more. A queue command has options of its own, which
+ * getopt would refuse here: it parses all its words itself. Returns 1 to
+ * run the command named by argv[*ret_cmd] with its arguments from
+ * argv[*ret_args], 0 to exit successfully, or -EINVAL after a usage message. */
+static int parse_argv(int argc, char **argv, int *ret_cmd, int *ret_args)
+{
+    int r, cmd, args;
+
+    r = parse_options(argc, argv, "+c:s:vhV");
+    if (r <= 0)
+        return r;
     if (optind >= argc) {
         ctl_error("no command given; try --help");
         return -EINVAL;
     }
+    cmd = optind;
+    args = cmd + 1;
+    if (!parses_own_words(argv[cmd])) {
+        /* The words from the command on, permuted this time; their argv[0]
+         * is what getopt names in its messages, so ours for the while. */
+        char *name = argv[cmd];
+
+        argv[cmd] = argv[0];
+        optind = 0; /* a new vector: getopt starts over */
+        r = parse_options(argc - cmd, argv + cmd, "c:s:vhV");
+        argv[cmd] = name;
+        if (r <= 0)
+            return r;
+        args = cmd + optind;
+    }
+    if (arg_config && arg_socket) {
+        ctl_error("-c and -s exclude each other");
+        return -EINVAL;
+    }
+    *ret_cmd = cmd;
+    *ret_args = args;
     return 1;
 }
 
 int main(int argc, char **argv)
 {
     const struct ctl_command *cmd = NULL;
-    int r, n_args;
+    int r, n_args, i_cmd = 0, i_args = 0;
 
-    r = parse_argv(argc, argv);
+    r = parse_argv(argc, argv, &i_cmd, &i_args);
     if (r <= 0)
         return r < 0 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
     for (size_t i = 0; i < NQ_ELEMENTSOF(commands) && !cmd; i++)
-        if (strcmp(commands[i].name, argv[optind]) == 0)
+        if (strcmp(commands[i].name, argv[i_cmd]) == 0)
             cmd = &commands[i];
     if (!cmd) {
-        ctl_error("unknown command '%s'; try --help", argv[optind]);
+        ctl_error("unknown command '%s'; try --help", argv[i_cmd]);
         return CTL_EXIT_USAGE;
     }
-    n_args = argc - optind - 1;
-    if (n_args != cmd->n_args) {
+    n_args = argc - i_args;
+    if (cmd->n_args >= 0 && n_args != cmd->n_args) {
         ctl_error("usage: notifyqctl %s%s%s", cmd->name, cmd->n_args ? " " : "", cmd->args);
         return CTL_EXIT_USAGE;
     }
-    r = cmd->run(argv + optind + 1);
+    r = cmd->run(argv + i_args);
     free(socket_path);
     free(socket_group);
     if (fflush(stdout) != 0 && r == CTL_EXIT_OK) {

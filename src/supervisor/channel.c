@@ -45,7 +45,7 @@ static void on_channel_readable(evutil_socket_t fd, short what, void *arg)
             continue;
         }
         if (r == 1) {
-            ch->on_command(f.command, ch->userdata);
+            ch->on_command(&f, ch->userdata);
             /* The callback may have stopped the loop; later frames wait. */
             return;
         }
@@ -91,11 +91,16 @@ struct nq_channel *nq_channel_free(struct nq_channel *ch)
     return NULL;
 }
 
+int nq_channel_send(struct nq_channel *ch, const struct nq_frame *f)
+{
+    if (ch->eof)
+        return -EPIPE;
+    return nq_frame_send(ch->fd, f);
+}
+
 int nq_channel_send_metrics(struct nq_channel *ch, const struct nq_frame_metrics *m)
 {
     struct nq_frame f = { .type = NQ_FRAME_METRICS, .metrics = *m };
 
-    if (ch->eof)
-        return -EPIPE;
-    return nq_frame_send(ch->fd, &f);
+    return nq_channel_send(ch, &f);
 }

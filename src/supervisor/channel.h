@@ -17,7 +17,9 @@
 struct event_base;
 struct nq_channel;
 
-typedef void (*nq_channel_command_fn)(enum nq_command cmd, void *userdata);
+/* cmd is a NQ_FRAME_COMMAND frame (recover carries its prefix), borrowed
+ * for the call. */
+typedef void (*nq_channel_command_fn)(const struct nq_frame *cmd, void *userdata);
 typedef void (*nq_channel_eof_fn)(void *userdata);
 
 /* Watches fd (the child's channel end; the channel owns and closes it) on
@@ -31,5 +33,8 @@ struct nq_channel *nq_channel_free(struct nq_channel *ch);
 /* Sends one metrics frame. Returns 0, -EAGAIN when dropped because the
  * master is not reading, or another negative errno (-EPIPE after EOF). */
 int nq_channel_send_metrics(struct nq_channel *ch, const struct nq_frame_metrics *m) NQ_MUSTCHECK;
+
+/* Sends any up frame (recovered, recycle); same results. */
+int nq_channel_send(struct nq_channel *ch, const struct nq_frame *f) NQ_MUSTCHECK;
 
 #endif

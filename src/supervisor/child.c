@@ -194,6 +194,15 @@ int nq_child_spawn(struct event_base *master_base, const struct nq_child_ctx *ct
     return r;
 }
 
+int nq_token_prefix(char *buf, size_t size, const char *hostname, pid_t pid,
+                    uint64_t incarnation)
+{
+    int n = snprintf(buf, size, "%s:%ld:%llx:", hostname, (long) pid,
+                     (unsigned long long) incarnation);
+
+    return n < 0 || (size_t) n >= size ? -ENOBUFS : n;
+}
+
 void nq_child_unblock_signals(const struct nq_child_ctx *ctx)
 {
     (void) sigprocmask(SIG_SETMASK, &ctx->sigmask, NULL);

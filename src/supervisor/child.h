@@ -24,6 +24,8 @@
 #define NQ_SUPERVISOR_CHILD_H
 
 #include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "common/macros.h"
@@ -37,6 +39,8 @@ struct nq_child_ctx {
     const struct nq_queue_cfg *queue; /* the queue a worker serves */
     unsigned slot;                    /* 0 .. queue->processes - 1 */
     unsigned generation;              /* the master's config generation */
+    uint64_t incarnation;             /* unique among the master's children, never reused */
+    const char *hostname;             /* the master's, for nq_token_prefix */
     int fd;                           /* the child's end of its channel (see channel.h) */
     pid_t master_pid;                 /* set by nq_child_spawn */
     sigset_t sigmask;                 /* the mask before fork; set by nq_child_spawn */
@@ -45,6 +49,14 @@ struct nq_child_ctx {
 /* A child's main: returns its exit status (0 after a drain; 78 when it cannot
  * run with this configuration; anything else is a crash). */
 typedef int (*nq_child_main_fn)(const struct nq_child_ctx *ctx);
+
+/* The prefix of every lock token a worker incarnation takes,
+ * "<hostname>:<pid>:<incarnation>:" (incarnation in hex). The master builds
+ * the same string from what it knows of a dead child to recover its jobs
+ * (see frame.h, "recover"); the final ':' keeps one prefix from being the
+ * start of another. Returns the length, or -ENOBUFS when size is too small. */
+int nq_token_prefix(char *buf, size_t size, const char *hostname, pid_t pid,
+                    uint64_t incarnation) NQ_MUSTCHECK;
 
 /* Saves where main()'s argv (and the environment after it) lies, so children
  * can overwrite it with their title. Call first thing in main(); moves the

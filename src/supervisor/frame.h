@@ -23,23 +23,40 @@
  *   "rss_kib"    integer >= 0
  *   "note"       optional string, free text for an operator (truncated to
  *                NQ_FRAME_NOTE_MAX - 1 bytes)
- * Reserved optional fields, not decoded yet (the queue issue adds them):
- *   "timing"     {"le_ms":[...], "count":[...]}: per-job latency histogram
- *   "queue"      {"wait":N, "active":N, "delayed":N, "failed":N}: queue counts
+ *   "timing"     optional {"le_ms":[...], "count":[...], "sum_ms":N}: the
+ *                processing times of this incarnation's jobs as a histogram;
+ *                le_ms are the upper bounds of the first NQ_TIMING_BUCKETS - 1
+ *                buckets (exactly nq_timing_le_ms), count has NQ_TIMING_BUCKETS
+ *                per-bucket (not cumulative) totals, the last for slower jobs
+ *   "jobs"       optional {"waiting":N, "active":N, "delayed":N, "failed":N,
+ *                "completed":N}: the queue's job counts in Redis as this worker
+ *                last read them (one worker per queue reads them; waiting
+ *                includes prioritized jobs)
  * Unknown keys are ignored, so a v1 reader accepts frames from a newer v1
  * writer that adds optional fields; changing a field's meaning needs v2.
  *
+ * Up, "t":"recovered": the worker ran a "recover" command to its end.
+ *   "prefix"     the token prefix it was given
+ * Up, "t":"recycle": the worker asks to be replaced (max_jobs, max_rss); the
+ * master starts its replacement and drains it once the replacement reported.
+ *   "reason"     free text for the log ("finished 1000 jobs (max_jobs)")
+ *
  * Down (master -> child), "t":"cmd":
- *   "cmd"        "drain"|"pause"|"resume"|"stop"
+ *   "cmd"        "drain"|"pause"|"resume"|"stop"|"recover"
  *     drain: stop fetching, finish in-flight jobs within drain_timeout, exit 0
  *     stop:  return in-flight jobs at once, exit 0 (fast stop)
  *     pause/resume: stop/restart fetching, keep the process
+ *     recover: take back the jobs of a dead worker of the same queue, those
+ *       whose lock token starts with "prefix" (required, non-empty string);
+ *       "signal" (optional string, e.g. "SIGSEGV") names the signal that
+ *       killed it. The worker answers with "recovered" once done.
  *
  * See: channel.h (the child's side), ARCHITECTURE.md.
  */
 #ifndef NQ_SUPERVISOR_FRAME_H
 #define NQ_SUPERVISOR_FRAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -54,6 +71,8 @@
 enum nq_frame_type {
     NQ_FRAME_METRICS,
     NQ_FRAME_COMMAND,
+    NQ_FRAME_RECOVERED,
+    NQ_FRAME_RECYCLE,
 };
 
 /* What a worker says it is doing. */
@@ -70,6 +89,7 @@ enum nq_command {
     NQ_CMD_PAUSE,
     NQ_CMD_RESUME,
     NQ_CMD_STOP,
+    NQ_CMD_RECOVER,
 };
 
 struct nq_counters {
@@ -77,6 +97,28 @@ struct nq_counters {
     uint64_t completed;
     uint64_t failed;
     uint64_t retried;
+};
+
+/* Processing-time histogram: bucket i counts jobs that took at most
+ * nq_timing_le_ms[i] ms (and more than the bound before); the last bucket
+ * counts the rest. */
+#define NQ_TIMING_BUCKETS 12
+extern const uint64_t nq_timing_le_ms[NQ_TIMING_BUCKETS - 1];
+
+struct nq_timing {
+    uint64_t count[NQ_TIMING_BUCKETS];
+    uint64_t sum_ms;
+};
+
+/* Adds one job that took ms. */
+void nq_timing_add(struct nq_timing *t, uint64_t ms);
+/* to += from. */
+void nq_timing_merge(struct nq_timing *to, const struct nq_timing *from);
+
+/* A queue's job counts in Redis. */
+struct nq_job_counts {
+    bool known; /* false: not read (yet), the fields mean nothing */
+    uint64_t waiting, active, delayed, failed, completed;
 };
 
 struct nq_frame_metrics {
@@ -87,14 +129,27 @@ struct nq_frame_metrics {
     uint64_t in_flight;
     uint64_t rss_kib;
     char note[NQ_FRAME_NOTE_MAX]; /* "" when absent */
+    struct nq_timing timing;      /* zero when absent */
+    struct nq_job_counts jobs;    /* known = false when absent */
+};
+
+#define NQ_FRAME_PREFIX_MAX 256
+#define NQ_FRAME_SIGNAL_MAX 32
+
+/* A dead worker's lock token prefix, and the signal that killed it. */
+struct nq_frame_recover {
+    char prefix[NQ_FRAME_PREFIX_MAX];
+    char signal[NQ_FRAME_SIGNAL_MAX]; /* "" when it was not killed by a signal */
 };
 
 struct nq_frame {
     enum nq_frame_type type;
     union {
-        struct nq_frame_metrics metrics; /* NQ_FRAME_METRICS */
-        enum nq_command command;         /* NQ_FRAME_COMMAND */
+        struct nq_frame_metrics metrics;     /* NQ_FRAME_METRICS */
+        enum nq_command command;             /* NQ_FRAME_COMMAND */
+        char reason[NQ_FRAME_NOTE_MAX];      /* NQ_FRAME_RECYCLE */
     };
+    struct nq_frame_recover recover; /* NQ_CMD_RECOVER; NQ_FRAME_RECOVERED (prefix only) */
 };
 
 /* Writes f into buf (not NUL-terminated). Returns the length, or -EMSGSIZE

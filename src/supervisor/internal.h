@@ -8,9 +8,10 @@
  * Ownership: the master owns every slot (one list, m->slots), every queue
  * state (m->queues) and at most two configuration generations (current, and
  * pending while a reload starts its children). A slot of a retired
- * generation has gen == NULL: it is draining, is never restarted, and is
- * freed when reaped. Queue states live as long as the master, so counters
- * survive reloads.
+ * generation, or one recycled (replaced in its generation), has gen == NULL:
+ * it is draining (a recycled one once its successor reported), is never
+ * restarted, and is freed when reaped. Queue states live as long as the
+ * master, so counters and pending recoveries survive reloads.
  */
 #ifndef NQ_SUPERVISOR_INTERNAL_H
 #define NQ_SUPERVISOR_INTERNAL_H
@@ -43,6 +44,11 @@ struct nq_queue_cfg;
 #define NQ_RELOAD_TIMEOUT_MS 10000
 /* Per-minute rates: one sample of the totals per second. */
 #define NQ_RATE_WINDOW_S 60
+/* A recovery a worker has not confirmed by then goes to another worker. */
+#define NQ_RECOVERY_RESEND_MS 10000
+/* Recoveries waiting for a worker of their queue, per queue; older ones are
+ * dropped (the stalled check still finds their jobs). */
+#define NQ_RECOVERY_MAX 1024
 
 enum nq_slot_state {
     NQ_SLOT_STARTING,        /* forked, no frame yet */
@@ -67,6 +73,14 @@ struct nq_generation {
     size_t n_slots;
 };
 
+/* A dead worker's jobs to take back (see recovery.c). */
+struct nq_recovery {
+    struct nq_frame_recover what;
+    pid_t assigned;       /* the worker told to do it, 0 when none yet */
+    uint64_t assigned_ms; /* when */
+    struct nq_recovery *next;
+};
+
 /* One queue name's history across generations. */
 struct nq_qstate {
     char *name;
@@ -75,6 +89,10 @@ struct nq_qstate {
     uint64_t restarts; /* unrequested exits that were restarted */
     uint64_t recycles; /* exits with status 0 nobody asked for (max_jobs, max_rss) */
     struct nq_counters past; /* what dead incarnations last reported */
+    struct nq_timing past_timing;
+    struct nq_job_counts jobs; /* the latest counts any worker read from Redis */
+    struct nq_recovery *recoveries; /* oldest first */
+    unsigned n_recoveries;
     struct nq_counters window[NQ_RATE_WINDOW_S + 1]; /* ring of totals, one per second */
     unsigned window_pos, window_len;
     struct nq_qstate *next;
@@ -89,6 +107,14 @@ struct nq_slot {
     unsigned index;
     enum nq_slot_state state;
     pid_t pid; /* 0 when no process: cleared the moment it is reaped */
+    uint64_t incarnation; /* of the process in pid (or the last one) */
+    char token_prefix[NQ_FRAME_PREFIX_MAX]; /* its lock tokens' prefix */
+    /* Recycling: a slot asking to be replaced is retired at once (gen NULL)
+     * but drained only when its successor, which took its place in the
+     * generation, has reported. The two point at each other until then. */
+    struct nq_slot *successor, *predecessor;
+    bool wants_recycle; /* a recycle frame arrived, not acted on yet */
+    char recycle_reason[NQ_FRAME_NOTE_MAX];
     int fd;    /* master's end of the channel, -1 when none */
     struct event *ev_read, *ev_timer;
     uint64_t started_ms;
@@ -121,6 +147,8 @@ struct nq_master {
     bool stopping, fast;
     bool reload_again;
     char status_line[256];
+    char hostname[256]; /* for the workers' lock token prefixes */
+    uint64_t next_incarnation;
 };
 
 uint64_t nq_mono_ms(void);
@@ -134,6 +162,7 @@ void nq_master_stop(struct nq_master *m, bool fast);
 int nq_master_pause(struct nq_master *m, const char *queue, bool pause) NQ_MUSTCHECK;
 struct nq_qstate *nq_master_qstate(const struct nq_master *m, const char *name);
 struct nq_counters nq_qstate_totals(const struct nq_master *m, const struct nq_qstate *q);
+struct nq_timing nq_qstate_timing(const struct nq_master *m, const struct nq_qstate *q);
 
 /* slot.c */
 struct nq_slot *nq_slot_new(struct nq_master *m, struct nq_generation *g, struct nq_qstate *q,
@@ -152,6 +181,16 @@ bool nq_slot_crash_looping(const struct nq_slot *s);
 void nq_signal_name(int sig, char *buf, size_t size);
 /* Reaps every exited child (waitpid loop) and feeds the slots. */
 void nq_master_reap(struct nq_master *m);
+
+/* recovery.c: fast recovery of a dead worker's jobs by a live one */
+/* Queues the recovery of the jobs of s's process, which was just reaped
+ * (its exit status and last frame still in s). */
+void nq_recovery_add(struct nq_slot *s);
+/* Gives every recovery of q without a live, confirmed-soon worker to one. */
+void nq_recovery_dispatch(struct nq_master *m, struct nq_qstate *q);
+/* A worker of q confirmed the recovery of prefix. */
+void nq_recovery_done(struct nq_qstate *q, const char *prefix);
+void nq_recovery_free_all(struct nq_qstate *q);
 
 /* status.c */
 const char *nq_master_state_name(const struct nq_master *m);

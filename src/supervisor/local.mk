@@ -2,6 +2,7 @@
 src_libnq_a_SOURCES += \
 	src/supervisor/supervisor.h src/supervisor/internal.h \
 	src/supervisor/master.c src/supervisor/slot.c src/supervisor/status.c \
+	src/supervisor/recovery.c \
 	src/supervisor/control.h src/supervisor/control.c \
 	src/supervisor/frame.h src/supervisor/frame.c \
 	src/supervisor/restart.h src/supervisor/restart.c \

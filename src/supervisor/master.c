@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -90,6 +91,16 @@ static struct nq_qstate *qstate_get(struct nq_master *m, const char *name)
         ;
     *tail = q;
     return q;
+}
+
+struct nq_timing nq_qstate_timing(const struct nq_master *m, const struct nq_qstate *q)
+{
+    struct nq_timing t = q->past_timing;
+
+    for (const struct nq_slot *s = m->slots; s; s = s->next)
+        if (s->q == q)
+            nq_timing_merge(&t, &s->metrics.timing);
+    return t;
 }
 
 struct nq_counters nq_qstate_totals(const struct nq_master *m, const struct nq_qstate *q)
@@ -436,6 +447,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         if (s->pid && now - s->started_ms >= s->min_uptime_ms)
             nq_restart_stable(&s->restart);
     for (struct nq_qstate *q = m->queues; q; q = q->next) {
+        if (q->recoveries)
+            nq_recovery_dispatch(m, q);
         q->window[q->window_pos] = nq_qstate_totals(m, q);
         q->window_pos = (q->window_pos + 1) % NQ_ELEMENTSOF(q->window);
         if (q->window_len < NQ_ELEMENTSOF(q->window))
@@ -521,6 +534,7 @@ static void master_done(struct nq_master *m)
         struct nq_qstate *q = m->queues;
 
         m->queues = q->next;
+        nq_recovery_free_all(q);
         free(q->name);
         free(q);
     }
@@ -534,11 +548,26 @@ static void master_done(struct nq_master *m)
         event_base_free(m->base);
 }
 
+/* Lock tokens name the host and an incarnation number that no other
+ * master on it used: a random start keeps a restarted master (same pid in a
+ * container) from reusing the numbers of locks still alive in Redis. */
+static void init_identity(struct nq_master *m)
+{
+    uint32_t seed;
+
+    if (gethostname(m->hostname, sizeof(m->hostname) - 1) < 0 || !m->hostname[0])
+        (void) snprintf(m->hostname, sizeof(m->hostname), "localhost");
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t) sizeof(seed))
+        seed = (uint32_t) time(NULL) ^ (uint32_t) getpid();
+    m->next_incarnation = (uint64_t) seed << 20;
+}
+
 static int master_start(struct nq_master *m, struct nq_config *cfg)
 {
     struct nq_err err = { "" };
     int r;
 
+    init_identity(m);
     m->base = event_base_new();
     if (!m->base)
         return nq_log_errno(LOG_ERR, -ENOMEM, "creating the event loop: %m");

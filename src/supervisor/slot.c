@@ -13,6 +13,12 @@
  *
  * A slot signals its pid only while it is an unreaped child (pid != 0), and
  * clears the pid the moment it is reaped (STYLE.md pitfall 2).
+ *
+ * Recycling (a worker's "recycle" frame: max_jobs, max_rss) puts a new slot
+ * in the old one's place in its generation and retires the old one, which
+ * keeps working until the new one's first frame, then drains; a drain or
+ * stop of the new slot reaches the old one too. Every reaped incarnation's
+ * lock token prefix goes to recovery.c, so a sibling takes its jobs back.
  */
 #include "config.h"
 
@@ -87,6 +93,10 @@ void nq_slot_free(struct nq_slot *s)
             *p = s->next;
             break;
         }
+    if (s->successor)
+        s->successor->predecessor = NULL;
+    if (s->predecessor)
+        s->predecessor->successor = NULL;
     close_channel(s);
     event_free(s->ev_timer);
     free(s->queue_name);
@@ -144,9 +154,29 @@ static void describe_exit(const struct nq_slot *s, char *buf, size_t size)
     (void) snprintf(buf, size, "killed by %s", sig);
 }
 
+/* One frame that is no metrics frame of this incarnation. */
+static void take_other_frame(struct nq_slot *s, const struct nq_frame *f)
+{
+    switch (f->type) {
+    case NQ_FRAME_RECOVERED:
+        nq_recovery_done(s->q, f->recover.prefix);
+        return;
+    case NQ_FRAME_RECYCLE:
+        s->wants_recycle = true;
+        memcpy(s->recycle_reason, f->reason, sizeof(s->recycle_reason));
+        return;
+    case NQ_FRAME_METRICS:
+    case NQ_FRAME_COMMAND:
+        break;
+    }
+    if (!s->bad_frames++)
+        nq_log(LOG_WARNING, "worker %s/%u (pid %ld): bad frame, dropped: not a frame a worker "
+               "sends", s->queue_name, s->index, (long) s->pid);
+}
+
 /* Reads every queued frame. Frames from a child are untrusted: a bad one is
  * logged (once per incarnation, so a broken child cannot flood the log)
- * and dropped. Returns 1 when a frame was taken, 0 otherwise. */
+ * and dropped. Returns 1 when a metrics frame was taken, 0 otherwise. */
 static int read_frames(struct nq_slot *s)
 {
     static char buf[NQ_FRAME_MAX];
@@ -160,7 +190,13 @@ static int read_frames(struct nq_slot *s)
             break;
         if (r == 1 && f.type == NQ_FRAME_METRICS && f.metrics.pid == s->pid) {
             s->metrics = f.metrics;
+            if (f.metrics.jobs.known)
+                s->q->jobs = f.metrics.jobs;
             got = 1;
+            continue;
+        }
+        if (r == 1 && f.type != NQ_FRAME_METRICS) {
+            take_other_frame(s, &f);
             continue;
         }
         if (r == 1 || r == -EINVAL || r == -EMSGSIZE) {
@@ -180,12 +216,51 @@ static int read_frames(struct nq_slot *s)
     return got;
 }
 
+/* The worker asked to be replaced (max_jobs, max_rss). Its replacement takes
+ * its place in the generation now; it keeps working, retired, until the
+ * replacement reported, then drains: capacity never dips. Refused (the
+ * worker then drains by itself after a while) when it is leaving anyway. */
+static void recycle(struct nq_slot *s)
+{
+    struct nq_master *m = s->m;
+    struct nq_generation *g = s->gen;
+    struct nq_slot *n;
+    size_t i = 0;
+
+    s->wants_recycle = false;
+    if (!g || m->stopping || s->successor || s->state != NQ_SLOT_RUNNING)
+        return;
+    while (i < g->n_slots && g->slots[i] != s)
+        i++;
+    if (i == g->n_slots)
+        return;
+    n = nq_slot_new(m, g, s->q, s->qcfg, s->index);
+    if (!n) {
+        nq_log(LOG_WARNING, "worker %s/%u (pid %ld): cannot recycle it: out of memory",
+               s->queue_name, s->index, (long) s->pid);
+        return;
+    }
+    n->ever_reported = s->ever_reported;
+    g->slots[i] = n;
+    s->gen = NULL;
+    s->qcfg = NULL;
+    s->successor = n;
+    n->predecessor = s;
+    s->q->recycles++;
+    nq_log(LOG_INFO, "worker %s/%u (pid %ld) recycled (%s): starting its replacement",
+           s->queue_name, s->index, (long) s->pid, s->recycle_reason);
+    nq_slot_start(n);
+}
+
 static void on_slot_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct nq_slot *s = arg;
 
     if (read_frames(s))
         nq_slot_event(s, NQ_SLOT_EV_FRAME);
+    /* A frame event never frees a slot: s is still valid. */
+    if (s->wants_recycle)
+        recycle(s);
 }
 
 void nq_slot_command(struct nq_slot *s, enum nq_command cmd)
@@ -210,6 +285,8 @@ static int spawn(struct nq_slot *s)
         .queue = s->qcfg,
         .slot = s->index,
         .generation = s->gen->number,
+        .incarnation = s->m->next_incarnation++,
+        .hostname = s->m->hostname,
     };
     int sv[2], r;
     pid_t pid;
@@ -225,6 +302,10 @@ static int spawn(struct nq_slot *s)
     }
     s->fd = sv[0];
     s->pid = pid;
+    s->incarnation = ctx.incarnation;
+    if (nq_token_prefix(s->token_prefix, sizeof(s->token_prefix), s->m->hostname, pid,
+                        ctx.incarnation) < 0)
+        s->token_prefix[0] = 0; /* cannot happen: the hostname is short */
     s->started_ms = nq_mono_ms();
     s->reported = false;
     s->bad_frames = 0;
@@ -275,12 +356,15 @@ static void record_exit(struct nq_slot *s)
     p->completed += s->metrics.counters.completed;
     p->failed += s->metrics.counters.failed;
     p->retried += s->metrics.counters.retried;
+    nq_timing_merge(&s->q->past_timing, &s->metrics.timing);
+    nq_recovery_add(s);
     memset(&s->metrics, 0, sizeof(s->metrics));
+    s->wants_recycle = false; /* its last frames asked for a process now gone */
     s->pid = 0;
     evtimer_del(s->ev_timer);
 }
 
-static void slot_exited(struct nq_slot *s)
+static void schedule_after_exit(struct nq_slot *s)
 {
     uint64_t uptime = nq_mono_ms() - s->started_ms, delay;
     pid_t pid = s->pid;
@@ -321,6 +405,13 @@ static void slot_exited(struct nq_slot *s)
     arm_timer(s, delay);
 }
 
+/* Reaped: log, schedule a restart, and have a sibling take its jobs back. */
+static void slot_exited(struct nq_slot *s)
+{
+    schedule_after_exit(s);
+    nq_recovery_dispatch(s->m, s->q);
+}
+
 static void ask_to_leave(struct nq_slot *s, enum nq_command cmd)
 {
     nq_slot_command(s, cmd);
@@ -347,8 +438,37 @@ static void restart(struct nq_slot *s)
         s->state = NQ_SLOT_STARTING;
 }
 
+/* The first frame of an incarnation: it is up, so the worker it replaces
+ * may leave, and it can take recoveries. */
+static void first_report(struct nq_slot *s)
+{
+    struct nq_slot *p = s->predecessor;
+
+    if (p) {
+        s->predecessor = NULL;
+        p->successor = NULL;
+        nq_slot_event(p, NQ_SLOT_EV_DRAIN);
+    }
+    nq_recovery_dispatch(s->m, s->q);
+}
+
+/* Whoever drains or stops a slot also means the worker it replaces. */
+static void forward_to_predecessor(struct nq_slot *s, enum nq_slot_event ev)
+{
+    struct nq_slot *p = s->predecessor;
+
+    if (!p || (ev != NQ_SLOT_EV_DRAIN && ev != NQ_SLOT_EV_STOP))
+        return;
+    s->predecessor = NULL;
+    p->successor = NULL;
+    nq_slot_event(p, ev);
+}
+
 void nq_slot_event(struct nq_slot *s, enum nq_slot_event ev)
 {
+    bool was_reported = s->reported;
+
+    forward_to_predecessor(s, ev);
     switch (s->state) {
     case NQ_SLOT_STARTING:
     case NQ_SLOT_RUNNING:
@@ -356,6 +476,8 @@ void nq_slot_event(struct nq_slot *s, enum nq_slot_event ev)
         case NQ_SLOT_EV_FRAME:
             s->reported = s->ever_reported = true;
             s->state = NQ_SLOT_RUNNING;
+            if (!was_reported)
+                first_report(s);
             break;
         case NQ_SLOT_EV_EXIT:
             slot_exited(s);

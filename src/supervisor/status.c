@@ -110,6 +110,41 @@ static json_t *counters_json(struct nq_counters c, bool with_fetched)
                      (json_int_t) c.retried);
 }
 
+/* The queue's job counts in Redis as its workers last read them; null
+ * until one did. waiting includes prioritized jobs. */
+static json_t *jobs_json(const struct nq_job_counts *j)
+{
+    if (!j->known)
+        return json_null();
+    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "waiting", (json_int_t) j->waiting, "active",
+                     (json_int_t) j->active, "delayed", (json_int_t) j->delayed, "failed",
+                     (json_int_t) j->failed, "completed", (json_int_t) j->completed);
+}
+
+/* Processing times as Prometheus wants a histogram: cumulative counts per
+ * upper bound ("le_ms", the last one null for +Inf), their sum and count. */
+static json_t *timing_json(const struct nq_timing *t)
+{
+    json_t *le = json_array(), *count = json_array();
+    uint64_t total = 0;
+
+    for (size_t i = 0; le && count && i < NQ_TIMING_BUCKETS; i++) {
+        total += t->count[i];
+        if (json_array_append_new(le, i < NQ_TIMING_BUCKETS - 1
+                                          ? json_integer((json_int_t) nq_timing_le_ms[i])
+                                          : json_null()) < 0 ||
+            json_array_append_new(count, json_integer((json_int_t) total)) < 0)
+            break;
+    }
+    if (!le || !count || json_array_size(count) != NQ_TIMING_BUCKETS) {
+        json_decref(le);
+        json_decref(count);
+        return NULL;
+    }
+    return json_pack("{s:o, s:o, s:I, s:I}", "le_ms", le, "cumulative", count, "count",
+                     (json_int_t) total, "sum_ms", (json_int_t) t->sum_ms);
+}
+
 static json_t *last_exit_json(const struct nq_slot *s)
 {
     char sig[32];
@@ -162,7 +197,8 @@ static json_t *queue_json(const struct nq_master *m, const struct nq_qstate *q)
     const struct nq_queue_cfg *qc = q->cfg;
     struct census c = count(m, q);
 
-    return json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o}",
+    return json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o, "
+                     "s:o}",
                      "name", qc->name, "handler", nq_handler_name(qc->handler), "bullmq_queue",
                      qc->bullmq_queue, "state", nq_qstate_state_name(m, q), "processes",
                      "configured", (json_int_t) c.configured, "running", (json_int_t) c.running,
@@ -171,18 +207,23 @@ static json_t *queue_json(const struct nq_master *m, const struct nq_qstate *q)
                      (json_int_t) retiring(m, q), "in_flight", (json_int_t) c.in_flight,
                      "workers", workers_json(m, q), "counters",
                      counters_json(nq_qstate_totals(m, q), true), "per_minute",
-                     counters_json(nq_qstate_per_minute(m, q), false));
+                     counters_json(nq_qstate_per_minute(m, q), false), "jobs",
+                     jobs_json(&q->jobs));
 }
 
 static json_t *queue_metrics_json(const struct nq_master *m, const struct nq_qstate *q)
 {
     struct census c = count(m, q);
+    struct nq_timing t = nq_qstate_timing(m, q);
 
-    return json_pack("{s:s, s:{s:I, s:I}, s:I, s:I, s:o, s:o}", "name", q->name, "processes",
+    return json_pack("{s:s, s:{s:I, s:I}, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:I}", "name",
+                     q->name, "processes",
                      "configured", (json_int_t) c.configured, "running", (json_int_t) c.running,
                      "in_flight", (json_int_t) c.in_flight, "rss_kib", (json_int_t) c.rss_kib,
                      "counters", counters_json(nq_qstate_totals(m, q), true), "per_minute",
-                     counters_json(nq_qstate_per_minute(m, q), false));
+                     counters_json(nq_qstate_per_minute(m, q), false), "jobs",
+                     jobs_json(&q->jobs), "timing", timing_json(&t), "restarts",
+                     (json_int_t) q->restarts, "recycles", (json_int_t) q->recycles);
 }
 
 /* The current configuration's queues, in file order, each built by fn. */

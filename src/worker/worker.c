@@ -1,13 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The worker loop (skeleton). Its event base is its own, made after
- * nq_child_enter() disposed of the master's. State changes are sent to the
- * master at once and every second in between, so the master's view of a
- * worker is never more than a second old.
+ * A worker process: its event base (made after nq_child_enter() disposed
+ * of the master's), its channel to the master, its signals, its metrics
+ * frames (every second and on each state change, so the master's view is
+ * never more than a second old), and how it ends: a drain (master's
+ * command, SIGTERM, or the master gone) stops fetching, waits for the jobs
+ * in flight up to the queue's drain_timeout, returns the rest to wait
+ * without spending an attempt, flushes their finishes and exits 0; a fast
+ * stop (command, SIGQUIT) returns the jobs in flight at once.
  *
- * Drain and stop are the same here because a skeleton worker has no job in
- * flight; the queue issue makes drain wait for in-flight jobs (bounded by
- * the queue's drain_timeout) and stop return them to wait.
+ * Recycling (max_jobs, max_rss): the worker asks the master for a
+ * replacement and keeps working until the master, once the replacement is
+ * up, tells it to drain. A master that does not answer gets asked again;
+ * after NQ_WORKER_RECYCLE_TRIES the worker drains by itself.
+ *
+ * Exit status: 0 after a drain or stop; 78 (EX_CONFIG) when the handler
+ * cannot start with this configuration; 1 when the loop cannot be set up.
  */
 #include "config.h"
 
@@ -23,23 +31,11 @@
 
 #include "common/log.h"
 #include "config/config.h"
-#include "supervisor/channel.h"
+#include "supervisor/restart.h"
+#include "worker/internal.h"
 #include "worker/worker.h"
 
-struct worker {
-    const struct nq_child_ctx *ctx;
-    struct event_base *base;
-    struct nq_channel *ch;
-    struct event *ev_tick, *ev_term, *ev_quit;
-    enum nq_worker_state state;
-    enum nq_worker_state active_state; /* what it is when neither paused nor draining */
-    uint64_t started_ms;
-    struct nq_counters counters;
-    uint64_t in_flight;
-    char note[NQ_FRAME_NOTE_MAX];
-};
-
-static uint64_t now_ms(void)
+uint64_t nq_worker_mono_ms(void)
 {
     struct timespec ts;
 
@@ -60,15 +56,26 @@ static uint64_t rss_kib(void)
     return n == 2 ? (uint64_t) resident * (uint64_t) sysconf(_SC_PAGESIZE) / 1024 : 0;
 }
 
-static void report(struct worker *w)
+static void arm_ms(struct event *ev, uint64_t ms)
+{
+    struct timeval tv = { (time_t) (ms / 1000), (suseconds_t) (ms % 1000) * 1000 };
+
+    (void) event_add(ev, &tv);
+}
+
+static void send_metrics(struct worker *w, uint64_t rss)
 {
     struct nq_frame_metrics m = {
         .pid = getpid(),
-        .uptime_ms = now_ms() - w->started_ms,
+        .uptime_ms = nq_worker_mono_ms() - w->started_ms,
         .state = w->state,
         .counters = w->counters,
-        .in_flight = w->in_flight,
-        .rss_kib = rss_kib(),
+        /* Orphans of a lost reply may hold locks: not "nothing in flight",
+         * so that the master has them taken back if we leave first. */
+        .in_flight = nq_jobs_in_flight(w) + (w->orphans ? 1 : 0),
+        .rss_kib = rss,
+        .timing = w->timing,
+        .jobs = w->jobs,
     };
     int r;
 
@@ -80,59 +87,220 @@ static void report(struct worker *w)
         nq_log_errno(LOG_WARNING, r, "sending metrics to the master: %m");
 }
 
+void nq_worker_report(struct worker *w)
+{
+    send_metrics(w, rss_kib());
+}
+
 static void set_state(struct worker *w, enum nq_worker_state s)
 {
     if (w->state == s)
         return;
     w->state = s;
-    report(w);
+    nq_worker_report(w);
 }
 
-static void drain(struct worker *w, const char *why)
+static void set_note(struct worker *w, const char *note)
 {
-    if (w->state == NQ_WORKER_DRAINING)
+    if (strcmp(w->note, note) == 0)
         return;
-    nq_log(LOG_INFO, "%s, draining", why);
-    set_state(w, NQ_WORKER_DRAINING);
+    (void) snprintf(w->note, sizeof(w->note), "%s", note);
+    nq_worker_report(w);
+}
+
+/* ---- ending ------------------------------------------------------------------ */
+
+void nq_worker_check_done(struct worker *w)
+{
+    if (!w->draining || w->leaving || w->work_in_flight || nq_jobs_in_flight(w) > 0 ||
+        (w->orphans && w->connected))
+        return;
+    w->leaving = true;
     (void) event_base_loopexit(w->base, NULL);
 }
 
-static void on_command(enum nq_command cmd, void *userdata)
+/* drain_timeout passed (or a fast stop): give the jobs in flight back, then
+ * allow their finishes NQ_WORKER_FLUSH_GRACE_MS to reach Redis. */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    uint64_t left;
+
+    (void) fd;
+    (void) what;
+    if (!w->returning) {
+        w->returning = true;
+        nq_jobs_return_all(w);
+        arm_ms(w->ev_deadline, NQ_WORKER_FLUSH_GRACE_MS);
+        nq_worker_check_done(w);
+        return;
+    }
+    left = nq_jobs_in_flight(w);
+    nq_log(LOG_WARNING,
+           "%llu finish%s could not reach redis, leaving anyway: the master has "
+           "another worker take back these jobs",
+           (unsigned long long) left, left == 1 ? "" : "es");
+    w->leaving = true;
+    (void) event_base_loopexit(w->base, NULL);
+}
+
+static void drain(struct worker *w, const char *why, bool fast)
+{
+    if (!w->draining) {
+        nq_log(LOG_INFO, "%s, %s (%llu job%s in flight)", why, fast ? "stopping" : "draining",
+               (unsigned long long) nq_jobs_in_flight(w), nq_jobs_in_flight(w) == 1 ? "" : "s");
+        w->draining = true;
+        set_state(w, NQ_WORKER_DRAINING);
+        arm_ms(w->ev_deadline, fast ? 0 : w->q->drain_timeout_ms);
+    } else if (fast && !w->returning) {
+        nq_log(LOG_INFO, "%s, returning the jobs in flight now", why);
+        arm_ms(w->ev_deadline, 0);
+    }
+    nq_worker_check_done(w);
+}
+
+/* ---- recycling ----------------------------------------------------------------- */
+
+static bool recycle_due(struct worker *w, uint64_t rss)
+{
+    const struct nq_queue_cfg *q = w->q;
+
+    if (q->max_jobs && w->finished >= q->max_jobs)
+        (void) snprintf(w->recycle_reason, sizeof(w->recycle_reason),
+                        "finished %llu jobs, max_jobs %u", (unsigned long long) w->finished,
+                        q->max_jobs);
+    else if (q->max_rss_mib && rss > (uint64_t) q->max_rss_mib * 1024)
+        (void) snprintf(w->recycle_reason, sizeof(w->recycle_reason),
+                        "RSS %llu MiB, max_rss %u MiB", (unsigned long long) (rss / 1024),
+                        q->max_rss_mib);
+    else
+        return false;
+    return true;
+}
+
+/* rss: the current RSS in KiB, or 0 when not measured now. */
+static void check_recycle(struct worker *w, uint64_t rss)
+{
+    struct nq_frame f = { .type = NQ_FRAME_RECYCLE };
+    uint64_t now = nq_worker_mono_ms();
+    int r;
+
+    if (w->draining)
+        return;
+    if (!w->recycle_reason[0]) {
+        if (!recycle_due(w, rss))
+            return;
+        nq_log(LOG_INFO, "%s: asking the master for a replacement", w->recycle_reason);
+        set_note(w, "recycling");
+    } else if (now - w->recycle_asked_ms < NQ_WORKER_RECYCLE_RETRY_MS) {
+        return;
+    }
+    if (w->recycle_tries++ >= NQ_WORKER_RECYCLE_TRIES) {
+        drain(w, "no replacement came", false);
+        return;
+    }
+    w->recycle_asked_ms = now;
+    (void) snprintf(f.reason, sizeof(f.reason), "%s", w->recycle_reason);
+    r = nq_channel_send(w->ch, &f);
+    if (r < 0 && r != -EAGAIN && r != -EPIPE)
+        nq_log_errno(LOG_WARNING, r, "asking to be recycled: %m");
+}
+
+void nq_worker_check_recycle(struct worker *w)
+{
+    if (w->q->max_jobs && !w->recycle_reason[0] && w->finished >= w->q->max_jobs)
+        check_recycle(w, 0);
+}
+
+/* ---- events -------------------------------------------------------------------- */
+
+static void on_command(const struct nq_frame *f, void *userdata)
 {
     struct worker *w = userdata;
 
-    if (w->state == NQ_WORKER_DRAINING)
-        return;
-    switch (cmd) {
+    switch (f->command) {
     case NQ_CMD_DRAIN:
-        drain(w, "drain requested");
+        drain(w, "drain requested", false);
         break;
     case NQ_CMD_STOP:
-        drain(w, "fast stop requested");
+        drain(w, "fast stop requested", true);
         break;
     case NQ_CMD_PAUSE:
-        set_state(w, NQ_WORKER_PAUSED);
+        w->paused = true;
+        if (!w->draining && w->state != NQ_WORKER_IDLE)
+            set_state(w, NQ_WORKER_PAUSED);
         break;
     case NQ_CMD_RESUME:
-        set_state(w, w->active_state);
+        w->paused = false;
+        if (!w->draining && w->state == NQ_WORKER_PAUSED)
+            set_state(w, NQ_WORKER_RUNNING);
+        if (w->store) {
+            w->fetch_ready = true;
+            nq_jobs_kick(w);
+        }
+        break;
+    case NQ_CMD_RECOVER:
+        if (w->store)
+            nq_upkeep_recover(w, &f->recover);
+        else
+            nq_upkeep_nothing_to_recover(w, &f->recover);
         break;
     }
 }
 
 static void on_master_eof(void *userdata)
 {
-    drain(userdata, "the master is gone");
+    drain(userdata, "the master is gone", false);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
-    report(arg);
+    struct worker *w = arg;
+    uint64_t rss = rss_kib();
+
+    (void) fd;
+    (void) what;
+    if (w->store) {
+        nq_upkeep_tick(w);
+        check_recycle(w, rss);
+    }
+    send_metrics(w, rss);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
-    drain(arg, sig == SIGTERM ? "SIGTERM" : "SIGQUIT");
+    (void) what;
+    if (sig == SIGTERM)
+        drain(arg, "SIGTERM", false);
+    else
+        drain(arg, "SIGQUIT", true);
 }
+
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd;
+    (void) what;
+    nq_jobs_on_work_event(arg);
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd;
+    (void) what;
+    nq_jobs_wake(arg);
+}
+
+static void on_store_state(void *userdata, bool connected)
+{
+    struct worker *w = userdata;
+
+    nq_jobs_connected(w, connected);
+    set_note(w, connected ? (w->recycle_reason[0] ? "recycling" : "") : "redis unreachable");
+    if (connected)
+        nq_upkeep_connected(w);
+}
+
+/* ---- setup ----------------------------------------------------------------------- */
 
 static int worker_setup(struct worker *w)
 {
@@ -145,7 +313,11 @@ static int worker_setup(struct worker *w)
     w->ev_tick = event_new(w->base, -1, EV_PERSIST, on_tick, w);
     w->ev_term = evsignal_new(w->base, SIGTERM, on_signal, w);
     w->ev_quit = evsignal_new(w->base, SIGQUIT, on_signal, w);
-    if (!w->ch || !w->ev_tick || !w->ev_term || !w->ev_quit)
+    w->ev_kick = event_new(w->base, -1, 0, on_kick, w);
+    w->ev_wake = evtimer_new(w->base, on_wake, w);
+    w->ev_deadline = evtimer_new(w->base, on_deadline, w);
+    if (!w->ch || !w->ev_tick || !w->ev_term || !w->ev_quit || !w->ev_kick || !w->ev_wake ||
+        !w->ev_deadline)
         return -ENOMEM;
     if (event_add(w->ev_tick, &second) < 0 || event_add(w->ev_term, NULL) < 0 ||
         event_add(w->ev_quit, NULL) < 0)
@@ -157,14 +329,71 @@ static int worker_setup(struct worker *w)
     return 0;
 }
 
+/* The handler and the store. Returns 0, 1 when the handler is not
+ * implemented (the worker idles), or a negative errno with the exit status
+ * in w->exit_code. */
+static int worker_start(struct worker *w)
+{
+    const struct nq_handler_env env = {
+        .base = w->base,
+        .cfg = w->ctx->cfg,
+        .queue = w->q,
+        .slot = w->ctx->slot,
+    };
+    struct nq_store_opts o = {
+        .redis = &w->ctx->cfg->redis,
+        .queue = w->q->bullmq_queue ? w->q->bullmq_queue : w->q->name,
+        .worker_name = w->worker_name,
+        .token_prefix = w->token_prefix,
+        .lock_duration_ms = w->q->lock_duration_ms,
+        .limiter_max = w->q->rate_limit.max,
+        .limiter_duration_ms = w->q->rate_limit.duration_ms,
+    };
+    struct nq_err err = { "" };
+    int r = nq_handler_new(&env, &w->handler, &err);
+
+    if (r == -EOPNOTSUPP) {
+        nq_log(LOG_WARNING, "%s, fetching no jobs", nq_err_str(&err));
+        (void) snprintf(w->note, sizeof(w->note), "%s", nq_err_str(&err));
+        return 1;
+    }
+    if (r < 0) {
+        nq_log(LOG_ERR, "handler %s: %s", nq_handler_name(w->q->handler), nq_err_str(&err));
+        w->exit_code = r == -ENOMEM ? 1 : NQ_EXIT_CONFIG;
+        return r;
+    }
+    r = nq_token_prefix(w->token_prefix, sizeof(w->token_prefix),
+                        w->ctx->hostname ? w->ctx->hostname : "localhost", getpid(),
+                        w->ctx->incarnation);
+    if (r >= 0)
+        (void) snprintf(w->worker_name, sizeof(w->worker_name), "notifyq-%ld", (long) getpid());
+    w->store = r < 0 ? NULL : nq_store_new(w->base, &o, on_store_state, w);
+    if (!w->store) {
+        nq_log(LOG_ERR, "cannot create the queue store for %s", o.queue);
+        w->exit_code = 1;
+        return -ENOMEM;
+    }
+    r = nq_upkeep_setup(w);
+    if (r < 0)
+        w->exit_code = 1;
+    return r;
+}
+
 static void worker_done(struct worker *w)
 {
-    if (w->ev_quit)
-        event_free(w->ev_quit);
-    if (w->ev_term)
-        event_free(w->ev_term);
-    if (w->ev_tick)
-        event_free(w->ev_tick);
+    /* The store first: its pending callbacks run with -ECANCELED while the
+     * jobs and recoveries they point at still exist. */
+    w->store = nq_store_free(w->store);
+    nq_jobs_free_all(w);
+    nq_upkeep_free(w);
+    w->handler = nq_handler_free(w->handler);
+    struct event **evs[] = { &w->ev_deadline, &w->ev_wake, &w->ev_kick,
+                             &w->ev_quit,     &w->ev_term, &w->ev_tick };
+    for (size_t i = 0; i < NQ_ELEMENTSOF(evs); i++)
+        if (*evs[i]) {
+            event_free(*evs[i]);
+            *evs[i] = NULL;
+        }
     w->ch = nq_channel_free(w->ch);
     if (w->base)
         event_base_free(w->base);
@@ -174,11 +403,10 @@ int nq_worker_main(const struct nq_child_ctx *ctx)
 {
     struct worker w = {
         .ctx = ctx,
+        .q = ctx->queue,
         .state = NQ_WORKER_STARTING,
-        .active_state = NQ_WORKER_IDLE,
-        .started_ms = now_ms(),
+        .started_ms = nq_worker_mono_ms(),
     };
-    const char *handler = nq_handler_name(ctx->queue->handler);
     int r;
 
     r = worker_setup(&w);
@@ -190,13 +418,22 @@ int nq_worker_main(const struct nq_child_ctx *ctx)
         return 1;
     }
     nq_child_unblock_signals(ctx);
-    nq_log(LOG_WARNING, "handler %s not implemented yet, fetching no jobs", handler);
-    (void) snprintf(w.note, sizeof(w.note), "handler %s not implemented yet", handler);
-    set_state(&w, w.active_state);
+    r = worker_start(&w);
+    if (r < 0) {
+        worker_done(&w);
+        return w.exit_code;
+    }
+    if (w.paused)
+        set_state(&w, NQ_WORKER_PAUSED);
+    else
+        set_state(&w, r == 1 ? NQ_WORKER_IDLE : NQ_WORKER_RUNNING);
     if (event_base_dispatch(w.base) < 0) {
         nq_log(LOG_ERR, "event loop failed");
-        r = 1;
+        w.exit_code = 1;
     }
+    /* The master reads it after the exit: jobs still in flight mean locks
+     * left in Redis, which it has a sibling take back. */
+    nq_worker_report(&w);
     worker_done(&w);
-    return r;
+    return w.exit_code;
 }

@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The handler the email, sms and push queues share (see channel.h): compose
+ * the message from the job's data, send it through the queue's provider,
+ * turn the provider's verdict into the job's outcome. The returnvalue of a
+ * sent job is {"ok":true,"provider":NAME,"messageId":ID, ...the provider's
+ * details}, e.g. the file provider's "path".
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "handlers/channel.h"
+
+struct channel {
+    enum nq_msg_type type;
+    nq_compose_fn compose;
+    struct nq_provider *provider;
+    const char *queue; /* borrowed from the config */
+};
+
+struct channel_call {
+    struct channel *ch;
+    struct nq_handler_call *call;
+    struct nq_msg msg;
+    struct nq_delivery d;
+    struct nq_send *send;
+};
+
+/* ---- field helpers ------------------------------------------------------------ */
+
+int nq_field_string(const json_t *data, const char *const *keys, bool required, char **ret,
+                    struct nq_err *err)
+{
+    const char *found = NULL;
+    json_t *v = NULL;
+
+    for (const char *const *k = keys; *k; k++) {
+        json_t *x = json_object_get(data, *k);
+
+        if (!x || json_is_null(x))
+            continue;
+        if (found)
+            return nq_err_set(err, -EINVAL, "data.%s: give only one of data.%s and data.%s", *k,
+                              found, *k);
+        found = *k;
+        v = x;
+    }
+    if (!v) {
+        *ret = NULL;
+        if (!required)
+            return 0;
+        if (!keys[1])
+            return nq_err_set(err, -EINVAL, "data.%s: required", keys[0]);
+        return nq_err_set(err, -EINVAL, "data.%s: required (or data.%s)", keys[0], keys[1]);
+    }
+    if (!json_is_string(v))
+        return nq_err_set(err, -EINVAL, "data.%s: must be a string", found);
+    *ret = strdup(json_string_value(v));
+    return *ret ? 0 : nq_err_set(err, -ENOMEM, "out of memory");
+}
+
+/* A string or an integer (producers use both for ids), as a string. */
+static int id_field(const json_t *data, const char *key, char **ret, struct nq_err *err)
+{
+    json_t *v = json_object_get(data, key);
+
+    *ret = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (json_is_string(v))
+        *ret = strdup(json_string_value(v));
+    else if (json_is_integer(v))
+        (void) !asprintf(ret, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    else
+        return nq_err_set(err, -EINVAL, "data.%s: must be a string or an integer", key);
+    return *ret ? 0 : nq_err_set(err, -ENOMEM, "out of memory");
+}
+
+static const char *content_keys(enum nq_msg_type type)
+{
+    switch (type) {
+    case NQ_MSG_EMAIL:
+        return "text or html";
+    case NQ_MSG_SMS:
+        return "body";
+    case NQ_MSG_PUSH:
+        return "title and body";
+    }
+    return "the content";
+}
+
+int nq_compose_common(const json_t *data, struct nq_msg *m, struct nq_err *err)
+{
+    static const char *const template_keys[] = { "template", "templateId" };
+    int r;
+
+    if (!json_is_object(data))
+        return nq_err_set(err, -EINVAL, "data: must be a JSON object");
+    for (size_t i = 0; i < NQ_ELEMENTSOF(template_keys); i++) {
+        json_t *t = json_object_get(data, template_keys[i]);
+        if (t && !json_is_null(t))
+            return nq_err_set(err, -EINVAL,
+                              "data.%s: templates are not rendered yet; send %s instead",
+                              template_keys[i], content_keys(m->type));
+    }
+    r = id_field(data, "tenantId", &m->tenant_id, err);
+    if (r < 0)
+        return r;
+    return id_field(data, "notificationId", &m->notification_id, err);
+}
+
+/* ---- the handler ------------------------------------------------------------------ */
+
+int nq_channel_handler_init(const struct nq_handler_env *env, enum nq_msg_type type,
+                            nq_compose_fn compose, void **ret_state, struct nq_err *err)
+{
+    struct channel *ch = calloc(1, sizeof(*ch));
+    struct nq_provider_env penv = {
+        .base = env->base, .queue = env->queue->name, .cfg = &env->queue->provider, .type = type
+    };
+    int r;
+
+    if (!ch)
+        return nq_err_set(err, -ENOMEM, "out of memory");
+    *ch = (struct channel){ .type = type, .compose = compose, .queue = env->queue->name };
+    r = nq_provider_new(&penv, &ch->provider, err);
+    if (r < 0) {
+        free(ch);
+        return r;
+    }
+    *ret_state = ch;
+    return 0;
+}
+
+void nq_channel_handler_free(void *state)
+{
+    struct channel *ch = state;
+
+    if (!ch)
+        return;
+    nq_provider_free(ch->provider);
+    free(ch);
+}
+
+int nq_channel_handler_validate(void *state, const struct nq_job *job, struct nq_err *err)
+{
+    struct channel *ch = state;
+    struct nq_msg m;
+    int r;
+
+    r = ch->compose(job->data, &m, err);
+    if (r < 0)
+        return r;
+    nq_msg_done(&m);
+    return 0;
+}
+
+static struct channel_call *channel_call_free(struct channel_call *cc)
+{
+    if (cc) {
+        nq_msg_done(&cc->msg);
+        free(cc);
+    }
+    return NULL;
+}
+
+/* The returnvalue of a sent message; NULL on OOM. */
+static char *result_json(const char *provider, const struct nq_send_result *res)
+{
+    json_t *o = json_pack("{s:b,s:s}", "ok", 1, "provider", provider);
+    char *s = NULL;
+
+    if (!o)
+        return NULL;
+    if (res->message_id)
+        json_object_set_new(o, "messageId", json_string(res->message_id));
+    if (res->details && json_is_object(res->details))
+        json_object_update(o, (json_t *) res->details);
+    s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+static void on_sent(const struct nq_send_result *res, void *userdata)
+{
+    struct channel_call *cc = userdata;
+    struct nq_handler_call *call = cc->call;
+    nq_autofree char *result = NULL;
+    struct nq_outcome o = { .reason = res->reason, .retry_after_ms = res->retry_after_ms };
+
+    switch (res->status) {
+    case NQ_SEND_SENT:
+        result = result_json(nq_provider_name(cc->ch->provider), res);
+        o = result ? (struct nq_outcome){ .kind = NQ_OUTCOME_OK, .result_json = result }
+                   : (struct nq_outcome){ .kind = NQ_OUTCOME_RETRY, .reason = "out of memory" };
+        break;
+    case NQ_SEND_RETRY:
+        o.kind = NQ_OUTCOME_RETRY;
+        break;
+    case NQ_SEND_RATE_LIMITED:
+        o.kind = NQ_OUTCOME_RATE_LIMITED;
+        break;
+    case NQ_SEND_PERMANENT:
+        o.kind = NQ_OUTCOME_PERMANENT;
+        break;
+    }
+    call->handler_data = channel_call_free(cc);
+    nq_handler_call_done(call, &o);
+}
+
+int nq_channel_handler_start(void *state, struct nq_handler_call *call)
+{
+    struct channel *ch = state;
+    struct channel_call *cc = calloc(1, sizeof(*cc));
+    struct nq_err err = { { 0 } };
+    int r;
+
+    if (!cc)
+        return -ENOMEM;
+    r = ch->compose(call->job->data, &cc->msg, &err);
+    if (r == -EINVAL) {
+        /* Only for a worker that skipped validate(): the same verdict. */
+        struct nq_outcome o = { .kind = NQ_OUTCOME_PERMANENT, .reason = nq_err_str(&err) };
+
+        free(cc);
+        nq_handler_call_done(call, &o);
+        return 0;
+    }
+    if (r < 0) {
+        free(cc);
+        return r;
+    }
+    cc->ch = ch;
+    cc->call = call;
+    cc->d = (struct nq_delivery){ .queue = ch->queue,
+                                  .job_id = call->job->id,
+                                  .attempt = call->job->atm + 1 };
+    r = nq_provider_send(ch->provider, &cc->msg, &cc->d, on_sent, cc, &cc->send);
+    if (r < 0) {
+        channel_call_free(cc);
+        return r;
+    }
+    call->handler_data = cc;
+    return 0;
+}
+
+void nq_channel_handler_cancel(void *state, struct nq_handler_call *call)
+{
+    struct channel *ch = state;
+    struct channel_call *cc = call->handler_data;
+
+    if (!cc)
+        return;
+    nq_provider_cancel(ch->provider, cc->send);
+    call->handler_data = channel_call_free(cc);
+}

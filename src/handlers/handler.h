@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Handlers: what a job of a queue means (noop, email, sms, push...). A worker
+ * process serves one queue, so it makes one handler instance at start
+ * (nq_handler_new, from the queue's config) and hands it every job it
+ * fetches, each as one struct nq_handler_call:
+ *
+ *   validate(job)  synchronous check of job->data. Failing it (-EINVAL with
+ *                  err naming the field: "data.to: required") fails the job
+ *                  permanently, unrun, with that text as failedReason.
+ *   start(call)    begins the job on the worker's event base, without
+ *                  blocking it (libevent timers, curl multi, async I/O). The
+ *                  handler reports exactly one outcome with
+ *                  nq_handler_call_done(); it may do so from inside start()
+ *                  (a job that needs no I/O) or later from an event callback.
+ *   cancel(call)   fast stop or drain timeout: the worker gives up on a call
+ *                  still in flight (it returns the job to wait). The handler
+ *                  stops what it started and frees its per-call data; after
+ *                  cancel returns it never calls nq_handler_call_done() for
+ *                  that call, and it must not touch call again.
+ *
+ * Outcomes are struct nq_outcome (queue/store.h):
+ *   NQ_OUTCOME_OK           result_json = the returnvalue (valid JSON text;
+ *                           NULL stands for null); e.g. {"ok":true} or
+ *                           {"spool":"/var/lib/notifyq/spool/email/42.eml"}
+ *   NQ_OUTCOME_RETRY        reason; retry_after_ms > 0 overrides the backoff
+ *                           (a provider's Retry-After); retried until the
+ *                           job's attempts run out, then failed
+ *   NQ_OUTCOME_PERMANENT    reason; failed now, whatever attempts remain
+ *                           (invalid address, unregistered token, 4xx)
+ *   NQ_OUTCOME_RATE_LIMITED retry_after_ms; delayed without spending an
+ *                           attempt (429)
+ * Handlers never report NQ_OUTCOME_RETURN (the worker's own, for drain).
+ * Reasons are stored as the job's failedReason and shown to operators: they
+ * name what failed ("smtp: 550 mailbox unavailable"), never secrets or
+ * message bodies. The strings of an outcome are borrowed for the call to
+ * nq_handler_call_done() only; the worker copies what it keeps.
+ *
+ * Per-queue setup: init(env) runs once in the worker process before any job,
+ * with the whole config and the queue's (provider settings such as
+ * queue->provider.spool_dir). It may fail with a clear reason in err
+ * ("provider file: spool_dir /x: Permission denied"): the worker logs it and
+ * exits 78 (EX_CONFIG), which the master treats as a broken configuration
+ * (longest restart delay). Process-wide libraries (curl_global_init) are
+ * initialised in init too: a worker process runs exactly one handler.
+ *
+ * Threading: none. Everything runs on the worker's event base, in its one
+ * thread. Memory: the handler owns its state (init/free) and each call's
+ * handler_data (set in start, freed before done or in cancel); the worker
+ * owns struct nq_handler_call and the job, both valid from start until done
+ * or cancel returns.
+ *
+ * Registry (handler.c): a table from enum nq_handler_kind to the handler's
+ * vtable. A kind without an entry is "not implemented yet": nq_handler_new
+ * returns -EOPNOTSUPP and the worker idles with a note, fetching nothing.
+ * The channel handlers (email, sms, push) define their vtables in their own
+ * files (src/handlers/<name>.c, built from src/handlers/channels.mk) and add
+ * one line each to the marked table in handler.c.
+ *
+ * Layering: handlers may use queue/job.h and queue/store.h types, common/,
+ * config/, providers/ and template/; never supervisor/ or worker/.
+ */
+#ifndef NQ_HANDLERS_HANDLER_H
+#define NQ_HANDLERS_HANDLER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/err.h"
+#include "common/macros.h"
+#include "config/config.h"
+#include "queue/job.h"
+#include "queue/store.h"
+
+struct event_base;
+struct nq_handler;
+struct nq_handler_call;
+
+/* What a handler is given at init. Everything is borrowed and outlives the
+ * handler instance. */
+struct nq_handler_env {
+    struct event_base *base;          /* the worker's event loop */
+    const struct nq_config *cfg;      /* the whole configuration generation */
+    const struct nq_queue_cfg *queue; /* the queue this worker serves */
+    unsigned slot;                    /* the worker's slot, 0 .. processes - 1 */
+};
+
+/* How the worker hears an outcome; set by the worker, not by handlers. */
+typedef void (*nq_handler_done_fn)(struct nq_handler_call *call, const struct nq_outcome *o);
+
+/* One job in flight. */
+struct nq_handler_call {
+    const struct nq_job *job; /* borrowed: id, name, data (parsed JSON), atm, opts... */
+    struct event_base *base;  /* the worker's event loop */
+    void *handler_data;       /* the handler's own per-call state, NULL at start */
+    /* The worker's side; handlers leave these alone. */
+    nq_handler_done_fn done;
+    void *userdata;
+};
+
+/* A handler's vtable. validate and cancel may be NULL (nothing to check; a
+ * start that always completes inside start() has nothing to cancel). */
+struct nq_handler_ops {
+    enum nq_handler_kind kind;
+    /* Makes the handler's state (*ret_state may stay NULL). 0, or a negative
+     * errno with err saying why (the worker exits 78). */
+    int (*init)(const struct nq_handler_env *env, void **ret_state, struct nq_err *err);
+    /* Frees what init made (state may be NULL). No call is in flight. */
+    void (*free)(void *state);
+    /* 0 when the job may run, else -EINVAL with err naming the field. */
+    int (*validate)(void *state, const struct nq_job *job, struct nq_err *err);
+    /* Starts the job. Returns 0 when nq_handler_call_done() was or will be
+     * called, or a negative errno (-ENOMEM...) when nothing was started and
+     * done will not be called: the worker then retries the job. */
+    int (*start)(void *state, struct nq_handler_call *call);
+    /* Abandons a started call (see above). */
+    void (*cancel)(void *state, struct nq_handler_call *call);
+};
+
+/* For handlers: reports call's one outcome. The worker may free call (and
+ * the job) before this returns; do not touch either afterwards. */
+void nq_handler_call_done(struct nq_handler_call *call, const struct nq_outcome *o);
+
+/* ---- the worker's side ------------------------------------------------ */
+
+/* The vtable for kind, or NULL when that handler is not implemented yet. */
+const struct nq_handler_ops *nq_handler_ops_find(enum nq_handler_kind kind);
+
+/* Makes env->queue's handler. Returns 0 and *ret, -EOPNOTSUPP when the
+ * handler is not implemented yet (err says so), -ENOMEM, or the handler's
+ * init error (err says why). */
+int nq_handler_new(const struct nq_handler_env *env, struct nq_handler **ret,
+                   struct nq_err *err) NQ_MUSTCHECK;
+struct nq_handler *nq_handler_free(struct nq_handler *h);
+
+int nq_handler_validate(struct nq_handler *h, const struct nq_job *job,
+                        struct nq_err *err) NQ_MUSTCHECK;
+/* call->job, base, done and userdata must be set; handler_data NULL. */
+int nq_handler_start(struct nq_handler *h, struct nq_handler_call *call) NQ_MUSTCHECK;
+void nq_handler_cancel(struct nq_handler *h, struct nq_handler_call *call);
+
+#endif

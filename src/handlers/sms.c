@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The sms handler: job data to a text message, sent through the queue's
+ * provider (see channel.h for what all channel handlers share).
+ *
+ * Data keys:
+ *   to        required: a phone number in international form, normalised to
+ *             E.164 ("+1 (555) 123-4567" -> "+15551234567"); a number
+ *             without its country code is refused, not guessed
+ *   from      optional: a number (normalised likewise) or an alphanumeric
+ *             sender id (1..11 letters, digits and spaces, at least one letter)
+ *   body      required, at most 1600 characters; `message` and `text` are
+ *             its aliases (the seeds' SmsJobData.message)
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "handlers/channel.h"
+
+#define E164_BUF 17
+#define REASON_NUMBER_MAX 40
+
+static int bad(const char **ret_why, const char *why)
+{
+    *ret_why = why;
+    return -EINVAL;
+}
+
+int nq_e164_normalize(const char *in, char *out, size_t size, const char **ret_why)
+{
+    const char *p = in;
+    size_t n = 0;
+    int depth = 0, pairs = 0;
+
+    *ret_why = NULL;
+    if (size < E164_BUF)
+        return -ENOBUFS;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '+')
+        p++;
+    else if (p[0] == '0' && p[1] == '0')
+        p += 2;
+    else
+        return bad(ret_why, "no country code (write it as +<country code><number>)");
+    out[n++] = '+';
+    for (; *p; p++) {
+        if (*p >= '0' && *p <= '9') {
+            if (n == 1 && *p == '0')
+                return bad(ret_why, "a country code does not start with 0");
+            if (n > 15)
+                return bad(ret_why, "more than 15 digits");
+            out[n++] = *p;
+        } else if (*p == '(' && depth == 0 && pairs == 0) {
+            depth = 1;
+        } else if (*p == ')' && depth == 1) {
+            depth = 0;
+            pairs++;
+        } else if (*p == '(' || *p == ')') {
+            return bad(ret_why, "parentheses that do not pair up");
+        } else if (!strchr(" \t-.", *p)) {
+            return bad(ret_why, "a character other than digits, spaces, '-', '.' and parentheses");
+        }
+    }
+    if (depth)
+        return bad(ret_why, "parentheses that do not pair up");
+    if (n - 1 < 7)
+        return bad(ret_why, "fewer than 7 digits");
+    out[n] = '\0';
+    return 0;
+}
+
+static int number_field(const char *key, const char *value, char **ret, struct nq_err *err)
+{
+    char e164[E164_BUF];
+    const char *why;
+
+    if (nq_e164_normalize(value, e164, sizeof(e164), &why) < 0)
+        return nq_err_set(err, -EINVAL,
+                          "data.%s: \"%.*s\" is not a phone number in "
+                          "international form: %s",
+                          key, REASON_NUMBER_MAX, value, why);
+    *ret = strdup(e164);
+    return *ret ? 0 : nq_err_set(err, -ENOMEM, "out of memory");
+}
+
+static bool is_sender_id(const char *s)
+{
+    bool letter = false;
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 11)
+        return false;
+    for (; *s; s++) {
+        if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z'))
+            letter = true;
+        else if (!(*s >= '0' && *s <= '9') && *s != ' ')
+            return false;
+    }
+    return letter;
+}
+
+static int from_field(const json_t *data, struct nq_sms *s, struct nq_err *err)
+{
+    static const char *const keys[] = { "from", NULL };
+    nq_autofree char *from = NULL;
+    int r;
+
+    r = nq_field_string(data, keys, false, &from, err);
+    if (r < 0 || !from)
+        return r;
+    if (is_sender_id(from)) {
+        s->from = NQ_TAKE_PTR(from);
+        return 0;
+    }
+    if (from[0] != '+' && !(from[0] == '0' && from[1] == '0'))
+        return nq_err_set(err, -EINVAL,
+                          "data.from: must be a phone number in international "
+                          "form or a sender id of 1 to 11 letters, digits and spaces");
+    return number_field("from", from, &s->from, err);
+}
+
+/* Characters, not bytes: the limit is what the carrier counts. */
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s; s++)
+        n += ((unsigned char) *s & 0xc0) != 0x80;
+    return n;
+}
+
+static int sms_fields(const json_t *data, struct nq_sms *s, struct nq_err *err)
+{
+    static const char *const to_keys[] = { "to", NULL };
+    static const char *const body_keys[] = { "body", "message", "text", NULL };
+    nq_autofree char *to = NULL;
+    int r;
+
+    r = nq_field_string(data, to_keys, true, &to, err);
+    if (r >= 0)
+        r = number_field("to", to, &s->to, err);
+    if (r >= 0)
+        r = from_field(data, s, err);
+    if (r >= 0)
+        r = nq_field_string(data, body_keys, true, &s->body, err);
+    if (r < 0)
+        return r;
+    if (!*s->body)
+        return nq_err_set(err, -EINVAL, "data.body: must not be empty");
+    if (utf8_chars(s->body) > NQ_SMS_BODY_MAX)
+        return nq_err_set(err, -EINVAL, "data.body: longer than %d characters", NQ_SMS_BODY_MAX);
+    return 0;
+}
+
+int nq_compose_sms(const json_t *data, struct nq_msg *ret, struct nq_err *err)
+{
+    struct nq_msg m NQ_CLEANUP(nq_msg_done);
+    int r;
+
+    nq_msg_init(&m, NQ_MSG_SMS);
+    r = nq_compose_common(data, &m, err);
+    if (r >= 0)
+        r = sms_fields(data, &m.sms, err);
+    if (r < 0)
+        return r;
+    *ret = m;
+    nq_msg_init(&m, NQ_MSG_SMS);
+    return 0;
+}
+
+static int sms_init(const struct nq_handler_env *env, void **ret_state, struct nq_err *err)
+{
+    return nq_channel_handler_init(env, NQ_MSG_SMS, nq_compose_sms, ret_state, err);
+}
+
+const struct nq_handler_ops nq_handler_sms = {
+    .kind = NQ_HANDLER_SMS,
+    .init = sms_init,
+    .free = nq_channel_handler_free,
+    .validate = nq_channel_handler_validate,
+    .start = nq_channel_handler_start,
+    .cancel = nq_channel_handler_cancel,
+};

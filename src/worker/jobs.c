@@ -1,0 +1,563 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Jobs in flight, and the one work call that finishes and fetches them
+ * (internal.h has the model). The rule is simple: at most one work call in
+ * flight; when it returns, or when a handler reports an outcome, the next
+ * call carries every pending finish and a fetch for every free slot, if
+ * the queue may have jobs. When it has none, the worker blocks on the
+ * queue's marker (BULLMQ-LAYOUT.md §7) with BullMQ's timeouts: 5 s idle,
+ * or until the next delayed job is due (at most 10 s); rate limited, it
+ * sleeps until the limiter opens (at most 30 s); paused in Redis, it waits
+ * on the marker, which resume re-creates.
+ *
+ * Suspects: a job that was in flight when workers died by a signal (its
+ * crash count, nqcrash) may be what killed them, and one more such death
+ * fails it as a poison job (max_crashes). Such a job runs alone: it
+ * starts only once it is the one job this worker holds a lock on (the other
+ * jobs of its fetch went back to wait, and Redis confirmed it), and until it
+ * is done the worker fetches nothing. A job that arrives meanwhile goes
+ * straight back to wait, no attempt spent, rather than sit here locked,
+ * where a crash would count it too. So a poison job takes no other job with
+ * it, and the jobs that were merely its neighbours in the first crash
+ * complete instead of following it to failed.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "common/log.h"
+#include "worker/internal.h"
+
+/* ---- lists -------------------------------------------------------------- */
+
+static void list_unlink(struct worker *w, struct wjob *j)
+{
+    struct wjob_list_head *h = &w->lists[j->list];
+
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        h->first = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    else
+        h->last = j->prev;
+    j->prev = j->next = NULL;
+    h->n--;
+}
+
+static void list_append(struct worker *w, struct wjob *j, enum wjob_list to)
+{
+    struct wjob_list_head *h = &w->lists[to];
+
+    j->list = to;
+    j->prev = h->last;
+    j->next = NULL;
+    if (h->last)
+        h->last->next = j;
+    else
+        h->first = j;
+    h->last = j;
+    h->n++;
+}
+
+void nq_wjob_list_move(struct worker *w, struct wjob *j, enum wjob_list to)
+{
+    list_unlink(w, j);
+    list_append(w, j, to);
+}
+
+static struct wjob *wjob_free(struct worker *w, struct wjob *j)
+{
+    list_unlink(w, j);
+    nq_finish_done(&j->fin);
+    nq_job_free(j->job);
+    free(j);
+    return NULL;
+}
+
+uint64_t nq_jobs_in_flight(const struct worker *w)
+{
+    return (uint64_t) w->lists[WJ_RUNNING].n + w->lists[WJ_PENDING].n + w->lists[WJ_SENDING].n;
+}
+
+void nq_jobs_free_all(struct worker *w)
+{
+    for (int l = 0; l < WJ__LISTS; l++)
+        while (w->lists[l].first) {
+            struct wjob *j = w->lists[l].first;
+
+            if (j->started)
+                nq_handler_cancel(w->handler, &j->call);
+            wjob_free(w, j);
+        }
+}
+
+/* ---- outcomes ------------------------------------------------------------- */
+
+/* The job's outcome is known: plan its finish and queue it for the next
+ * work call. A plan that cannot be made (out of memory) leaves the job to
+ * the stalled check: its lock expires and it runs again. */
+static void settle(struct worker *w, struct wjob *j, const struct nq_outcome *o)
+{
+    int r = nq_finish_plan(j->job, o, w->q, drand48(), &j->fin);
+
+    if (w->suspect == j)
+        w->suspect = NULL;
+    if (r < 0) {
+        nq_log_errno(LOG_ERR, r,
+                     "job %s: planning its finish: %m; the stalled check will "
+                     "requeue it",
+                     j->job->id);
+        wjob_free(w, j);
+        nq_worker_check_done(w);
+        return;
+    }
+    nq_wjob_list_move(w, j, WJ_PENDING);
+    nq_jobs_kick(w);
+}
+
+static void on_handler_done(struct nq_handler_call *call, const struct nq_outcome *o)
+{
+    struct wjob *j = call->userdata;
+    struct worker *w = j->w;
+
+    nq_timing_add(&w->timing, nq_worker_mono_ms() - j->started_ms);
+    settle(w, j, o);
+}
+
+/* Fails j permanently without running it. */
+static void fail_unrun(struct worker *w, struct wjob *j, const char *reason)
+{
+    struct nq_outcome o = { .kind = NQ_OUTCOME_PERMANENT, .reason = reason };
+
+    nq_log(LOG_INFO, "job %s failed unrun: %s", j->job->id, reason);
+    settle(w, j, &o);
+}
+
+static void run(struct worker *w, struct wjob *j)
+{
+    int r;
+
+    j->started = true;
+    j->call = (struct nq_handler_call){
+        .job = j->job,
+        .base = w->base,
+        .done = on_handler_done,
+        .userdata = j,
+    };
+    j->started_ms = nq_worker_mono_ms();
+    /* The handler may report from inside start(): j is in running already. */
+    r = nq_handler_start(w->handler, &j->call);
+    if (r < 0) {
+        char why[128];
+        struct nq_outcome o = { .kind = NQ_OUTCOME_RETRY, .reason = why };
+
+        errno = -r;
+        (void) snprintf(why, sizeof(why), "%s handler could not start: %m",
+                        nq_handler_name(w->q->handler));
+        settle(w, j, &o);
+    }
+}
+
+/* The suspect starts once nothing else of this worker is locked in Redis. */
+static void maybe_start_suspect(struct worker *w)
+{
+    struct wjob *j = w->suspect;
+
+    if (!j || j->started || w->work_in_flight || w->lists[WJ_RUNNING].n != 1 ||
+        w->lists[WJ_PENDING].n || w->lists[WJ_SENDING].n)
+        return;
+    nq_log(LOG_NOTICE, "job %s was in flight in %u worker crash%s: running it alone", j->job->id,
+           j->job->crashes, j->job->crashes == 1 ? "" : "es");
+    run(w, j);
+}
+
+/* One crash away from failing as poison. Earlier crashes are not enough:
+ * isolating every job a killed worker held would serialise them all. */
+static bool is_suspect(const struct worker *w, const struct nq_job *job)
+{
+    return job->crashes > 0 && job->crashes + 1 >= w->q->max_crashes;
+}
+
+/* Whether j (in running, not started) runs now, waits to run alone, or
+ * goes back to wait. */
+static void run_or_return(struct worker *w, struct wjob *j)
+{
+    const struct nq_outcome back = { .kind = NQ_OUTCOME_RETURN };
+    bool suspect = is_suspect(w, j->job);
+
+    /* Past the drain deadline, a fetch that was in flight goes straight back. */
+    if (w->returning || w->suspect || (suspect && w->lists[WJ_RUNNING].n > 1)) {
+        settle(w, j, &back);
+        return;
+    }
+    if (suspect) {
+        w->suspect = j; /* started by on_work, after its whole fetch is seen */
+        return;
+    }
+    run(w, j);
+}
+
+static void start_job(struct worker *w, struct nq_job *job)
+{
+    struct wjob *j = calloc(1, sizeof(*j));
+    struct nq_err err = { "" };
+    const char *reason;
+
+    w->counters.fetched++;
+    if (!j) {
+        nq_log(LOG_ERR, "job %s: out of memory; the stalled check will requeue it", job->id);
+        nq_job_free(job);
+        return;
+    }
+    j->w = w;
+    j->job = job;
+    list_append(w, j, WJ_RUNNING);
+    if (job->rjk)
+        nq_upkeep_scheduler_next(w, job);
+    reason = nq_job_fail_unrun_reason_borrow(job);
+    if (reason) {
+        fail_unrun(w, j, reason);
+        return;
+    }
+    if (nq_handler_validate(w->handler, job, &err) < 0) {
+        fail_unrun(w, j, nq_err_str(&err));
+        return;
+    }
+    run_or_return(w, j);
+}
+
+void nq_jobs_return_all(struct worker *w)
+{
+    const struct nq_outcome o = { .kind = NQ_OUTCOME_RETURN };
+    uint32_t n = w->lists[WJ_RUNNING].n;
+
+    if (n)
+        nq_log(LOG_INFO, "returning %u job%s in flight to wait", n, n == 1 ? "" : "s");
+    while (w->lists[WJ_RUNNING].first) {
+        struct wjob *j = w->lists[WJ_RUNNING].first;
+
+        if (j->started)
+            nq_handler_cancel(w->handler, &j->call);
+        settle(w, j, &o);
+    }
+}
+
+/* ---- results of a work call ------------------------------------------------ */
+
+static const char *finish_code_name(int code)
+{
+    switch (code) {
+    case -1:
+        return "the job is gone";
+    case -2:
+        return "its lock expired";
+    case -3:
+        return "it is not active";
+    case -6:
+        return "another worker holds its lock";
+    default:
+        return "refused";
+    }
+}
+
+static void count_finish(struct worker *w, const struct wjob *j)
+{
+    switch (j->fin.kind) {
+    case NQ_FINISH_COMPLETED:
+        w->counters.completed++;
+        break;
+    case NQ_FINISH_FAILED:
+    case NQ_FINISH_FAILED_EARLY:
+        w->counters.failed++;
+        break;
+    case NQ_FINISH_RETRY_LATER:
+    case NQ_FINISH_RETRY_NOW:
+    case NQ_FINISH_RATE_LIMITED:
+        w->counters.retried++;
+        break;
+    case NQ_FINISH_RETURNED:
+        return; /* not a finish: it runs again */
+    }
+    w->finished++;
+}
+
+/* The finishes of a call Redis answered: each confirmed or refused (a lock
+ * lost to the stalled check or to another worker is not retried: the job
+ * belongs to someone else now). */
+static void settle_sent(struct worker *w, const struct nq_work_result *res)
+{
+    size_t i = 0;
+
+    while (w->lists[WJ_SENDING].first) {
+        struct wjob *j = w->lists[WJ_SENDING].first;
+        int code = i < res->n_codes ? res->codes[i] : -EPROTO;
+
+        i++;
+        if (code == 0)
+            count_finish(w, j);
+        else
+            nq_log(LOG_WARNING, "job %s: finish refused (%d: %s), dropped", j->job->id, code,
+                   finish_code_name(code));
+        wjob_free(w, j);
+    }
+}
+
+/* Sent finishes whose fate is unknown go back to the head of pending. */
+static void unsend(struct worker *w)
+{
+    while (w->lists[WJ_SENDING].last) {
+        struct wjob *j = w->lists[WJ_SENDING].last;
+        struct wjob_list_head *p = &w->lists[WJ_PENDING];
+
+        list_unlink(w, j);
+        j->list = WJ_PENDING;
+        j->next = p->first;
+        if (p->first)
+            p->first->prev = j;
+        else
+            p->last = j;
+        p->first = j;
+        p->n++;
+    }
+}
+
+static void wake_after(struct worker *w, uint64_t ms)
+{
+    struct timeval tv = { (time_t) (ms / 1000), (suseconds_t) (ms % 1000) * 1000 };
+
+    w->waking = true;
+    (void) evtimer_add(w->ev_wake, &tv);
+}
+
+static void fetch_status(struct worker *w, const struct nq_work_result *res, uint32_t asked)
+{
+    if (asked == 0)
+        return;
+    switch (res->status) {
+    case NQ_FETCH_OK:
+        /* Fewer than asked: the queue ran dry. The fetch left a "0" marker,
+         * so the marker wait returns at once if more came meanwhile. */
+        w->fetch_ready = res->n_jobs >= asked;
+        break;
+    case NQ_FETCH_EMPTY:
+        w->fetch_ready = false;
+        w->next_due_ms = res->value_ms;
+        break;
+    case NQ_FETCH_RATE_LIMITED:
+        w->fetch_ready = false;
+        wake_after(w, res->value_ms < NQ_WORKER_RATE_LIMIT_WAIT_MAX_MS
+                          ? (res->value_ms ? res->value_ms : 1)
+                          : NQ_WORKER_RATE_LIMIT_WAIT_MAX_MS);
+        break;
+    case NQ_FETCH_PAUSED:
+        w->fetch_ready = false;
+        break;
+    }
+}
+
+/* A failed call whose finishes' fate is unknown. A lost connection (or a
+ * server busy loading its data, -EAGAIN): they go again once Redis answers.
+ * A script error: sent again together they would fail together, so they go
+ * one per call; one that keeps failing alone is dropped after
+ * NQ_WORKER_FINISH_TRIES (its lock expires, the stalled check requeues
+ * the job) rather than block every finish behind it. */
+static void work_failed(struct worker *w, int r)
+{
+    uint32_t n = w->lists[WJ_SENDING].n;
+    struct wjob *j = w->lists[WJ_SENDING].first;
+
+    if (r == -ECONNRESET) {
+        unsend(w);
+        if (w->fetch_asked)
+            w->orphans = true;
+        return;
+    }
+    if (r != -EAGAIN && n == 1 && ++j->send_failures >= NQ_WORKER_FINISH_TRIES) {
+        nq_log_errno(LOG_ERR, r,
+                     "job %s: finish failed %u times: %m; dropped, the stalled "
+                     "check will requeue it",
+                     j->job->id, j->send_failures);
+        wjob_free(w, j);
+    } else {
+        if (r != -EAGAIN && n > 1)
+            w->isolate = n;
+        nq_log_errno(r == -EAGAIN ? LOG_INFO : LOG_ERR, r,
+                     "work call failed: %m; retrying%s in %dms",
+                     w->isolate ? " its finishes one by one" : "", NQ_WORKER_ERROR_BACKOFF_MS);
+        unsend(w);
+    }
+    w->fetch_ready = false;
+    wake_after(w, NQ_WORKER_ERROR_BACKOFF_MS);
+}
+
+static void on_work(void *userdata, int r, struct nq_work_result *res)
+{
+    struct worker *w = userdata;
+
+    w->work_in_flight = false;
+    if (r == -ECANCELED)
+        return; /* the store is being freed */
+    if (r < 0) {
+        work_failed(w, r);
+        nq_worker_check_done(w);
+        return;
+    }
+    if (w->isolate && w->lists[WJ_SENDING].n)
+        w->isolate--;
+    settle_sent(w, res);
+    nq_worker_check_recycle(w);
+    for (size_t i = 0; i < res->n_jobs; i++) {
+        struct nq_job *job = nq_work_result_take_job(res, i);
+
+        if (job)
+            start_job(w, job);
+    }
+    fetch_status(w, res, w->fetch_asked);
+    maybe_start_suspect(w);
+    nq_jobs_kick(w);
+    nq_worker_check_done(w);
+}
+
+/* ---- the next call ---------------------------------------------------------- */
+
+static uint32_t free_slots(const struct worker *w)
+{
+    uint32_t busy = w->lists[WJ_RUNNING].n;
+
+    return busy < w->q->concurrency ? w->q->concurrency - busy : 0;
+}
+
+static bool may_fetch(const struct worker *w)
+{
+    return w->fetch_ready && !w->paused && !w->draining && !w->waking && !w->suspect && !w->orphans;
+}
+
+static void on_marker(void *userdata, int r, double score);
+
+static uint64_t marker_timeout_ms(const struct worker *w)
+{
+    uint64_t now = nq_store_now_ms();
+
+    if (!w->next_due_ms)
+        return NQ_WORKER_IDLE_WAIT_MS;
+    if (w->next_due_ms <= now + 1)
+        return 1;
+    return w->next_due_ms - now < NQ_WORKER_DELAYED_WAIT_MAX_MS ? w->next_due_ms - now
+                                                                : NQ_WORKER_DELAYED_WAIT_MAX_MS;
+}
+
+/* Nothing to fetch right now: block on the marker, unless a slot is not
+ * free anyway, or the worker does not fetch (paused, draining, sleeping). */
+static void wait_marker(struct worker *w)
+{
+    int r;
+
+    if (w->fetch_ready || w->marker_waiting || w->paused || w->draining || w->waking ||
+        w->suspect || w->orphans || !w->connected || free_slots(w) == 0)
+        return;
+    r = nq_store_wait_marker(w->store, marker_timeout_ms(w), on_marker, w);
+    if (r == 0)
+        w->marker_waiting = true;
+    else if (r != -ENOTCONN)
+        nq_log_errno(LOG_ERR, r, "waiting on the marker: %m");
+}
+
+static void on_marker(void *userdata, int r, double score)
+{
+    struct worker *w = userdata;
+
+    w->marker_waiting = false;
+    if (r == -ECANCELED)
+        return;
+    if (r < 0 && !w->connected)
+        return; /* reconnecting: the worker fetches once it is back */
+    if (r == 1 && score > 0 && score > (double) (nq_store_now_ms() + 1)) {
+        /* Only a delayed job's due time: wait for it (§7). */
+        w->next_due_ms = (uint64_t) score;
+        wait_marker(w);
+        return;
+    }
+    w->fetch_ready = true;
+    w->next_due_ms = 0;
+    nq_jobs_kick(w);
+}
+
+static void send_work(struct worker *w)
+{
+    struct wjob_list_head *p = &w->lists[WJ_PENDING];
+    uint32_t n_fin = p->n < NQ_STORE_BATCH_MAX ? p->n : NQ_STORE_BATCH_MAX;
+    uint32_t fetch = may_fetch(w) ? free_slots(w) : 0;
+    struct nq_finish *fins;
+    struct wjob *j;
+    int r;
+
+    if (w->isolate && n_fin > 1)
+        n_fin = 1;
+    if (fetch > NQ_STORE_BATCH_MAX)
+        fetch = NQ_STORE_BATCH_MAX;
+    if (n_fin == 0 && fetch == 0)
+        return;
+    fins = calloc(n_fin ? n_fin : 1, sizeof(*fins));
+    if (!fins) {
+        nq_log(LOG_ERR, "work call: out of memory, retrying in %dms", NQ_WORKER_ERROR_BACKOFF_MS);
+        wake_after(w, NQ_WORKER_ERROR_BACKOFF_MS);
+        return;
+    }
+    j = p->first;
+    for (uint32_t i = 0; i < n_fin; i++, j = j->next) {
+        fins[i] = j->fin;
+        fins[i].job = j->job;
+    }
+    r = nq_store_work(w->store, fins, n_fin, fetch, on_work, w);
+    free(fins);
+    if (r < 0) {
+        if (r != -ENOTCONN)
+            nq_log_errno(LOG_ERR, r, "work call: %m, retrying in %dms", NQ_WORKER_ERROR_BACKOFF_MS);
+        if (r != -ENOTCONN)
+            wake_after(w, NQ_WORKER_ERROR_BACKOFF_MS);
+        return;
+    }
+    w->work_in_flight = true;
+    w->fetch_asked = fetch;
+    while (n_fin--)
+        nq_wjob_list_move(w, p->first, WJ_SENDING);
+}
+
+void nq_jobs_on_work_event(struct worker *w)
+{
+    if (w->work_in_flight || !w->connected)
+        return;
+    send_work(w);
+    if (w->work_in_flight)
+        return;
+    nq_upkeep_reclaim(w);
+    wait_marker(w);
+}
+
+void nq_jobs_kick(struct worker *w)
+{
+    event_active(w->ev_kick, EV_TIMEOUT, 0);
+}
+
+void nq_jobs_connected(struct worker *w, bool up)
+{
+    w->connected = up;
+    if (!up)
+        return;
+    /* Whatever happened meanwhile, look at the queue again. */
+    w->fetch_ready = true;
+    nq_jobs_kick(w);
+}
+
+void nq_jobs_wake(struct worker *w)
+{
+    w->waking = false;
+    w->fetch_ready = true;
+    nq_jobs_kick(w);
+}
