@@ -1,2 +1,2 @@
 # SPDX-License-Identifier: MIT
-EXTRA_DIST += etc/notifyq.yaml
+EXTRA_DIST += etc/notifyq.yaml etc/notifyq.demo.yaml

@@ -385,7 +385,7 @@ static void print_json(const json_t *obj)
 }
 
 /* An aligned text table, like ps(1): widths come from the cells. */
-#define TABLE_MAX_COLS 13
+#define TABLE_MAX_COLS 14
 
 struct table {
     size_t n_cols, n_rows, cap_rows;
@@ -533,9 +533,10 @@ static json_int_t queue_in_flight(const json_t *queue)
     return sum;
 }
 
-/* WAITING..FAILED are the queue's jobs in Redis as its workers last read
- * them ("-" until one did); COMPLETED, RETRIED and /MIN count what this
- * daemon did since it started. */
+/* WAITING..DLQ are the queue's jobs in Redis as its workers last read them
+ * ("-" until one did; DLQ is the failed set, the dead-letter queue);
+ * COMPLETED, FAILED, RETRIED and /MIN count what this daemon did since it
+ * started. */
 static int add_queue_row(struct table *t, const json_t *q)
 {
     const json_t *procs = json_object_get(q, "processes");
@@ -543,7 +544,7 @@ static int add_queue_row(struct table *t, const json_t *q)
     const json_t *jobs = json_object_get(q, "jobs");
     char running[24], configured[24], procs_s[48], restarts[24], in_flight[24];
     char waiting[24], active[24], delayed[24], failed[24];
-    char completed[24], retried[24], per_min[24];
+    char completed[24], failed_n[24], retried[24], per_min[24];
 
     (void) snprintf(procs_s, sizeof(procs_s), "%s/%s",
                     jint(procs, "running", running, sizeof(running)),
@@ -560,6 +561,7 @@ static int add_queue_row(struct table *t, const json_t *q)
         jint(jobs, "failed", failed, sizeof(failed)),
         in_flight,
         jint(counters, "completed", completed, sizeof(completed)),
+        jint(counters, "failed", failed_n, sizeof(failed_n)),
         jint(counters, "retried", retried, sizeof(retried)),
         jint(json_object_get(q, "per_minute"), "completed", per_min, sizeof(per_min)),
         jstr(q, "state"),
@@ -588,10 +590,10 @@ static int add_worker_row(struct table *t, const json_t *q, const json_t *w)
 static int print_status(const json_t *st)
 {
     struct table queues = {
-        .n_cols = 13,
+        .n_cols = 14,
         .header = { "QUEUE", "HANDLER", "PROCS", "RESTARTS", "WAITING", "ACTIVE", "DELAYED",
-                    "FAILED", "IN-FLIGHT", "COMPLETED", "RETRIED", "/MIN", "STATE" },
-        .right = { false, false, true, true, true, true, true, true, true, true, true, true,
+                    "DLQ", "IN-FLIGHT", "COMPLETED", "FAILED", "RETRIED", "/MIN", "STATE" },
+        .right = { false, false, true, true, true, true, true, true, true, true, true, true, true,
                    false },
     };
     struct table workers = {

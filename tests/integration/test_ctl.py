@@ -104,8 +104,8 @@ def test_status_table(fake):
     lines = r.stdout.splitlines()
     assert lines[0] == "notifyqd 0.1.0, pid 4242, up 1d1h, running, generation 1"
     header = lines.index(next(l for l in lines if l.startswith("QUEUE")))
-    assert lines[header + 1].split() == ["email", "noop", "2/2", "7", "1", "8", "1", "1", "4",
-                                         "ok"]
+    assert lines[header + 1].split() == ["email", "noop", "2/2", "7", "-", "-", "-", "-",
+                                         "1", "8", "1", "1", "4", "ok"]
     workers = [l.split() for l in lines if l.startswith("email/")]
     assert workers == [["email/0", "1001", "1h2m", "0", "running", "-"],
                        ["email/1", "1002", "1h2m", "1", "running", "SIGKILL"]]

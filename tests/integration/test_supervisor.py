@@ -34,8 +34,9 @@ def test_human_status_has_a_row_per_queue(notifyqd):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     header = next(i for i, l in enumerate(lines) if l.startswith("QUEUE"))
-    assert lines[header].split() == ["QUEUE", "HANDLER", "PROCS", "RESTARTS", "IN-FLIGHT",
-                                     "COMPLETED", "FAILED", "RETRIED", "/MIN", "STATE"]
+    assert lines[header].split() == ["QUEUE", "HANDLER", "PROCS", "RESTARTS", "WAITING",
+                                     "ACTIVE", "DELAYED", "DLQ", "IN-FLIGHT", "COMPLETED",
+                                     "FAILED", "RETRIED", "/MIN", "STATE"]
     rows = [l.split() for l in lines[header + 1:] if l.strip()]
     assert {row[0]: row[2] for row in rows} == {n: "%d/%d" % (p, p) for n, p in QUEUES.items()}
 
