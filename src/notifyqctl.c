@@ -19,7 +19,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,6 +36,7 @@
 #include "common/macros.h"
 #include "config/config.h"
 #include "ctl/ctl.h"
+#include "ctl/output.h"
 
 #define CTL_DEFAULT_SOCKET NQ_RUNSTATEDIR "/notifyq/control.sock"
 #define CTL_DEFAULT_GROUP "notifyq"
@@ -63,19 +63,6 @@ static bool arg_verbose;
 static char *socket_path;
 static char *socket_group;
 static bool group_known;
-
-static void ctl_error(const char *fmt, ...) NQ_PRINTF(1, 2);
-static void ctl_error(const char *fmt, ...)
-{
-    va_list ap;
-
-    (void) fflush(stdout);
-    fputs("notifyqctl: ", stderr);
-    va_start(ap, fmt);
-    (void) vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
 
 /* ---- finding the socket ---------------------------------------------- */
 
@@ -384,74 +371,6 @@ static void print_json(const json_t *obj)
     putchar('\n');
 }
 
-/* An aligned text table, like ps(1): widths come from the cells. */
-#define TABLE_MAX_COLS 14
-
-struct table {
-    size_t n_cols, n_rows, cap_rows;
-    const char *header[TABLE_MAX_COLS];
-    bool right[TABLE_MAX_COLS]; /* numbers align right */
-    char **cells;               /* n_rows x n_cols, owned */
-};
-
-static void table_done(struct table *t)
-{
-    for (size_t i = 0; i < t->n_rows * t->n_cols; i++)
-        free(t->cells[i]);
-    free(t->cells);
-}
-
-static int table_add(struct table *t, const char *const *row)
-{
-    if (t->n_rows == t->cap_rows) {
-        size_t cap = t->cap_rows ? t->cap_rows * 2 : 16;
-        char **p = reallocarray(t->cells, cap * t->n_cols, sizeof(*p));
-
-        if (!p)
-            return -ENOMEM;
-        t->cells = p;
-        t->cap_rows = cap;
-    }
-    for (size_t c = 0; c < t->n_cols; c++) {
-        t->cells[t->n_rows * t->n_cols + c] = strdup(row[c]);
-        if (!t->cells[t->n_rows * t->n_cols + c]) {
-            while (c-- > 0)
-                free(t->cells[t->n_rows * t->n_cols + c]);
-            return -ENOMEM;
-        }
-    }
-    t->n_rows++;
-    return 0;
-}
-
-static void table_print_row(const struct table *t, const size_t *width, const char *const *row)
-{
-    for (size_t c = 0; c < t->n_cols; c++) {
-        bool last = c + 1 == t->n_cols;
-        int w = last && !t->right[c] ? 0 : (int) width[c];
-
-        printf("%s%*s", c ? "  " : "", t->right[c] ? w : -w, row[c]);
-    }
-    putchar('\n');
-}
-
-static void table_print(const struct table *t)
-{
-    size_t width[TABLE_MAX_COLS];
-
-    for (size_t c = 0; c < t->n_cols; c++) {
-        width[c] = strlen(t->header[c]);
-        for (size_t r = 0; r < t->n_rows; r++) {
-            size_t n = strlen(t->cells[r * t->n_cols + c]);
-            if (n > width[c])
-                width[c] = n;
-        }
-    }
-    table_print_row(t, width, t->header);
-    for (size_t r = 0; r < t->n_rows; r++)
-        table_print_row(t, width, (const char *const *) t->cells + r * t->n_cols);
-}
-
 /* Fields the daemon leaves out (an older or newer master) print as "-". */
 static const char *jstr_or(const json_t *obj, const char *key, const char *missing)
 {
@@ -537,7 +456,7 @@ static json_int_t queue_in_flight(const json_t *queue)
  * ("-" until one did; DLQ is the failed set, the dead-letter queue);
  * COMPLETED, FAILED, RETRIED and /MIN count what this daemon did since it
  * started. */
-static int add_queue_row(struct table *t, const json_t *q)
+static int add_queue_row(struct ctl_table *t, const json_t *q)
 {
     const json_t *procs = json_object_get(q, "processes");
     const json_t *counters = json_object_get(q, "counters");
@@ -566,10 +485,10 @@ static int add_queue_row(struct table *t, const json_t *q)
         jint(json_object_get(q, "per_minute"), "completed", per_min, sizeof(per_min)),
         jstr(q, "state"),
     };
-    return table_add(t, row);
+    return ctl_table_add(t, row);
 }
 
-static int add_worker_row(struct table *t, const json_t *q, const json_t *w)
+static int add_worker_row(struct ctl_table *t, const json_t *q, const json_t *w)
 {
     char slot[24], name[160], pid[24], uptime[48], in_flight[24], last_exit[32];
 
@@ -584,19 +503,19 @@ static int add_worker_row(struct table *t, const json_t *q, const json_t *w)
         format_exit(w, last_exit, sizeof(last_exit)),
         jstr_or(w, "note", ""),
     };
-    return table_add(t, row);
+    return ctl_table_add(t, row);
 }
 
 static int print_status(const json_t *st)
 {
-    struct table queues = {
+    struct ctl_table queues = {
         .n_cols = 14,
         .header = { "QUEUE", "HANDLER", "PROCS", "RESTARTS", "WAITING", "ACTIVE", "DELAYED",
                     "DLQ", "IN-FLIGHT", "COMPLETED", "FAILED", "RETRIED", "/MIN", "STATE" },
         .right = { false, false, true, true, true, true, true, true, true, true, true, true, true,
                    false },
     };
-    struct table workers = {
+    struct ctl_table workers = {
         .n_cols = 7,
         .header = { "WORKER", "PID", "UPTIME", "IN-FLIGHT", "STATE", "LAST-EXIT", "NOTE" },
         .right = { false, true, true, true, false, false, false },
@@ -617,14 +536,14 @@ static int print_status(const json_t *st)
                 r = add_worker_row(&workers, q, w);
     }
     if (r >= 0) {
-        table_print(&queues);
+        ctl_table_print(&queues);
         if (arg_verbose) {
             putchar('\n');
-            table_print(&workers);
+            ctl_table_print(&workers);
         }
     }
-    table_done(&queues);
-    table_done(&workers);
+    ctl_table_done(&queues);
+    ctl_table_done(&workers);
     return r;
 }
 
@@ -668,7 +587,7 @@ static int cmd_status(char **args)
 
 static int cmd_metrics(char **args)
 {
-    struct table t = {
+    struct ctl_table t = {
         .n_cols = 7,
         .header = { "QUEUE", "FETCHED", "COMPLETED", "FAILED", "RETRIED", "IN-FLIGHT", "/MIN" },
         .right = { false, true, true, true, true, true, true },
@@ -697,11 +616,11 @@ static int cmd_metrics(char **args)
             jint(json_object_get(q, "per_minute"), "completed", per_min, sizeof(per_min)),
         };
         if (r >= 0)
-            r = table_add(&t, row);
+            r = ctl_table_add(&t, row);
     }
     if (r >= 0)
-        table_print(&t);
-    table_done(&t);
+        ctl_table_print(&t);
+    ctl_table_done(&t);
     if (r < 0) {
         ctl_error("out of memory");
         return CTL_EXIT_UNREACHABLE;

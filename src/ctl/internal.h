@@ -15,6 +15,7 @@
 #include "common/err.h"
 #include "common/macros.h"
 #include "ctl/ctl.h"
+#include "ctl/output.h"
 #include "queue/admin.h"
 
 enum {
@@ -84,7 +85,6 @@ struct ctl {
 };
 
 /* ---- ctl.c ---- */
-void ctl_error(const char *fmt, ...) NQ_PRINTF(1, 2);
 /* Prints why an admin call failed and returns the exit status: 2 when Redis
  * went away, 1 otherwise. */
 int ctl_fail(const struct ctl *c, int r, const struct nq_err *err);
@@ -107,15 +107,6 @@ json_t *ctl_json_raw(const char *raw);
 /* A string, or null for NULL. */
 json_t *ctl_json_str(const char *s);
 
-struct ctl_table {
-    size_t n_cols, n_rows, cap_rows;
-    const char *header[8];
-    bool right[8];
-    char **cells; /* n_rows x n_cols, owned */
-};
-int ctl_table_add(struct ctl_table *t, const char *const *row) NQ_MUSTCHECK;
-void ctl_table_print(const struct ctl_table *t);
-void ctl_table_done(struct ctl_table *t);
 
 /* ---- send.c, jobs.c ---- */
 int ctl_parse_backoff(const char *spec, struct nq_backoff *ret) NQ_MUSTCHECK;
