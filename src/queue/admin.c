@@ -392,19 +392,8 @@ int nq_admin_counts(struct nq_admin *a, struct nq_counts *ret, struct nq_err *er
 
     if (!rep)
         return r;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 9)
+    if (nq_reply_counts(rep, ret) < 0)
         return nq_err_set(err, -EPROTO, "counts: unexpected reply");
-    uint64_t v[9];
-    for (size_t i = 0; i < 9; i++) {
-        if (rep->element[i]->type != REDIS_REPLY_INTEGER)
-            return nq_err_set(err, -EPROTO, "counts: unexpected reply");
-        v[i] = (uint64_t) rep->element[i]->integer;
-    }
-    *ret = (struct nq_counts){
-        .waiting = v[0], .active = v[1], .prioritized = v[2], .delayed = v[3],
-        .completed = v[4], .failed = v[5], .waiting_children = v[6], .paused_legacy = v[7],
-        .paused = v[8] != 0,
-    };
     return 0;
 }
 

@@ -23,6 +23,7 @@
 #include "common/macros.h"
 #include "config/config.h"
 #include "queue/job.h"
+#include "queue/store.h"
 
 struct nq_admin;
 
@@ -60,11 +61,6 @@ int nq_admin_clean(struct nq_admin *a, const char *state, uint64_t grace_ms, uin
 int nq_admin_purge(struct nq_admin *a, const char *state, uint64_t *ret_count,
                    struct nq_err *err) NQ_MUSTCHECK;
 
-struct nq_counts {
-    uint64_t waiting, active, prioritized, delayed, completed, failed, waiting_children;
-    uint64_t paused_legacy; /* ids in a BullMQ 5 `paused` list */
-    bool paused;
-};
 int nq_admin_counts(struct nq_admin *a, struct nq_counts *ret, struct nq_err *err) NQ_MUSTCHECK;
 
 /* Returns 1 if the state changed, 0 if it already was so. */

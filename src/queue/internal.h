@@ -58,6 +58,9 @@ void nq_args_work(struct nq_args *a, const struct nq_keys *k, const struct nq_wo
 /* Parses the work script's reply. Returns 0, -EPROTO, -ENOMEM. */
 int nq_reply_work(const redisReply *r, struct nq_work_result *ret) NQ_MUSTCHECK;
 
+/* Parses the counts script's reply. Returns 0, -EPROTO. */
+int nq_reply_counts(const redisReply *r, struct nq_counts *ret) NQ_MUSTCHECK;
+
 /* A job from an HGETALL-shaped array reply. token may be NULL. Returns 0,
  * -EPROTO, -ENOMEM. */
 int nq_reply_job(const char *id, size_t id_len, const char *token, const redisReply *hash,
@@ -65,5 +68,9 @@ int nq_reply_job(const char *id, size_t id_len, const char *token, const redisRe
 
 /* True for a NOSCRIPT error reply. */
 int nq_reply_is_noscript(const redisReply *r);
+/* True for an error reply that says "not now" rather than "wrong": the
+ * server is loading its dataset, busy with a script, or its replication
+ * or cluster state says try again. */
+int nq_reply_is_transient(const redisReply *r);
 
 #endif

@@ -292,9 +292,44 @@ int nq_reply_work(const redisReply *r, struct nq_work_result *ret)
     return 0;
 }
 
+int nq_reply_counts(const redisReply *r, struct nq_counts *ret)
+{
+    uint64_t v[9];
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != NQ_ELEMENTSOF(v))
+        return -EPROTO;
+    for (size_t i = 0; i < NQ_ELEMENTSOF(v); i++) {
+        if (r->element[i]->type != REDIS_REPLY_INTEGER || r->element[i]->integer < 0)
+            return -EPROTO;
+        v[i] = (uint64_t) r->element[i]->integer;
+    }
+    *ret = (struct nq_counts){
+        .waiting = v[0], .active = v[1], .prioritized = v[2], .delayed = v[3],
+        .completed = v[4], .failed = v[5], .waiting_children = v[6], .paused_legacy = v[7],
+        .paused = v[8] != 0,
+    };
+    return 0;
+}
+
 int nq_reply_is_noscript(const redisReply *r)
 {
     return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+int nq_reply_is_transient(const redisReply *r)
+{
+    /* The error code is the reply's first word; BUSYKEY and BUSYGROUP are
+     * real errors, so match whole words. */
+    static const char *const codes[] = { "LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN" };
+
+    if (!r || r->type != REDIS_REPLY_ERROR)
+        return 0;
+    for (size_t i = 0; i < NQ_ELEMENTSOF(codes); i++) {
+        size_t n = strlen(codes[i]);
+        if (strncmp(r->str, codes[i], n) == 0 && (r->str[n] == ' ' || r->str[n] == '\0'))
+            return 1;
+    }
+    return 0;
 }
 
 struct nq_job *nq_work_result_take_job(struct nq_work_result *r, size_t i)

@@ -11,6 +11,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,19 +24,27 @@
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 5000
 
-enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_UP };
+/* SETUP: the socket is connected, AUTH/SELECT/SCRIPT LOAD... are in flight.
+ * Only their success makes a connection UP: a server still loading its AOF
+ * accepts connections but refuses scripts. */
+enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_SETUP, CONN_UP };
 
 struct conn {
     struct nq_store *s;
     redisAsyncContext *ac;
     enum conn_state state;
     bool blocking;
-    bool failing; /* a failure was logged; the next ones are not */
-    struct event *timer; /* connect timeout while CONNECTING, retry while DOWN */
+    bool failing;           /* a failure was logged; the next ones are not */
+    bool setup_failed;      /* this connection is being dropped */
+    bool not_ready;         /* "server not ready" was logged; until it is */
+    unsigned setup_pending; /* setup replies still to come */
+    struct event *timer;    /* connect timeout while CONNECTING and SETUP, retry while DOWN */
     uint64_t retry_ms;
 };
 
-enum req_kind { REQ_WORK, REQ_EXTEND, REQ_STALLED, REQ_RECOVER, REQ_SCHEDULER, REQ_MARKER };
+enum req_kind {
+    REQ_WORK, REQ_EXTEND, REQ_STALLED, REQ_RECOVER, REQ_SCHEDULER, REQ_COUNTS, REQ_MARKER
+};
 
 struct req {
     struct nq_store *s;
@@ -47,6 +56,7 @@ struct req {
         nq_store_work_fn work;
         nq_store_ids_fn ids;
         nq_store_marker_fn marker;
+        nq_store_counts_fn counts;
     } cb;
     void *userdata;
 };
@@ -66,6 +76,7 @@ struct nq_store {
     void *userdata;
     bool reported_up;
     bool freeing;
+    bool server_busy; /* a transient error was logged; the next ones are not */
     struct event *watchdog;
     bool watchdog_fired;
     struct req *marker_req;
@@ -124,14 +135,20 @@ static void on_connect(const redisAsyncContext *ac, int status)
 {
     struct conn *c = ac->data;
 
-    evtimer_del(c->timer);
     if (status != REDIS_OK) {
+        evtimer_del(c->timer);
         log_failure(c, "failed", ac->errstr);
         schedule_retry(c); /* hiredis frees ac after this callback */
         return;
     }
+    c->state = CONN_SETUP; /* the connect timer now guards the setup */
+}
+
+static void setup_done(struct conn *c)
+{
+    evtimer_del(c->timer);
     nq_log(LOG_INFO, "redis %s: %s connection up", c->s->where, conn_name(c));
-    c->failing = false;
+    c->failing = c->not_ready = false;
     c->state = CONN_UP;
     c->retry_ms = RETRY_MIN_MS;
     report_state(c->s);
@@ -147,42 +164,79 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     schedule_retry(c);
 }
 
+/* An error on a connection's setup or script reload: wrong password, db, a
+ * server refusing scripts, or one still loading its dataset. Nothing works
+ * on this connection; drop it and try again later. */
+static void setup_error(struct conn *c, redisAsyncContext *ac, const char *what,
+                        const redisReply *r)
+{
+    if (c->setup_failed)
+        return;
+    c->setup_failed = true;
+    if (nq_reply_is_transient(r)) {
+        /* Logged even after a "connection lost": it says why we wait. */
+        nq_log(c->not_ready ? LOG_DEBUG : LOG_NOTICE,
+               "redis %s: %s connection: server not ready: %s, retrying in %" PRIu64 "ms",
+               c->s->where, conn_name(c), r->str, c->retry_ms);
+        c->not_ready = c->failing = true;
+    } else {
+        nq_log(LOG_ERR, "redis %s: %s: %s", c->s->where, what, r->str);
+    }
+    redisAsyncDisconnect(ac);
+}
+
 static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     const redisReply *r = reply;
-    const char *what = privdata;
+    struct conn *c = ac->data;
 
-    if (r && r->type == REDIS_REPLY_ERROR) {
-        struct conn *c = ac->data;
-        /* Wrong password, db, or a server refusing scripts: nothing works
-         * on this connection; drop it and try again later. */
-        nq_log(LOG_ERR, "redis %s: %s: %s", c->s->where, what, r->str);
-        redisAsyncDisconnect(ac);
-    }
+    if (!r)
+        return; /* the connection is gone: its disconnect callback retries */
+    if (r->type == REDIS_REPLY_ERROR)
+        setup_error(c, ac, privdata, r);
+    else if (--c->setup_pending == 0 && c->state == CONN_SETUP && !c->setup_failed)
+        setup_done(c);
+}
+
+static void on_reload_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    const redisReply *r = reply;
+
+    if (r && r->type == REDIS_REPLY_ERROR)
+        setup_error(ac->data, ac, privdata, r);
+}
+
+NQ_PRINTF(3, 4)
+static void setup_command(struct conn *c, const char *what, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    if (redisvAsyncCommand(c->ac, on_setup_reply, (void *) what, fmt, ap) == REDIS_OK)
+        c->setup_pending++;
+    va_end(ap);
 }
 
 static void send_setup(struct conn *c)
 {
     struct nq_store *s = c->s;
-    redisAsyncContext *ac = c->ac;
 
+    c->setup_pending = 0;
+    c->setup_failed = false;
     if (s->password) {
         if (s->username)
-            redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s %s", s->username,
-                              s->password);
+            setup_command(c, "AUTH", "AUTH %s %s", s->username, s->password);
         else
-            redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", s->password);
+            setup_command(c, "AUTH", "AUTH %s", s->password);
     }
     if (s->db)
-        redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %u", s->db);
+        setup_command(c, "SELECT", "SELECT %u", s->db);
     if (c->blocking) {
-        redisAsyncCommand(ac, on_setup_reply, "CLIENT SETNAME", "CLIENT SETNAME %s",
-                          s->client_name);
+        setup_command(c, "CLIENT SETNAME", "CLIENT SETNAME %s", s->client_name);
         return;
     }
     for (int i = 0; i < NQ_SCRIPT__COUNT; i++)
-        redisAsyncCommand(ac, on_setup_reply, "SCRIPT LOAD", "SCRIPT LOAD %s",
-                          nq_script_source((enum nq_script) i));
+        setup_command(c, "SCRIPT LOAD", "SCRIPT LOAD %s", nq_script_source((enum nq_script) i));
 }
 
 static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
@@ -194,6 +248,11 @@ static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
         log_failure(c, "failed", "timed out");
         redisAsyncFree(c->ac); /* not connected: no disconnect callback */
         schedule_retry(c);
+        return;
+    }
+    if (c->state == CONN_SETUP) {
+        log_failure(c, "setup failed", "timed out");
+        redisAsyncFree(c->ac); /* connected: its disconnect callback retries */
         return;
     }
     conn_start(c);
@@ -374,12 +433,27 @@ static int req_submit(struct req *q)
     return r;
 }
 
+/* A server saying "not now" (loading its AOF, busy with a script) is logged
+ * once per series; the caller retries, so it is no script error. */
+static int transient_error(struct nq_store *s, const redisReply *r)
+{
+    nq_log(s->server_busy ? LOG_DEBUG : LOG_WARNING, "redis %s: %s, retrying", s->where, r->str);
+    s->server_busy = true;
+    return -EAGAIN;
+}
+
 static int reply_error(const struct req *q, const redisReply *r)
 {
     if (q->s->freeing)
         return -ECANCELED;
     if (!r)
         return -ECONNRESET;
+    if (nq_reply_is_transient(r))
+        return transient_error(q->s, r);
+    if (r->type != REDIS_REPLY_ERROR && q->s->server_busy) {
+        nq_log(LOG_INFO, "redis %s: answering again", q->s->where);
+        q->s->server_busy = false;
+    }
     if (r->type == REDIS_REPLY_ERROR) {
         nq_log(LOG_ERR, "redis %s: script %s: %s", q->s->where, nq_script_name(q->script),
                r->str);
@@ -397,6 +471,16 @@ static void finish_work(struct req *q, const redisReply *r)
         nq_log(LOG_ERR, "redis %s: script work: unexpected reply", q->s->where);
     q->cb.work(q->userdata, k, k < 0 ? NULL : &res);
     nq_work_result_done(&res);
+}
+
+static void finish_counts(struct req *q, const redisReply *r)
+{
+    struct nq_counts c;
+    int k = reply_error(q, r);
+
+    if (k == 0 && (k = nq_reply_counts(r, &c)) == -EPROTO)
+        nq_log(LOG_ERR, "redis %s: script counts: unexpected reply", q->s->where);
+    q->cb.counts(q->userdata, k, k < 0 ? NULL : &c);
 }
 
 /* Collects the string ids of one or two array replies (borrowed). */
@@ -484,7 +568,7 @@ static bool retry_noscript(struct req *q, const redisReply *r)
     q->retried = true;
     if (c->state != CONN_UP)
         return false;
-    redisAsyncCommand(c->ac, on_setup_reply, "SCRIPT LOAD", "SCRIPT LOAD %s",
+    redisAsyncCommand(c->ac, on_reload_reply, "SCRIPT LOAD", "SCRIPT LOAD %s",
                       nq_script_source(q->script));
     return req_send(q) == 0;
 }
@@ -499,6 +583,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     if (q->kind == REQ_WORK)
         finish_work(q, r);
+    else if (q->kind == REQ_COUNTS)
+        finish_counts(q, r);
     else
         finish_ids(q, r);
     req_free(q);
@@ -565,9 +651,9 @@ int nq_store_stalled_check(struct nq_store *s, uint64_t interval_ms, uint32_t ma
     return req_submit(q);
 }
 
-int nq_store_recover(struct nq_store *s, const char *token_prefix, uint32_t max_stalled,
-                     const char *signal_name, uint32_t max_crashes, const char *keep,
-                     nq_store_ids_fn cb, void *userdata)
+static int recover_or_release(struct nq_store *s, const char *token_prefix, uint32_t max_stalled,
+                              const char *signal_name, uint32_t max_crashes, const char *keep,
+                              bool release, nq_store_ids_fn cb, void *userdata)
 {
     if (!token_prefix || !*token_prefix)
         return -EINVAL; /* an empty prefix would match every lock */
@@ -583,9 +669,24 @@ int nq_store_recover(struct nq_store *s, const char *token_prefix, uint32_t max_
     nq_args_adds(&q->args, signal_name ? signal_name : "");
     nq_args_addu(&q->args, max_crashes);
     nq_args_adds(&q->args, keep ? keep : "");
+    nq_args_adds(&q->args, release ? "1" : "0");
     q->cb.ids = cb;
     q->userdata = userdata;
     return req_submit(q);
+}
+
+int nq_store_recover(struct nq_store *s, const char *token_prefix, uint32_t max_stalled,
+                     const char *signal_name, uint32_t max_crashes, const char *keep,
+                     nq_store_ids_fn cb, void *userdata)
+{
+    return recover_or_release(s, token_prefix, max_stalled, signal_name, max_crashes, keep, false,
+                              cb, userdata);
+}
+
+int nq_store_release(struct nq_store *s, const char *token_prefix, nq_store_ids_fn cb,
+                     void *userdata)
+{
+    return recover_or_release(s, token_prefix, 0, NULL, 0, NULL, true, cb, userdata);
 }
 
 int nq_store_scheduler_next(struct nq_store *s, const struct nq_job *job, uint64_t next_ms,
@@ -607,6 +708,19 @@ int nq_store_scheduler_next(struct nq_store *s, const struct nq_job *job, uint64
     else
         nq_args_adds(&q->args, "");
     q->cb.ids = cb;
+    q->userdata = userdata;
+    return req_submit(q);
+}
+
+int nq_store_counts(struct nq_store *s, nq_store_counts_fn cb, void *userdata)
+{
+    if (s->cmd.state != CONN_UP)
+        return -ENOTCONN;
+    struct req *q = req_new(s, REQ_COUNTS, NQ_SCRIPT_COUNTS);
+    if (!q)
+        return -ENOMEM;
+    nq_args_script(&q->args, NQ_SCRIPT_COUNTS, &s->keys);
+    q->cb.counts = cb;
     q->userdata = userdata;
     return req_submit(q);
 }
@@ -633,6 +747,8 @@ static void on_marker(redisAsyncContext *ac, void *reply, void *privdata)
     else if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
              r->element[2]->type == REDIS_REPLY_STRING)
         k = 1, score = strtod(r->element[2]->str, NULL);
+    else if (nq_reply_is_transient(r))
+        k = transient_error(s, r);
     else if (r->type != REDIS_REPLY_NIL)
         k = -EPROTO;
     s->watchdog_fired = false;

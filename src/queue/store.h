@@ -11,8 +11,12 @@
  * made while disconnected fails at once with -ENOTCONN, and calls in flight
  * when a connection drops complete with -ECONNRESET (their jobs stay active
  * under their locks: finish them again once connected, or the stalled check
- * recovers them). Scripts go by EVALSHA; on NOSCRIPT the store sends SCRIPT
- * LOAD and the same call again.
+ * recovers them). A connection is up once its setup (AUTH, SELECT, CLIENT
+ * SETNAME, SCRIPT LOAD) succeeded: a server still loading its dataset is
+ * "not connected", and retried like a refused connect. A server answering
+ * "not now" (LOADING, BUSY, MASTERDOWN, TRYAGAIN) to a call completes it
+ * with -EAGAIN: the script did not run; call again later. Scripts go by
+ * EVALSHA; on NOSCRIPT the store sends SCRIPT LOAD and the same call again.
  *
  * hiredis writes with write(2), not send(MSG_NOSIGNAL): the process must
  * ignore SIGPIPE (STYLE.md pitfall 9) or a Redis restart kills it.
@@ -114,6 +118,13 @@ struct nq_work_result {
 struct nq_job *nq_work_result_take_job(struct nq_work_result *r, size_t i);
 void nq_work_result_done(struct nq_work_result *r);
 
+/* Jobs per state, as counts.lua reads them in one round trip. */
+struct nq_counts {
+    uint64_t waiting, active, prioritized, delayed, completed, failed, waiting_children;
+    uint64_t paused_legacy; /* ids in a BullMQ 5 `paused` list */
+    bool paused;
+};
+
 /* ---- the async store ---------------------------------------------------- */
 
 struct nq_store_opts {
@@ -128,14 +139,18 @@ struct nq_store_opts {
     uint64_t limiter_duration_ms;
 };
 
-/* Connection state changes: connected = both connections are up. */
+/* Connection state changes: connected = both connections are up and set up. */
 typedef void (*nq_store_state_fn)(void *userdata, bool connected);
-/* r is 0 or a negative errno (-ECONNRESET, -EPROTO for an unexpected reply).
+/* r is 0 or a negative errno (-ECONNRESET, -EAGAIN, -EIO for a script error,
+ * -EPROTO for an unexpected reply).
  * res is valid only during the call. */
 typedef void (*nq_store_work_fn)(void *userdata, int r, struct nq_work_result *res);
 /* BZPOPMIN result: r = 1 popped (score in ms, 0 for "jobs ready"), 0 timed
  * out, or a negative errno. */
 typedef void (*nq_store_marker_fn)(void *userdata, int r, double score);
+/* Job counts: r is 0 or a negative errno; c is valid only during the call
+ * and NULL when r < 0. */
+typedef void (*nq_store_counts_fn)(void *userdata, int r, const struct nq_counts *c);
 /* Generic reply of the small scripts: r is the script's integer result or a
  * negative errno; ids (may be NULL) the ids it names, valid during the call. */
 typedef void (*nq_store_ids_fn)(void *userdata, int r, char **ids, size_t n_ids);
@@ -178,11 +193,21 @@ int nq_store_recover(struct nq_store *s, const char *token_prefix, uint32_t max_
                      const char *signal_name, uint32_t max_crashes, const char *keep,
                      nq_store_ids_fn cb, void *userdata) NQ_MUSTCHECK;
 
+/* Puts back to wait the jobs locked with token_prefix that never ran (a
+ * fetch whose reply was lost locked them): no attempt, no stall counted,
+ * a "waiting" event; their locks are deleted. cb gets r = jobs released,
+ * ids = those. */
+int nq_store_release(struct nq_store *s, const char *token_prefix, nq_store_ids_fn cb,
+                     void *userdata) NQ_MUSTCHECK;
+
 /* Adds the next iteration of job's scheduler (job->rjk set). next_ms is the
  * cron time for a `pattern` scheduler, 0 for `every`. cb gets r = 1 added,
  * 0 not (stale, duplicated or done), ids = { next id } when named. */
 int nq_store_scheduler_next(struct nq_store *s, const struct nq_job *job, uint64_t next_ms,
                             nq_store_ids_fn cb, void *userdata) NQ_MUSTCHECK;
+
+/* Reads the queue's job counts (counts.lua). */
+int nq_store_counts(struct nq_store *s, nq_store_counts_fn cb, void *userdata) NQ_MUSTCHECK;
 
 /* Milliseconds of the wall clock, the time base of every BullMQ field. */
 uint64_t nq_store_now_ms(void);

@@ -97,6 +97,7 @@ struct worker {
     struct event *ev_wake;     /* rate limit or error back-off: fetch again after */
     struct event *ev_lock;     /* lock renewal, every lock_duration / 2 */
     struct event *ev_stalled;  /* the stalled check, every stalled_interval */
+    struct event *ev_counts;   /* slot 0: job counts, every NQ_WORKER_COUNTS_MS */
     struct event *ev_deadline; /* drain_timeout, then the flush grace */
     char token_prefix[NQ_FRAME_PREFIX_MAX];
     char worker_name[128];
@@ -124,7 +125,6 @@ struct worker {
     bool returning; /* past the drain deadline: flushing only */
     bool leaving;   /* the loop was told to exit */
     struct wrecovery *recoveries;
-    uint64_t last_counts_ms;
     int exit_code;
 
     enum nq_worker_state state;

@@ -4,8 +4,10 @@
  * (every lock_duration / 2, all in one call), run the stalled check (once
  * at start, then every stalled_interval; the store guards it so one process
  * runs it per interval), take back a dead worker's jobs when the master
- * asks (fast recovery, recovery.c in the supervisor), and advance the job
- * schedulers whose iterations it fetches (BULLMQ-LAYOUT.md §11).
+ * asks (fast recovery, recovery.c in the supervisor), advance the job
+ * schedulers whose iterations it fetches (BULLMQ-LAYOUT.md §11), and, in
+ * slot 0 only so that Redis is asked once per queue, read the queue's job
+ * counts for the metrics frames (notifyqctl status).
  */
 #include "config.h"
 
@@ -48,7 +50,8 @@ static void on_extended(void *userdata, int r, char **ids, size_t n)
 
     w->extend_in_flight = false;
     if (r < 0) {
-        if (r != -ECANCELED && r != -ECONNRESET)
+        /* -EAGAIN: the server is loading or busy; the next renewal retries. */
+        if (r != -ECANCELED && r != -ECONNRESET && r != -EAGAIN)
             nq_log_errno(LOG_ERR, r, "renewing locks: %m");
         return;
     }
@@ -89,7 +92,7 @@ static void on_stalled(void *userdata, int r, char **ids, size_t n)
 {
     (void) userdata;
     (void) ids;
-    if (r < 0 && r != -ECANCELED && r != -ECONNRESET)
+    if (r < 0 && r != -ECANCELED && r != -ECONNRESET && r != -EAGAIN)
         nq_log_errno(LOG_ERR, r, "stalled check: %m");
     else if (r > 0)
         nq_log(LOG_NOTICE, "stalled check: %zu job%s back to wait (lock expired)", n,
@@ -110,6 +113,49 @@ static void on_stalled_timer(evutil_socket_t fd, short what, void *arg)
     (void) fd;
     (void) what;
     stalled_check(arg);
+}
+
+/* ---- job counts ------------------------------------------------------------- */
+
+static void on_counts(void *userdata, int r, const struct nq_counts *c)
+{
+    struct worker *w = userdata;
+
+    w->counts_in_flight = false;
+    if (r < 0) {
+        /* The master keeps the last counts read; the next read fixes them. */
+        if (r != -ECANCELED && r != -ECONNRESET && r != -EAGAIN)
+            nq_log_errno(LOG_WARNING, r, "reading the job counts: %m");
+        return;
+    }
+    w->jobs = (struct nq_job_counts){
+        .known = true,
+        .waiting = c->waiting + c->prioritized + c->paused_legacy,
+        .active = c->active,
+        .delayed = c->delayed,
+        .failed = c->failed,
+        .completed = c->completed,
+    };
+}
+
+static void read_counts(struct worker *w)
+{
+    int r;
+
+    if (!w->ev_counts || w->counts_in_flight || !w->connected)
+        return;
+    r = nq_store_counts(w->store, on_counts, w);
+    if (r == 0)
+        w->counts_in_flight = true;
+    else if (r != -ENOTCONN)
+        nq_log_errno(LOG_WARNING, r, "reading the job counts: %m");
+}
+
+static void on_counts_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd;
+    (void) what;
+    read_counts(arg);
 }
 
 /* ---- fast recovery -------------------------------------------------------------- */
@@ -152,8 +198,8 @@ static void on_recovered(void *userdata, int r, char **ids, size_t n)
     rec->in_flight = false;
     if (r == -ECANCELED)
         return;
-    if (r == -ECONNRESET)
-        return; /* again once Redis is back */
+    if (r == -ECONNRESET || r == -EAGAIN)
+        return; /* again once Redis is back, or at the next tick */
     if (r < 0)
         nq_log_errno(LOG_ERR, r,
                      "recovering the jobs of %s: %m; the stalled check will find "
@@ -226,8 +272,8 @@ static void on_reclaimed(void *userdata, int r, char **ids, size_t n)
     struct worker *w = userdata;
 
     w->reclaiming = false;
-    if (r == -ECANCELED)
-        return;
+    if (r == -ECANCELED || r == -EAGAIN)
+        return; /* -EAGAIN: the server is loading or busy; the next tick retries */
     if (r < 0) {
         /* Lost again: once reconnected, the next kick retries. */
         if (r != -ECONNRESET)
@@ -251,19 +297,15 @@ static void on_reclaimed(void *userdata, int r, char **ids, size_t n)
 
 void nq_upkeep_reclaim(struct worker *w)
 {
-    char keep[64];
     int r;
 
     if (!w->orphans || w->reclaiming || w->work_in_flight || !w->connected ||
         nq_jobs_in_flight(w) > 0)
         return;
-    failed_keep_spec(w, keep, sizeof(keep));
-    /* No signal: nothing crashed. These jobs never ran, so no stall limit
-     * applies (with connections dropping often, the same jobs can be
-     * orphaned again and again); the store still counts each as a stall
-     * (stc, a "stalled" event) until it offers a plain release. */
-    r = nq_store_recover(w->store, w->token_prefix, UINT32_MAX, NULL, w->q->max_crashes, keep,
-                         on_reclaimed, w);
+    /* Nothing crashed and these jobs never ran: a plain release, no stall
+     * counted (with connections dropping often, the same jobs can be
+     * orphaned again and again). */
+    r = nq_store_release(w->store, w->token_prefix, on_reclaimed, w);
     if (r == 0)
         w->reclaiming = true;
     else if (r != -ENOTCONN)
@@ -327,12 +369,19 @@ int nq_upkeep_setup(struct worker *w)
     if (!w->ev_lock || !w->ev_stalled)
         return -ENOMEM;
     arm_ms(w->ev_lock, w->q->lock_duration_ms / 2 ? w->q->lock_duration_ms / 2 : 1);
+    if (w->ctx->slot == 0) {
+        w->ev_counts = event_new(w->base, -1, EV_PERSIST, on_counts_timer, w);
+        if (!w->ev_counts)
+            return -ENOMEM;
+        arm_ms(w->ev_counts, NQ_WORKER_COUNTS_MS);
+    }
     return 0;
 }
 
 void nq_upkeep_connected(struct worker *w)
 {
     run_recoveries(w);
+    read_counts(w);
     if (!w->stalled_started) {
         w->stalled_started = true;
         stalled_check(w);
@@ -343,6 +392,7 @@ void nq_upkeep_connected(struct worker *w)
 void nq_upkeep_tick(struct worker *w)
 {
     run_recoveries(w);
+    nq_upkeep_reclaim(w);
 }
 
 void nq_upkeep_free(struct worker *w)
@@ -357,5 +407,7 @@ void nq_upkeep_free(struct worker *w)
         event_free(w->ev_lock);
     if (w->ev_stalled)
         event_free(w->ev_stalled);
-    w->ev_lock = w->ev_stalled = NULL;
+    if (w->ev_counts)
+        event_free(w->ev_counts);
+    w->ev_lock = w->ev_stalled = w->ev_counts = NULL;
 }

@@ -224,6 +224,10 @@ def unix_sockets():
 
 
 def test_workers_inherit_no_foreign_fds(notifyqd):
+    # A worker still "starting" has not built its own loop yet: count the fds
+    # of settled workers only.
+    wait_for(lambda: all(w.get("state") != "starting" for q in notifyqd.status()["queues"]
+                         for w in q["workers"]), timeout=10)
     st = notifyqd.status()
     workers = [w["pid"] for q in st["queues"] for w in q["workers"]]
     master = socket_inodes(notifyqd.pid)

@@ -339,6 +339,51 @@ def test_recover_only_the_dead_incarnation(q):
     assert q.r.hget(q.k(k.id), "nqcrash") in (None, "1")
 
 
+def test_recover_lets_max_crashes_not_max_stalled_decide_deaths_by_signal(q):
+    def die_with(job_id, signal, max_crashes):
+        q.r.lrem(q.k("wait"), 0, job_id)
+        q.r.rpush(q.k("wait"), job_id)
+        _, [j], _, _ = q.fetch(1, prefix="dead:")
+        assert j.id == job_id
+        return q.script("recover", now_ms(), "dead:", 1, signal, max_crashes, "")
+
+    for i in range(3):
+        q.add("j%d" % i)
+    # By signal: past max_stalled 1, yet no deferred failure until max_crashes.
+    assert die_with("1", "SIGSEGV", 3) == [["1"], []]
+    assert die_with("1", "SIGSEGV", 3) == [["1"], []]
+    assert q.r.hget(q.k("1"), "stc") == "2" and q.r.hget(q.k("1"), "defa") is None
+    assert die_with("1", "SIGSEGV", 3) == [[], ["1"]]
+    # No signal: BullMQ's stalled limit.
+    die_with("2", "", 3)
+    assert q.r.hget(q.k("2"), "defa") is None
+    die_with("2", "", 3)
+    assert q.r.hget(q.k("2"), "defa") == "job stalled more than allowable limit"
+    # max_crashes 0 never fails a crashing job, so the stalled limit still does.
+    die_with("3", "SIGKILL", 0)
+    die_with("3", "SIGKILL", 0)
+    assert q.r.hget(q.k("3"), "defa") == "job stalled more than allowable limit"
+
+
+def test_recover_in_release_mode_puts_back_without_a_stall(q):
+    for i in range(3):
+        q.add("j%d" % i)
+    _, lost, _, _ = q.fetch(2, prefix="lost:")
+    _, [other], _, _ = q.fetch(1, prefix="lost2:")
+    n_events = len(q.events())
+    r = q.script("recover", now_ms(), "lost:", 1, "", 3, "", "1")
+    assert sorted(r[0]) == sorted(j.id for j in lost) and r[1] == []
+    assert q.r.lrange(q.k("active"), 0, -1) == [other.id]
+    assert sorted(q.r.lrange(q.k("wait"), 0, -1)) == sorted(j.id for j in lost)
+    for j in lost:
+        h = q.r.hgetall(q.k(j.id))
+        assert "stc" not in h and "nqcrash" not in h and "defa" not in h
+        assert not q.r.exists(q.k(j.id + ":lock"))
+    new = q.events()[n_events:]
+    assert [e["event"] for e in new] == ["waiting", "waiting"]
+    assert all(e["prev"] == "active" for e in new)
+
+
 def test_admin_scripts(q):
     q.add("a")
     q.add("d", delay=60000)

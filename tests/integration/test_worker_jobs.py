@@ -269,6 +269,33 @@ def test_pause_in_redis_stops_fetching_until_resume(daemon_factory, jobs):
     assert jobs.ids("completed") == {jid}
 
 
+def test_status_shows_the_queues_job_counts(daemon_factory, jobs):
+    """Slot 0 reads the counts from Redis every ~2 s; status reports them
+    (waiting includes prioritized jobs)."""
+    d = start(daemon_factory, jobs, procs=2)
+
+    def counts():
+        return d.queue(jobs.name)["jobs"]
+
+    jobs.add({"fail": "permanent"}, {"attempts": 5})
+    jobs.add({})
+    wait_all_done(jobs, 2)
+    want = {"waiting": 0, "active": 0, "delayed": 0, "failed": 1, "completed": 1}
+    wait_for(lambda: counts() == want, timeout=10, what="counts %r" % want)
+    jobs.pause(True)
+    jobs.add({}, n=3)
+    jobs.add({}, priority=5)
+    jobs.add({}, delay=600000)
+    want = {"waiting": 4, "active": 0, "delayed": 1, "failed": 1, "completed": 1}
+    wait_for(lambda: counts() == want, timeout=10, what="counts %r" % want)
+    lines = [line.split() for line in d.ctl("status").stdout.splitlines()]
+    header = next(x for x in lines if x[:1] == ["QUEUE"])
+    row = dict(zip(header, next(x for x in lines if x[:1] == [jobs.name])))
+    assert (row["WAITING"], row["ACTIVE"], row["DELAYED"], row["DLQ"]) == ("4", "0", "1", "1")
+    assert jobs.finished() == 2
+    jobs.pause(False)
+
+
 def test_delayed_job_runs_when_due(daemon_factory, jobs):
     start(daemon_factory, jobs)
     time.sleep(0.3)  # the worker is blocked on the marker
@@ -406,8 +433,11 @@ def test_job_schedulers_advance_when_their_iterations_are_fetched(daemon_factory
     wait_for(lambda: len(done("repeat:every:")) >= 4 and len(done("repeat:cron:")) >= 2,
              timeout=15, what="iterations of both schedulers completed")
     every, cron = done("repeat:every:"), done("repeat:cron:")
-    assert all(b - a == 500 for a, b in zip(every, every[1:])), every
-    assert all(t % 1000 == 0 for t in cron) and all(b - a == 1000 for a, b in zip(cron, cron[1:]))
+    # A late fetch (a slow sanitizer build) skips iterations, as BullMQ's
+    # realignment does, but every iteration stays on the schedule's grid.
+    assert all(b > a and (b - a) % 500 == 0 for a, b in zip(every, every[1:])), every
+    assert all(t % 1000 == 0 for t in cron), cron
+    assert all(b > a and (b - a) % 1000 == 0 for a, b in zip(cron, cron[1:])), cron
     # And the next iteration of each is waiting its turn (or just started).
     pending = jobs.r.zrange(jobs.base + "delayed", 0, -1) + \
         jobs.r.lrange(jobs.base + "wait", 0, -1) + jobs.r.lrange(jobs.base + "active", 0, -1)

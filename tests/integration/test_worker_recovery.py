@@ -6,6 +6,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 
@@ -86,12 +87,10 @@ def test_dead_workers_jobs_are_back_in_wait_within_a_second(daemon_factory, redi
 def test_poison_job_fails_after_max_crashes(daemon_factory, redis_server):
     """A job that crashes every worker running it ends failed after
     max_crashes (3) deaths, and takes no other job with it: a job one crash
-    away from max_crashes runs alone. max_stalled is raised so that the
-    stall count (each crash is also a stall, as BullMQ counts one) does not
-    fail it first."""
+    away from max_crashes runs alone. With the default max_stalled (1): a
+    death by signal is counted as a stall, but only max_crashes fails it."""
     jobs = Jobs(redis_server)
-    d = daemon_factory(noop_queue(jobs, processes=2, concurrency=5, min_uptime="100ms",
-                                  max_stalled=5))
+    d = daemon_factory(noop_queue(jobs, processes=2, concurrency=5, min_uptime="100ms"))
     env = d.env()
     env["NOTIFYQ_TEST_CRASH"] = "1"
     d.start(env=env)
@@ -113,25 +112,37 @@ def test_poison_job_fails_after_max_crashes(daemon_factory, redis_server):
 class AofRedis(Redis):
     """conftest's Redis, with AOF (fsync always) in its directory."""
 
-    def __init__(self, directory):
+    def answers(self):
+        """Up, though perhaps still loading (PING gets -LOADING then)."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(1)
+                s.connect(self.socket)
+                s.sendall(b"PING\r\n")
+                return s.recv(64)[:1] in (b"+", b"-")
+        except OSError:
+            return False
+
+    def __init__(self, directory, extra=()):
         self.dir = directory
         self.socket = str(directory / "redis.sock")
         self.proc = subprocess.Popen(
             ["redis-server", "--port", "0", "--unixsocket", self.socket,
              "--unixsocketperm", "777", "--save", "", "--appendonly", "yes",
              "--appendfsync", "always", "--dir", str(directory),
-             "--logfile", str(directory / "redis.log")],
+             "--logfile", str(directory / "redis.log"), *extra],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-@pytest.fixture
-def aof_redis():
-    """A private redis-server with AOF, restartable in place."""
+def aof_redis_state(extra=(), loading_ok=False):
+    """A private redis-server with AOF, restartable in place; a restart
+    returns once it loaded its data, or with loading_ok once it answers."""
     d = short_tmpdir("nq-aof-")
 
     def run():
-        r = AofRedis(d)
-        wait_for(lambda: r.proc.poll() is not None or r.ping(), timeout=5, what="redis-server")
+        r = AofRedis(d, extra)
+        up = r.answers if loading_ok else r.ping
+        wait_for(lambda: r.proc.poll() is not None or up(), timeout=5, what="redis-server")
         assert r.proc.poll() is None, (d / "redis.log").read_text()
         return r
 
@@ -145,6 +156,21 @@ def aof_redis():
     yield state
     state["server"].stop()
     shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def aof_redis():
+    yield from aof_redis_state()
+
+
+@pytest.fixture
+def slow_loading_redis():
+    """Loading each key of the AOF's RDB base takes 200 us (a debug config):
+    10000 keys keep a restarted server answering -LOADING for ~2 s (it
+    serves clients between every KiB it loads, not every 2 MiB)."""
+    yield from aof_redis_state(("--key-load-delay", "200",
+                                "--loading-process-events-interval-bytes", "1024"),
+                               loading_ok=True)
 
 
 def test_redis_restart_mid_run_workers_reconnect_and_finish(daemon_factory, aof_redis,
@@ -169,6 +195,44 @@ def test_redis_restart_mid_run_workers_reconnect_and_finish(daemon_factory, aof_
           % (restarted, n, ats_total(jobs, ids) - n))
 
 
+def test_redis_loading_its_aof_is_waited_for_not_a_script_error(daemon_factory,
+                                                                slow_loading_redis, redis_server):
+    srv = slow_loading_redis["server"]
+    admin = srv.client()
+    p = admin.pipeline(transaction=False)
+    for i in range(10000):
+        p.set("filler:%d" % i, "x")
+    p.execute()
+    admin.bgrewriteaof()  # the filler goes to the RDB base, whose keys load slowly
+    wait_for(lambda: admin.info("persistence")["aof_rewrite_in_progress"] == 0 and
+             admin.info("persistence")["aof_rewrite_scheduled"] == 0, timeout=10,
+             what="AOF rewrite")
+    jobs = Jobs(redis_server, socket_path=srv.socket)
+    n = 1500
+    ids = jobs.add({"sleep_ms": 20}, n=n)
+    d = daemon_factory()
+    d.redis_socket = srv.socket
+    d.write_config(noop_queue(jobs, processes=2, concurrency=10))
+    d.start()
+    wait_for(lambda: jobs.count("completed") > 100, timeout=20, what="some progress")
+    slow_loading_redis["restart"]()
+    import redis
+
+    def loaded():
+        try:
+            return jobs.count("completed") >= 0
+        except redis.exceptions.BusyLoadingError:
+            return False
+
+    d.wait_for_log(r"command connection: server not ready: LOADING", timeout=10)
+    wait_for(loaded, timeout=20, what="the AOF loaded")
+    assert jobs.count("completed") < n, "finished before the restart: nothing tested"
+    wait_all_done(jobs, n)
+    assert jobs.ids("completed") == set(ids)
+    assert jobs.count("active") == 0 and jobs.count("failed") == 0
+    assert not d.log_has(r"script \w+: LOADING"), d.log_text()
+
+
 def test_connections_killed_mid_run_lose_nothing(daemon_factory, redis_server):
     """Redis drops the workers' connections every 100 ms (CLIENT KILL), so
     replies get lost: finishes are sent again, and jobs a lost fetch locked
@@ -191,4 +255,9 @@ def test_connections_killed_mid_run_lose_nothing(daemon_factory, redis_server):
     assert jobs.ids("completed") == set(ids)
     assert jobs.count("failed") == 0 and jobs.count("active") == 0
     assert kills >= 10
+    # Jobs a lost fetch locked never ran: released, not counted as stalls.
+    p = jobs.r.pipeline(transaction=False)
+    for i in ids:
+        p.hget(jobs.base + i, "stc")
+    assert not any(p.execute())
     assert took < 25, "%.1f s: jobs waited for lock expiry" % took

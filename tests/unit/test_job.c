@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "queue/internal.h"
 #include "queue/job.h"
 #include "queue/store.h"
 
@@ -475,6 +476,61 @@ static void finish_plans(void **state)
     nq_job_free(j);
 }
 
+static void transient_server_errors(void **state)
+{
+    static const struct {
+        const char *text;
+        int want;
+    } cases[] = {
+        { "LOADING Redis is loading the dataset in memory", 1 },
+        { "BUSY Redis is busy running a script.", 1 },
+        { "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.", 1 },
+        { "TRYAGAIN Multiple keys request during rehashing of slot", 1 },
+        { "BUSY", 1 },
+        { "BUSYKEY Target key name already exists.", 0 },
+        { "BUSYGROUP Consumer Group name already exists", 0 },
+        { "ERR Error running script (call to f_x): @user_script:1: oops", 0 },
+        { "NOSCRIPT No matching script. Please use EVAL.", 0 },
+        { "LOADINGX", 0 },
+    };
+
+    (void) state;
+    for (size_t i = 0; i < NQ_ELEMENTSOF(cases); i++) {
+        redisReply r = { .type = REDIS_REPLY_ERROR, .str = (char *) cases[i].text,
+                         .len = strlen(cases[i].text) };
+        assert_int_equal(nq_reply_is_transient(&r), cases[i].want);
+    }
+    redisReply ok = { .type = REDIS_REPLY_STATUS, .str = (char *) "LOADING", .len = 7 };
+    assert_int_equal(nq_reply_is_transient(&ok), 0);
+    assert_int_equal(nq_reply_is_transient(NULL), 0);
+}
+
+static void counts_reply(void **state)
+{
+    redisReply ints[9], *el[9];
+    redisReply arr = { .type = REDIS_REPLY_ARRAY, .elements = 9, .element = el };
+    struct nq_counts c = { .failed = 77 };
+
+    (void) state;
+    for (size_t i = 0; i < 9; i++) {
+        ints[i] = (redisReply){ .type = REDIS_REPLY_INTEGER, .integer = (long long) i + 1 };
+        el[i] = &ints[i];
+    }
+    assert_int_equal(nq_reply_counts(&arr, &c), 0);
+    assert_true(c.waiting == 1 && c.active == 2 && c.prioritized == 3 && c.delayed == 4);
+    assert_true(c.completed == 5 && c.failed == 6 && c.waiting_children == 7);
+    assert_true(c.paused_legacy == 8 && c.paused);
+
+    struct nq_counts untouched = { .failed = 77 };
+    ints[8].integer = -1;
+    assert_int_equal(nq_reply_counts(&arr, &untouched), -EPROTO);
+    assert_int_equal(untouched.failed, 77);
+    ints[8].integer = 0;
+    arr.elements = 8;
+    assert_int_equal(nq_reply_counts(&arr, &untouched), -EPROTO);
+    assert_int_equal(untouched.failed, 77);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -490,6 +546,8 @@ int main(void)
         cmocka_unit_test(stacktraces_accumulate_and_cap),
         cmocka_unit_test(add_opts_like_node),
         cmocka_unit_test(finish_plans),
+        cmocka_unit_test(transient_server_errors),
+        cmocka_unit_test(counts_reply),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,12 +4,20 @@
 -- worker took over meanwhile is left alone. Each counts as a stall, as
 -- BullMQ's check would count it; a death by signal also bumps our own crash
 -- counter, and a job in flight in max_crashes such deaths fails ("poison").
+-- For a death by signal max_crashes alone decides: BullMQ's stalled limit
+-- would otherwise fail a crashing job as "stalled more than allowable limit"
+-- at its second death (default max_stalled 1) before it could be named
+-- poison. The stall is still counted (stc). With max_crashes 0 nothing else
+-- bounds a crashing job, so BullMQ's rule stays.
 -- ARGV: 1 base, 2 now_ms, 3 token prefix, 4 max stalled, 5 signal name or ''
 --       (not killed by a signal), 6 max crashes (0 = never fail), 7 failed
---       retention spec (see work.lua).
+--       retention spec (see work.lua), 8 '1' to release instead: the jobs
+--       never ran (a fetch whose reply was lost locked them), so they go back
+--       to wait with no stall counted, nothing else.
 -- Returns { requeued ids, failed ids }.
 local base, now, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local max_stalled, signal, max_crashes = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local release = ARGV[8] == '1'
 local meta = queue_meta(base)
 local kActive = base .. 'active'
 local requeued, failed = {}, {}
@@ -31,7 +39,8 @@ local function fail_poison(id, jk, crashes)
 end
 
 local function requeue(id, jk, stc)
-  if stc > max_stalled and not is_scheduler_iteration(base, jk) then
+  local crash_counted = signal ~= '' and max_crashes > 0
+  if stc > max_stalled and not crash_counted and not is_scheduler_iteration(base, jk) then
     rcall('HSET', jk, 'defa', 'job stalled more than allowable limit')
   end
   rcall('RPUSH', base .. 'wait', id)
@@ -47,13 +56,19 @@ for _, id in ipairs(rcall('LRANGE', kActive, 0, -1)) do
     rcall('DEL', jk .. ':lock')
     rcall('LREM', kActive, 1, id)
     rcall('SREM', base .. 'stalled', id)
-    local stc = rcall('HINCRBY', jk, 'stc', 1)
-    local crashes = 0
-    if signal ~= '' then crashes = rcall('HINCRBY', jk, 'nqcrash', 1) end
-    if signal ~= '' and max_crashes > 0 and crashes >= max_crashes then
-      fail_poison(id, jk, crashes)
+    if release then
+      rcall('RPUSH', base .. 'wait', id)
+      event(base, meta.maxlen, 'waiting', 'jobId', id, 'prev', 'active')
+      requeued[#requeued + 1] = id
     else
-      requeue(id, jk, stc)
+      local stc = rcall('HINCRBY', jk, 'stc', 1)
+      local crashes = 0
+      if signal ~= '' then crashes = rcall('HINCRBY', jk, 'nqcrash', 1) end
+      if signal ~= '' and max_crashes > 0 and crashes >= max_crashes then
+        fail_poison(id, jk, crashes)
+      else
+        requeue(id, jk, stc)
+      end
     end
   end
 end
