@@ -137,10 +137,16 @@ def test_sigint_is_a_graceful_stop_too(notifyqd):
 
 
 def test_workers_have_a_process_title(notifyqd):
+    # The master knows a child's pid at fork, a moment before the child has
+    # set its title: wait for it rather than read it once.
     w = notifyqd.worker("push", 2)
-    with open("/proc/%d/cmdline" % w["pid"], "rb") as f:
-        title = f.read().split(b"\0")[0].decode()
-    assert title.startswith("notifyqd: worker push/2"), title
+
+    def title():
+        with open("/proc/%d/cmdline" % w["pid"], "rb") as f:
+            return f.read().split(b"\0")[0].decode()
+
+    wait_for(lambda: title().startswith("notifyqd: worker push/2"), timeout=5,
+             what="title of push/2 (now %r)" % title())
 
 
 def test_quickly_dying_worker_is_throttled_and_crash_looping(daemon_factory):
