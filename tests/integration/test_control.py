@@ -4,13 +4,14 @@ workers inherit."""
 import json
 import os
 import pwd
+import shutil
 import socket
 import stat
 import subprocess
 
 import pytest
 
-from conftest import NOTIFYQCTL, wait_for
+from conftest import NOTIFYQCTL, short_tmpdir, wait_for
 
 NOBODY = pwd.getpwnam("nobody")
 
@@ -118,12 +119,28 @@ def test_socket_mode_is_0660(notifyqd):
     assert stat.S_IMODE(st.st_mode) == 0o660
 
 
-def as_nobody(*args):
-    return subprocess.run([str(NOTIFYQCTL), *args], capture_output=True, text=True, timeout=10,
-                          user=NOBODY.pw_uid, group=NOBODY.pw_gid, extra_groups=[])
+@pytest.fixture(scope="module")
+def ctl_for_nobody():
+    """A copy of notifyqctl that nobody can run: the build tree may sit in
+    a directory only root can enter (a fresh clone under mktemp -d)."""
+    d = short_tmpdir("nq-ctl-")
+    copy = d / "notifyqctl"
+    shutil.copy2(NOTIFYQCTL, copy)
+    os.chmod(copy, 0o755)
+    yield copy
+    shutil.rmtree(d, ignore_errors=True)
 
 
-def test_stranger_cannot_connect(notifyqd):
+@pytest.fixture
+def as_nobody(ctl_for_nobody):
+    def run(*args):
+        return subprocess.run([str(ctl_for_nobody), *args], capture_output=True, text=True,
+                              timeout=10, user=NOBODY.pw_uid, group=NOBODY.pw_gid,
+                              extra_groups=[])
+    return run
+
+
+def test_stranger_cannot_connect(notifyqd, as_nobody):
     r = as_nobody("-s", notifyqd.sock, "status")
     assert r.returncode == 2
     assert notifyqd.sock in r.stderr and "permission denied" in r.stderr
@@ -160,7 +177,7 @@ def raw_request_as_nobody(path, line):
     return out
 
 
-def test_peer_credentials_refuse_strangers_on_an_open_socket(daemon_factory):
+def test_peer_credentials_refuse_strangers_on_an_open_socket(daemon_factory, as_nobody):
     # Mode 0666 lets anyone connect, so only the SO_PEERCRED check stands
     # between nobody and the daemon.
     d = daemon_factory()
@@ -176,7 +193,7 @@ def test_peer_credentials_refuse_strangers_on_an_open_socket(daemon_factory):
     assert r.returncode == 2 and "permission denied" in r.stderr
 
 
-def test_group_members_are_let_in(daemon_factory):
+def test_group_members_are_let_in(daemon_factory, as_nobody):
     d = daemon_factory()
     d.write_config(text=d.config_text().replace("control:\n", "control:\n  group: nogroup\n"))
     d.start()
