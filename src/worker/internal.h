@@ -7,13 +7,15 @@
  *
  * A job fetched from Redis becomes a struct wjob and lives in one of three
  * lists: running (its handler works on it), pending (its outcome is known,
- * its finish not sent yet) and sending (its finish is in the one work call
- * in flight). Finishes that complete in the same loop iteration, or while a
- * work call is in flight, go out together in the next call, which also
- * fetches as many jobs as there are free slots: one round trip finishes and
- * refills many jobs. A job is freed when Redis has confirmed (or refused)
- * its finish; a finish lost with the connection goes back to pending and is
- * sent again once Redis is back.
+ * its finish not sent yet) and sending (its finish is in a work call in
+ * flight, which the wjob names). Finishes that complete in the same loop
+ * iteration, or while work calls are in flight, go out together in the
+ * next call, which also fetches jobs for free slots: one round trip
+ * finishes and refills many jobs. Up to two calls are in flight, so that
+ * Redis runs one while the worker handles the other's reply (jobs.c says
+ * when). A job is freed when Redis has confirmed (or refused) its finish;
+ * a finish lost with the connection goes back to pending and is sent again
+ * once Redis is back.
  *
  * Ownership: the worker owns every wjob, its job (nq_job) and its planned
  * finish; the handler owns its call's handler_data (handler.h).
@@ -54,10 +56,19 @@ struct event_base;
 #define NQ_WORKER_ERROR_BACKOFF_MS 1000
 /* A finish failing alone with a script error this often is dropped. */
 #define NQ_WORKER_FINISH_TRIES 5
+/* Work calls in flight at once. */
+#define NQ_WORKER_CALLS_MAX 2
 
 enum wjob_list { WJ_RUNNING, WJ_PENDING, WJ_SENDING, WJ__LISTS };
 
 struct worker;
+
+/* A work call in flight: the callback's userdata. */
+struct wcall {
+    struct worker *w;
+    bool busy;
+    uint32_t fetch_asked; /* jobs it asked for */
+};
 
 struct wjob {
     struct worker *w;
@@ -66,6 +77,7 @@ struct wjob {
     struct nq_finish fin; /* planned once the outcome is known */
     uint64_t started_ms;  /* monotonic, when the handler started */
     enum wjob_list list;
+    const struct wcall *sent_in; /* in sending: the call carrying its finish */
     bool lock_lost;         /* logged once */
     bool started;           /* handed to the handler (a suspect waits first) */
     unsigned send_failures; /* its finish failed alone with a script error */
@@ -105,10 +117,12 @@ struct worker {
     struct wjob_list_head lists[WJ__LISTS];
     struct wjob *suspect; /* to run alone, because it was in flight in a crash */
     bool connected;
-    bool work_in_flight;
-    uint32_t fetch_asked; /* jobs the work call in flight asked for */
+    struct wcall calls[NQ_WORKER_CALLS_MAX];
+    uint32_t calls_in_flight;
+    uint32_t fetch_in_flight; /* jobs the calls in flight asked for */
     uint32_t isolate;     /* after a script error: finishes left to send one per call */
     bool fetch_ready;     /* the queue may have runnable jobs: fetch */
+    bool deep;            /* the last fetch got all it asked for */
     bool marker_waiting;  /* a BZPOPMIN is in flight */
     bool waking;          /* ev_wake armed */
     uint64_t next_due_ms; /* wall clock ms of the next delayed job, 0 if none */

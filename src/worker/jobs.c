@@ -1,10 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Jobs in flight, and the one work call that finishes and fetches them
- * (internal.h has the model). The rule is simple: at most one work call in
- * flight; when it returns, or when a handler reports an outcome, the next
- * call carries every pending finish and a fetch for every free slot, if
- * the queue may have jobs. When it has none, the worker blocks on the
+ * Jobs in flight, and the work calls that finish and fetch them (internal.h
+ * has the model). When a call returns, or when a handler reports an
+ * outcome, the next call carries every pending finish and a fetch for the
+ * free slots, if the queue may have jobs.
+ *
+ * Two calls in flight: with one, Redis and the worker take turns (Redis
+ * idles while the worker parses a reply and runs its jobs, and the other
+ * way round), which caps a busy queue at one core of the two. So while the
+ * queue is deep (the last fetch got all it asked for), a call fetches at
+ * most half the window, and a second call goes out while the first is in
+ * flight once it carries half a window of work: the two halves alternate,
+ * each being run by Redis while the worker handles the other. Otherwise,
+ * or below half a window, a finish waits for the call in flight, as with
+ * one call, so a lightly loaded queue makes no more round trips than
+ * before.
+ * Jobs asked for by calls in flight count as taken, so the calls together
+ * never fetch more than `concurrency`. Anything out of the ordinary (script
+ * errors being isolated, a suspect, draining, orphans) goes back to one
+ * call at a time, where order matters more than throughput.
+ *
+ * When the queue has nothing to run, the worker blocks on the
  * queue's marker (BULLMQ-LAYOUT.md §7) with BullMQ's timeouts: 5 s idle,
  * or until the next delayed job is due (at most 10 s); rate limited, it
  * sleeps until the limiter opens (at most 30 s); paused in Redis, it waits
@@ -169,7 +185,7 @@ static void maybe_start_suspect(struct worker *w)
 {
     struct wjob *j = w->suspect;
 
-    if (!j || j->started || w->work_in_flight || w->lists[WJ_RUNNING].n != 1 ||
+    if (!j || j->started || w->calls_in_flight || w->lists[WJ_RUNNING].n != 1 ||
         w->lists[WJ_PENDING].n || w->lists[WJ_SENDING].n)
         return;
     nq_log(LOG_NOTICE, "job %s was in flight in %u worker crash%s: running it alone", j->job->id,
@@ -287,15 +303,18 @@ static void count_finish(struct worker *w, const struct wjob *j)
     w->finished++;
 }
 
-/* The finishes of a call Redis answered: each confirmed or refused (a lock
- * lost to the stalled check or to another worker is not retried: the job
- * belongs to someone else now). */
-static void settle_sent(struct worker *w, const struct nq_work_result *res)
+/* The finishes of call c that Redis answered, in the order it sent them:
+ * each confirmed or refused (a lock lost to the stalled check or to another
+ * worker is not retried: the job belongs to someone else now). */
+static void settle_sent(struct worker *w, const struct wcall *c, const struct nq_work_result *res)
 {
     size_t i = 0;
+    struct wjob *j = w->lists[WJ_SENDING].first, *next;
 
-    while (w->lists[WJ_SENDING].first) {
-        struct wjob *j = w->lists[WJ_SENDING].first;
+    for (; j; j = next) {
+        next = j->next;
+        if (j->sent_in != c)
+            continue;
         int code = i < res->n_codes ? res->codes[i] : -EPROTO;
 
         i++;
@@ -308,15 +327,29 @@ static void settle_sent(struct worker *w, const struct nq_work_result *res)
     }
 }
 
-/* Sent finishes whose fate is unknown go back to the head of pending. */
-static void unsend(struct worker *w)
+static uint32_t count_sent(const struct worker *w, const struct wcall *c)
 {
-    while (w->lists[WJ_SENDING].last) {
-        struct wjob *j = w->lists[WJ_SENDING].last;
-        struct wjob_list_head *p = &w->lists[WJ_PENDING];
+    uint32_t n = 0;
 
+    for (const struct wjob *j = w->lists[WJ_SENDING].first; j; j = j->next)
+        n += j->sent_in == c;
+    return n;
+}
+
+/* The finishes of call c, whose fate is unknown, go back to the head of
+ * pending, in their order. */
+static void unsend(struct worker *w, const struct wcall *c)
+{
+    struct wjob *j = w->lists[WJ_SENDING].last, *prev;
+    struct wjob_list_head *p = &w->lists[WJ_PENDING];
+
+    for (; j; j = prev) {
+        prev = j->prev;
+        if (j->sent_in != c)
+            continue;
         list_unlink(w, j);
         j->list = WJ_PENDING;
+        j->sent_in = NULL;
         j->next = p->first;
         if (p->first)
             p->first->prev = j;
@@ -359,6 +392,7 @@ static void fetch_status(struct worker *w, const struct nq_work_result *res, uin
         w->fetch_ready = false;
         break;
     }
+    w->deep = w->fetch_ready;
 }
 
 /* A failed call whose finishes' fate is unknown. A lost connection (or a
@@ -367,14 +401,16 @@ static void fetch_status(struct worker *w, const struct nq_work_result *res, uin
  * one per call; one that keeps failing alone is dropped after
  * NQ_WORKER_FINISH_TRIES (its lock expires, the stalled check requeues
  * the job) rather than block every finish behind it. */
-static void work_failed(struct worker *w, int r)
+static void work_failed(struct worker *w, const struct wcall *c, int r)
 {
-    uint32_t n = w->lists[WJ_SENDING].n;
+    uint32_t n = count_sent(w, c);
     struct wjob *j = w->lists[WJ_SENDING].first;
 
+    while (j && j->sent_in != c)
+        j = j->next;
     if (r == -ECONNRESET) {
-        unsend(w);
-        if (w->fetch_asked)
+        unsend(w, c);
+        if (c->fetch_asked)
             w->orphans = true;
         return;
     }
@@ -390,7 +426,7 @@ static void work_failed(struct worker *w, int r)
         nq_log_errno(r == -EAGAIN ? LOG_INFO : LOG_ERR, r,
                      "work call failed: %m; retrying%s in %dms",
                      w->isolate ? " its finishes one by one" : "", NQ_WORKER_ERROR_BACKOFF_MS);
-        unsend(w);
+        unsend(w, c);
     }
     w->fetch_ready = false;
     wake_after(w, NQ_WORKER_ERROR_BACKOFF_MS);
@@ -398,19 +434,22 @@ static void work_failed(struct worker *w, int r)
 
 static void on_work(void *userdata, int r, struct nq_work_result *res)
 {
-    struct worker *w = userdata;
+    struct wcall *c = userdata;
+    struct worker *w = c->w;
 
-    w->work_in_flight = false;
+    c->busy = false;
+    w->calls_in_flight--;
+    w->fetch_in_flight -= c->fetch_asked;
     if (r == -ECANCELED)
         return; /* the store is being freed */
     if (r < 0) {
-        work_failed(w, r);
+        work_failed(w, c, r);
         nq_worker_check_done(w);
         return;
     }
-    if (w->isolate && w->lists[WJ_SENDING].n)
+    if (w->isolate && count_sent(w, c))
         w->isolate--;
-    settle_sent(w, res);
+    settle_sent(w, c, res);
     nq_worker_check_recycle(w);
     for (size_t i = 0; i < res->n_jobs; i++) {
         struct nq_job *job = nq_work_result_take_job(res, i);
@@ -418,7 +457,7 @@ static void on_work(void *userdata, int r, struct nq_work_result *res)
         if (job)
             start_job(w, job);
     }
-    fetch_status(w, res, w->fetch_asked);
+    fetch_status(w, res, c->fetch_asked);
     maybe_start_suspect(w);
     nq_jobs_kick(w);
     nq_worker_check_done(w);
@@ -426,11 +465,33 @@ static void on_work(void *userdata, int r, struct nq_work_result *res)
 
 /* ---- the next call ---------------------------------------------------------- */
 
+/* Slots neither running a job nor promised to a fetch in flight. */
 static uint32_t free_slots(const struct worker *w)
 {
-    uint32_t busy = w->lists[WJ_RUNNING].n;
+    uint32_t busy = w->lists[WJ_RUNNING].n + w->fetch_in_flight;
 
     return busy < w->q->concurrency ? w->q->concurrency - busy : 0;
+}
+
+/* Half a window: the most one call fetches, and the least work for which a
+ * second call goes out (see the top of this file). */
+static uint32_t half_window(const struct worker *w)
+{
+    return (w->q->concurrency + 1) / 2;
+}
+
+static bool may_overlap(const struct worker *w)
+{
+    return w->deep && !w->isolate && !w->suspect && !w->draining && !w->returning &&
+           !w->orphans;
+}
+
+static struct wcall *free_call(struct worker *w)
+{
+    for (int i = 0; i < NQ_WORKER_CALLS_MAX; i++)
+        if (!w->calls[i].busy)
+            return &w->calls[i];
+    return NULL;
 }
 
 static bool may_fetch(const struct worker *w)
@@ -488,53 +549,68 @@ static void on_marker(void *userdata, int r, double score)
     nq_jobs_kick(w);
 }
 
-static void send_work(struct worker *w)
+/* Sends one work call if there is work for one; returns whether it did. */
+static bool send_work(struct worker *w)
 {
     struct wjob_list_head *p = &w->lists[WJ_PENDING];
     uint32_t n_fin = p->n < NQ_STORE_BATCH_MAX ? p->n : NQ_STORE_BATCH_MAX;
     uint32_t fetch = may_fetch(w) ? free_slots(w) : 0;
+    bool overlap = may_overlap(w);
+    struct wcall *c = free_call(w);
     struct nq_finish *fins;
     struct wjob *j;
     int r;
 
+    if (!c || (w->calls_in_flight && !overlap))
+        return false;
     if (w->isolate && n_fin > 1)
         n_fin = 1;
+    if (overlap && fetch > half_window(w))
+        fetch = half_window(w);
     if (fetch > NQ_STORE_BATCH_MAX)
         fetch = NQ_STORE_BATCH_MAX;
     if (n_fin == 0 && fetch == 0)
-        return;
+        return false;
+    if (w->calls_in_flight && n_fin + fetch < half_window(w))
+        return false;
     fins = calloc(n_fin ? n_fin : 1, sizeof(*fins));
     if (!fins) {
         nq_log(LOG_ERR, "work call: out of memory, retrying in %dms", NQ_WORKER_ERROR_BACKOFF_MS);
         wake_after(w, NQ_WORKER_ERROR_BACKOFF_MS);
-        return;
+        return false;
     }
     j = p->first;
     for (uint32_t i = 0; i < n_fin; i++, j = j->next) {
         fins[i] = j->fin;
         fins[i].job = j->job;
     }
-    r = nq_store_work(w->store, fins, n_fin, fetch, on_work, w);
+    r = nq_store_work(w->store, fins, n_fin, fetch, on_work, c);
     free(fins);
     if (r < 0) {
         if (r != -ENOTCONN)
             nq_log_errno(LOG_ERR, r, "work call: %m, retrying in %dms", NQ_WORKER_ERROR_BACKOFF_MS);
         if (r != -ENOTCONN)
             wake_after(w, NQ_WORKER_ERROR_BACKOFF_MS);
-        return;
+        return false;
     }
-    w->work_in_flight = true;
-    w->fetch_asked = fetch;
-    while (n_fin--)
-        nq_wjob_list_move(w, p->first, WJ_SENDING);
+    *c = (struct wcall){ .w = w, .busy = true, .fetch_asked = fetch };
+    w->calls_in_flight++;
+    w->fetch_in_flight += fetch;
+    while (n_fin--) {
+        j = p->first;
+        j->sent_in = c;
+        nq_wjob_list_move(w, j, WJ_SENDING);
+    }
+    return true;
 }
 
 void nq_jobs_on_work_event(struct worker *w)
 {
-    if (w->work_in_flight || !w->connected)
+    if (!w->connected)
         return;
-    send_work(w);
-    if (w->work_in_flight)
+    while (send_work(w))
+        ;
+    if (w->calls_in_flight)
         return;
     nq_upkeep_reclaim(w);
     wait_marker(w);

@@ -299,7 +299,7 @@ void nq_upkeep_reclaim(struct worker *w)
 {
     int r;
 
-    if (!w->orphans || w->reclaiming || w->work_in_flight || !w->connected ||
+    if (!w->orphans || w->reclaiming || w->calls_in_flight || !w->connected ||
         nq_jobs_in_flight(w) > 0)
         return;
     /* Nothing crashed and these jobs never ran: a plain release, no stall

@@ -112,7 +112,7 @@ static void set_note(struct worker *w, const char *note)
 
 void nq_worker_check_done(struct worker *w)
 {
-    if (!w->draining || w->leaving || w->work_in_flight || nq_jobs_in_flight(w) > 0 ||
+    if (!w->draining || w->leaving || w->calls_in_flight || nq_jobs_in_flight(w) > 0 ||
         (w->orphans && w->connected))
         return;
     w->leaving = true;

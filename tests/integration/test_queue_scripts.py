@@ -81,6 +81,21 @@ def test_dedup_replace_removes_delayed_owner(q):
     assert {"event": "removed", "jobId": "1", "prev": "delayed"} in q.events()
 
 
+def test_fetch_leaves_a_chain_marker_only_when_jobs_are_left(q):
+    for _ in range(3):
+        q.add("a")
+    q.add("p", priority=3)
+    q.r.delete(q.k("marker"))
+    q.fetch(1)  # wait still holds two
+    assert q.r.zrange(q.k("marker"), 0, -1, withscores=True) == [("0", 0.0)]
+    q.r.delete(q.k("marker"))
+    q.fetch(2)  # wait is empty, prioritized holds one
+    assert q.r.zrange(q.k("marker"), 0, -1, withscores=True) == [("0", 0.0)]
+    q.r.delete(q.k("marker"))
+    q.fetch(5)  # takes the last one
+    assert not q.r.exists(q.k("marker"))
+
+
 def test_fetch_order_lock_and_fields(q):
     t = now_ms()
     q.add("a", ts=t)
@@ -103,7 +118,7 @@ def test_fetch_order_lock_and_fields(q):
         assert j.h["processedOn"] == str(t + 10) and j.h["ats"] == "1"
     assert q.events() == [{"event": "active", "jobId": i, "prev": "waiting"}
                           for i in ["5", "1", "3", "4", "2"]]
-    assert q.r.zscore(q.k("marker"), "0") == 0
+    assert q.r.zscore(q.k("marker"), "0") == 0  # left by the adds
     assert q.r.exists(q.k("pc"))
     q.fetch(1)  # finds prioritized empty
     assert not q.r.exists(q.k("pc"))

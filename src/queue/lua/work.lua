@@ -338,7 +338,12 @@ local function fetch(n)
       rcall('PEXPIRE', kLimiter, dur)
     end
   end
-  rcall('ZADD', base .. 'marker', 0, '0') -- wakes the next idle worker (chain)
+  -- Wakes the next idle worker (a chain), as BullMQ's fetch does, but only
+  -- when something is left for it: a marker that wakes a worker to find an
+  -- empty queue costs it a fetch and a wake-up per job on a quiet queue.
+  if rcall('LLEN', base .. 'wait') > 0 or rcall('ZCARD', base .. 'prioritized') > 0 then
+    rcall('ZADD', base .. 'marker', 0, '0')
+  end
   return jobs, 0, 0
 end
 
