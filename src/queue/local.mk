@@ -11,6 +11,7 @@ NQ_LUA_FILES = \
 src_libnq_a_SOURCES += \
 	src/queue/keys.h src/queue/keys.c \
 	src/queue/backoff.h src/queue/backoff.c \
+	src/queue/jsoncheck.h src/queue/jsoncheck.c \
 	src/queue/job.h src/queue/job.c \
 	src/queue/scripts.h src/queue/scripts.c \
 	src/queue/internal.h src/queue/reply.c src/queue/plan.c \
@@ -33,8 +34,9 @@ src/queue/lua_sources.c: $(NQ_LUA_FILES) src/queue/lua/common.lua src/queue/lua/
 	    echo ';' >>$$out; \
 	done; mv $$out $@
 
-check_PROGRAMS += tests/unit/test_keys tests/unit/test_backoff tests/unit/test_job
-TESTS += tests/unit/test_keys tests/unit/test_backoff tests/unit/test_job
+check_PROGRAMS += tests/unit/test_keys tests/unit/test_backoff tests/unit/test_job \
+	tests/unit/test_jsoncheck
+TESTS += tests/unit/test_keys tests/unit/test_backoff tests/unit/test_job tests/unit/test_jsoncheck
 tests_unit_test_keys_SOURCES = tests/unit/test_keys.c
 tests_unit_test_keys_CFLAGS = $(UNIT_TEST_FLAGS)
 tests_unit_test_keys_LDADD = $(UNIT_TEST_LIBS)
@@ -44,6 +46,9 @@ tests_unit_test_backoff_LDADD = $(UNIT_TEST_LIBS)
 tests_unit_test_job_SOURCES = tests/unit/test_job.c
 tests_unit_test_job_CFLAGS = $(UNIT_TEST_FLAGS)
 tests_unit_test_job_LDADD = $(UNIT_TEST_LIBS)
+tests_unit_test_jsoncheck_SOURCES = tests/unit/test_jsoncheck.c
+tests_unit_test_jsoncheck_CFLAGS = $(UNIT_TEST_FLAGS)
+tests_unit_test_jsoncheck_LDADD = $(UNIT_TEST_LIBS)
 
 # The interop tests drive the store through this program (tests/interop/*.test.js).
 check_PROGRAMS += tests/interop/nq_driver
