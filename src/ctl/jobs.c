@@ -88,14 +88,17 @@ static int print_done(struct ctl *c, const char *id, const char *key, json_t *va
 
 /* ---- job show ------------------------------------------------------------- */
 
-static json_t *job_data_json(const struct nq_job *job)
+/* Valid data as JSON, anything else as the text it is. */
+static json_t *job_data_json(struct nq_job *job)
 {
-    if (job->data)
-        return json_incref(job->data);
+    json_t *data = nq_job_data_borrow(job);
+
+    if (data)
+        return json_incref(data);
     return ctl_json_str(job->data_raw);
 }
 
-static json_t *job_json(const struct ctl *c, const struct nq_job *job, const char *state)
+static json_t *job_json(const struct ctl *c, struct nq_job *job, const char *state)
 {
     json_t *o = ctl_reply_new(c);
     int r = 0;

@@ -147,13 +147,16 @@ void nq_channel_handler_free(void *state)
     free(ch);
 }
 
-int nq_channel_handler_validate(void *state, const struct nq_job *job, struct nq_err *err)
+int nq_channel_handler_validate(void *state, struct nq_job *job, struct nq_err *err)
 {
     struct channel *ch = state;
+    json_t *data = nq_job_data_borrow(job);
     struct nq_msg m;
     int r;
 
-    r = ch->compose(job->data, &m, err);
+    if (!data && job->data_valid)
+        return nq_err_set(err, -ENOMEM, "out of memory");
+    r = ch->compose(data, &m, err); /* without data: "data: must be a JSON object" */
     if (r < 0)
         return r;
     nq_msg_done(&m);
@@ -217,12 +220,15 @@ int nq_channel_handler_start(void *state, struct nq_handler_call *call)
 {
     struct channel *ch = state;
     struct channel_call *cc = calloc(1, sizeof(*cc));
+    json_t *data = nq_job_data_borrow(call->job);
     struct nq_err err = { { 0 } };
     int r;
 
-    if (!cc)
+    if (!cc || (!data && call->job->data_valid)) {
+        free(cc);
         return -ENOMEM;
-    r = ch->compose(call->job->data, &cc->msg, &err);
+    }
+    r = ch->compose(data, &cc->msg, &err);
     if (r == -EINVAL) {
         /* Only for a worker that skipped validate(): the same verdict. */
         struct nq_outcome o = { .kind = NQ_OUTCOME_PERMANENT, .reason = nq_err_str(&err) };

@@ -78,7 +78,7 @@ int nq_field_string(const json_t *data, const char *const *keys, bool required, 
 int nq_channel_handler_init(const struct nq_handler_env *env, enum nq_msg_type type,
                             nq_compose_fn compose, void **ret_state, struct nq_err *err);
 void nq_channel_handler_free(void *state);
-int nq_channel_handler_validate(void *state, const struct nq_job *job, struct nq_err *err);
+int nq_channel_handler_validate(void *state, struct nq_job *job, struct nq_err *err);
 int nq_channel_handler_start(void *state, struct nq_handler_call *call);
 void nq_channel_handler_cancel(void *state, struct nq_handler_call *call);
 

@@ -73,7 +73,7 @@ struct nq_handler *nq_handler_free(struct nq_handler *h)
     return NULL;
 }
 
-int nq_handler_validate(struct nq_handler *h, const struct nq_job *job, struct nq_err *err)
+int nq_handler_validate(struct nq_handler *h, struct nq_job *job, struct nq_err *err)
 {
     return h->ops->validate ? h->ops->validate(h->state, job, err) : 0;
 }

@@ -5,9 +5,12 @@
  * (nq_handler_new, from the queue's config) and hands it every job it
  * fetches, each as one struct nq_handler_call:
  *
- *   validate(job)  synchronous check of job->data. Failing it (-EINVAL with
- *                  err naming the field: "data.to: required") fails the job
- *                  permanently, unrun, with that text as failedReason.
+ *   validate(job)  synchronous check of the job's data, read through
+ *                  nq_job_data_borrow() (its jansson tree, built on first
+ *                  use: a handler that needs no data should not ask). Failing
+ *                  it (-EINVAL with err naming the field: "data.to:
+ *                  required") fails the job permanently, unrun, with that
+ *                  text as failedReason.
  *   start(call)    begins the job on the worker's event base, without
  *                  blocking it (libevent timers, curl multi, async I/O). The
  *                  handler reports exactly one outcome with
@@ -90,9 +93,11 @@ typedef void (*nq_handler_done_fn)(struct nq_handler_call *call, const struct nq
 
 /* One job in flight. */
 struct nq_handler_call {
-    const struct nq_job *job; /* borrowed: id, name, data (parsed JSON), atm, opts... */
-    struct event_base *base;  /* the worker's event loop */
-    void *handler_data;       /* the handler's own per-call state, NULL at start */
+    /* Borrowed: id, name, data, atm, opts... Not const because
+     * nq_job_data_borrow() keeps the tree it builds in the job. */
+    struct nq_job *job;
+    struct event_base *base; /* the worker's event loop */
+    void *handler_data;      /* the handler's own per-call state, NULL at start */
     /* The worker's side; handlers leave these alone. */
     nq_handler_done_fn done;
     void *userdata;
@@ -108,7 +113,7 @@ struct nq_handler_ops {
     /* Frees what init made (state may be NULL). No call is in flight. */
     void (*free)(void *state);
     /* 0 when the job may run, else -EINVAL with err naming the field. */
-    int (*validate)(void *state, const struct nq_job *job, struct nq_err *err);
+    int (*validate)(void *state, struct nq_job *job, struct nq_err *err);
     /* Starts the job. Returns 0 when nq_handler_call_done() was or will be
      * called, or a negative errno (-ENOMEM...) when nothing was started and
      * done will not be called: the worker then retries the job. */
@@ -133,8 +138,7 @@ int nq_handler_new(const struct nq_handler_env *env, struct nq_handler **ret,
                    struct nq_err *err) NQ_MUSTCHECK;
 struct nq_handler *nq_handler_free(struct nq_handler *h);
 
-int nq_handler_validate(struct nq_handler *h, const struct nq_job *job,
-                        struct nq_err *err) NQ_MUSTCHECK;
+int nq_handler_validate(struct nq_handler *h, struct nq_job *job, struct nq_err *err) NQ_MUSTCHECK;
 /* call->job, base, done and userdata must be set; handler_data NULL. */
 int nq_handler_start(struct nq_handler *h, struct nq_handler_call *call) NQ_MUSTCHECK;
 void nq_handler_cancel(struct nq_handler *h, struct nq_handler_call *call);

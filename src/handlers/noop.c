@@ -12,7 +12,9 @@
  *                          started with NOTIFYQ_TEST_CRASH=1 in its
  *                          environment; otherwise the job fails permanently.
  * Other data is ignored. Bad values of these keys fail the job permanently
- * with a reason naming the key.
+ * with a reason naming the key. The data's tree is built only for a job
+ * whose raw text may hold one of these keys: benchmarks run noop jobs, and
+ * for them the tree cost more than all the rest of the job.
  */
 #include "config.h"
 
@@ -57,38 +59,66 @@ static void noop_free(void *state)
     free(state);
 }
 
-/* The parsed instructions of a job whose data passed noop_validate. */
-static enum noop_fail job_fail(const struct nq_job *job)
+/* Whether the job's data may hold one of our keys. Unescaped, a key is its
+ * name in quotes in the raw text; escaped ("\u0066ail") it has a backslash.
+ * A false positive ("fail" as a value) only costs building the tree. Valid
+ * data has no NUL byte (queue/jsoncheck.h), so strstr sees all of it; it is
+ * 4x faster than memmem on the bench payload. */
+static bool may_instruct(const struct nq_job *job)
 {
-    const char *f = json_string_value(json_object_get(job->data, "fail"));
+    const char *d = job->data_raw;
+
+    return job->data_valid && (memchr(d, '\\', job->data_len) || strstr(d, "\"fail\"") ||
+                               strstr(d, "\"sleep_ms\"") || strstr(d, "\"crash\""));
+}
+
+/* The data of a job that may instruct us, if it is an object; else NULL:
+ * nothing to do but complete. The worker validates before it starts a job,
+ * so the tree, if needed, is built already. */
+static json_t *instructions(struct nq_job *job)
+{
+    json_t *data = may_instruct(job) ? nq_job_data_borrow(job) : NULL;
+
+    return json_is_object(data) ? data : NULL;
+}
+
+/* The parsed instructions of a job whose data passed noop_validate. */
+static enum noop_fail job_fail(const json_t *data)
+{
+    const char *f = json_string_value(json_object_get(data, "fail"));
 
     if (!f)
         return NOOP_OK;
     return strcmp(f, "permanent") == 0 ? NOOP_PERMANENT : NOOP_RETRYABLE;
 }
 
-static uint64_t job_sleep_ms(const struct nq_job *job)
+static uint64_t job_sleep_ms(const json_t *data)
 {
-    json_t *v = json_object_get(job->data, "sleep_ms");
+    json_t *v = json_object_get(data, "sleep_ms");
 
     return v ? (uint64_t) json_integer_value(v) : 0;
 }
 
-static bool job_crash(const struct nq_job *job)
+static bool job_crash(const json_t *data)
 {
-    return json_object_get(job->data, "crash") != NULL;
+    return json_object_get(data, "crash") != NULL;
 }
 
-static int noop_validate(void *state, const struct nq_job *job, struct nq_err *err)
+static int noop_validate(void *state, struct nq_job *job, struct nq_err *err)
 {
     struct noop *n = state;
-    json_t *fail, *sleep_ms, *crash;
+    json_t *data, *fail, *sleep_ms, *crash;
 
-    if (!json_is_object(job->data))
+    if (!may_instruct(job))
         return 0;
-    fail = json_object_get(job->data, "fail");
-    sleep_ms = json_object_get(job->data, "sleep_ms");
-    crash = json_object_get(job->data, "crash");
+    data = nq_job_data_borrow(job);
+    if (!data && job->data_valid)
+        return nq_err_set(err, -ENOMEM, "out of memory");
+    if (!json_is_object(data))
+        return 0;
+    fail = json_object_get(data, "fail");
+    sleep_ms = json_object_get(data, "sleep_ms");
+    crash = json_object_get(data, "crash");
     if (fail && !(json_is_string(fail) && (strcmp(json_string_value(fail), "retryable") == 0 ||
                                            strcmp(json_string_value(fail), "permanent") == 0)))
         return nq_err_set(err, -EINVAL, "data.fail: must be \"retryable\" or \"permanent\"");
@@ -107,16 +137,16 @@ static int noop_validate(void *state, const struct nq_job *job, struct nq_err *e
 
 static void finish(struct nq_handler_call *call)
 {
-    const struct nq_job *job = call->job;
+    json_t *data = instructions(call->job);
     struct nq_outcome o = { .kind = NQ_OUTCOME_OK, .result_json = "{\"ok\":true}" };
 
-    if (json_is_object(job->data) && job_crash(job)) {
+    if (data && job_crash(data)) {
         /* The default action, not a sanitizer's handler: the master must see
          * a death by SIGSEGV, as from a real crash. */
         (void) signal(SIGSEGV, SIG_DFL);
         (void) raise(SIGSEGV);
     }
-    switch (json_is_object(job->data) ? job_fail(job) : NOOP_OK) {
+    switch (data ? job_fail(data) : NOOP_OK) {
     case NOOP_OK:
         break;
     case NOOP_RETRYABLE:
@@ -145,7 +175,8 @@ static void on_sleep_done(evutil_socket_t fd, short what, void *arg)
 
 static int noop_start(void *state, struct nq_handler_call *call)
 {
-    uint64_t ms = json_is_object(call->job->data) ? job_sleep_ms(call->job) : 0;
+    json_t *data = instructions(call->job);
+    uint64_t ms = data ? job_sleep_ms(data) : 0;
     struct noop_call *nc;
     struct timeval tv = { (time_t) (ms / 1000), (suseconds_t) (ms % 1000) * 1000 };
 

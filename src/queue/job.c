@@ -15,6 +15,7 @@
 #include "common/cleanup.h"
 #include "common/err.h"
 #include "queue/job.h"
+#include "queue/jsoncheck.h"
 
 
 struct nq_job *nq_job_new(const char *id, size_t id_len)
@@ -53,7 +54,7 @@ struct nq_job *nq_job_free(struct nq_job *job)
                       &job->rjk, &job->parent_key, &job->parent };
     for (size_t i = 0; i < NQ_ELEMENTSOF(strs); i++)
         free(*strs[i]);
-    json_decref(job->data);
+    json_decref(job->data_tree);
     opts_done(&job->opts);
     free(job);
     return NULL;
@@ -434,13 +435,13 @@ static int parse_opts(struct nq_job *job, const json_t *o)
 
 int nq_job_decode(struct nq_job *job)
 {
+    struct nq_jsoncheck_err cerr;
     json_error_t jerr;
 
     if (job->data_raw) {
-        job->data = json_loadb(job->data_raw, job->data_len, JSON_DECODE_ANY, &jerr);
-        if (!job->data)
-            set_invalid(job, "data is not valid JSON: %s at offset %d", jerr.text,
-                        jerr.position);
+        job->data_valid = nq_jsoncheck_validate(job->data_raw, job->data_len, &cerr) == 0;
+        if (!job->data_valid)
+            set_invalid(job, "data is not valid JSON: %s at offset %zu", cerr.reason, cerr.offset);
     } else if (!job->invalid[0]) {
         set_invalid(job, "job hash has no data (missing or removed job)");
     }
@@ -460,6 +461,15 @@ int nq_job_decode(struct nq_job *job)
         return 0;
     }
     return parse_opts(job, o);
+}
+
+json_t *nq_job_data_borrow(struct nq_job *job)
+{
+    /* What the checker accepts jansson parses, so this fails only for want
+     * of memory (and is then tried again on the next call). */
+    if (!job->data_tree && job->data_valid)
+        job->data_tree = json_loadb(job->data_raw, job->data_len, JSON_DECODE_ANY, NULL);
+    return job->data_tree;
 }
 
 const char *nq_job_invalid_reason_borrow(const struct nq_job *job)

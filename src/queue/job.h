@@ -10,6 +10,11 @@
  * Nothing in a hash can make the codec crash or allocate without bound.
  * Non-logging module.
  *
+ * `data` is only checked by nq_job_decode (queue/jsoncheck.h: jansson's
+ * verdict, bar one quirk, without building a tree); its jansson tree is built
+ * on the first nq_job_data_borrow(), so a handler that never reads it (noop)
+ * never pays for it.
+ *
  * Ownership: nq_job_new/nq_job_free; every string and json_t in a job is owned
  * by it. Getters ending in _borrow return pointers valid while the job lives.
  */
@@ -88,7 +93,8 @@ struct nq_job {
     char *name;
     char *data_raw; /* as stored; NULL if absent */
     size_t data_len;
-    json_t *data;   /* parsed data; NULL when absent or invalid */
+    bool data_valid;   /* data_raw is valid JSON (set by nq_job_decode) */
+    json_t *data_tree; /* nq_job_data_borrow()'s cache; use that, not this */
     char *opts_raw;
     struct nq_job_opts opts;
     uint64_t timestamp, delay_ms, processed_on, finished_on;
@@ -115,9 +121,15 @@ struct nq_job *nq_job_free(struct nq_job *job);
 int nq_job_set_field(struct nq_job *job, const char *name, size_t name_len, const char *value,
                      size_t value_len) NQ_MUSTCHECK;
 
-/* Parses data and opts after all fields are set; on malformed input sets
- * job->invalid and still returns 0. -ENOMEM only. */
+/* Checks data and parses opts after all fields are set; on malformed input
+ * sets job->invalid and still returns 0. -ENOMEM only. */
 int nq_job_decode(struct nq_job *job) NQ_MUSTCHECK;
+
+/* The job's data as a jansson tree, parsed on the first call and kept in the
+ * job (hence not const). Borrowed: valid while the job lives; json_incref()
+ * it to keep it longer, never decref it. NULL when the data is absent or not
+ * valid JSON (job->data_valid false), or out of memory (data_valid true). */
+json_t *nq_job_data_borrow(struct nq_job *job);
 
 /* NULL when the job may run, else why it must fail permanently. Borrowed. */
 const char *nq_job_invalid_reason_borrow(const struct nq_job *job);

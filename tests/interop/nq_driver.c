@@ -51,9 +51,10 @@ struct driver {
 
 static void kick(struct driver *d);
 
-static void outcome_of(const struct nq_job *job, struct nq_outcome *o)
+static void outcome_of(struct nq_job *job, struct nq_outcome *o)
 {
-    const char *fail = json_string_value(json_object_get(job->data, "fail"));
+    json_t *data = nq_job_data_borrow(job);
+    const char *fail = json_string_value(json_object_get(data, "fail"));
 
     *o = (struct nq_outcome){ .kind = NQ_OUTCOME_OK, .result_json = "{\"ok\":true}" };
     if (!fail)
@@ -66,8 +67,7 @@ static void outcome_of(const struct nq_job *job, struct nq_outcome *o)
     else if (strcmp(fail, "ratelimit") == 0)
         *o = (struct nq_outcome){
             .kind = NQ_OUTCOME_RATE_LIMITED,
-            .retry_after_ms = (uint64_t) json_integer_value(json_object_get(job->data,
-                                                                            "retry_after")),
+            .retry_after_ms = (uint64_t) json_integer_value(json_object_get(data, "retry_after")),
         };
 }
 

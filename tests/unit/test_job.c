@@ -48,7 +48,7 @@ static void every_hash_field(void **state)
     assert_null(nq_job_invalid_reason_borrow(j));
     assert_string_equal(j->id, "7");
     assert_string_equal(j->name, "send-email");
-    assert_string_equal(json_string_value(json_object_get(j->data, "to")), "a@b.c");
+    assert_string_equal(json_string_value(json_object_get(nq_job_data_borrow(j), "to")), "a@b.c");
     assert_int_equal(j->data_len, strlen("{\"to\":\"a@b.c\"}"));
     assert_int_equal(j->timestamp, 1795577103975ULL);
     assert_int_equal(j->delay_ms, 250);
@@ -104,7 +104,7 @@ static void every_option(void **state)
     const struct nq_job_opts *o = &j->opts;
 
     assert_null(nq_job_invalid_reason_borrow(j));
-    assert_true(json_is_array(j->data));
+    assert_true(json_is_array(nq_job_data_borrow(j)));
     assert_int_equal(o->attempts, 5);
     assert_true(o->has_backoff);
     assert_int_equal(o->backoff.kind, NQ_BACKOFF_KIND_EXPONENTIAL);
@@ -150,7 +150,7 @@ static void option_variants(void **state)
                            "{\"backoff\":500,\"removeOnComplete\":true,\"removeOnFail\":false,"
                            "\"delay\":1e+14,\"repeat\":{\"pattern\":\"0 * * * *\"}}");
     assert_null(nq_job_invalid_reason_borrow(j));
-    assert_true(json_is_string(j->data));
+    assert_true(json_is_string(nq_job_data_borrow(j)));
     assert_int_equal(j->opts.backoff.kind, NQ_BACKOFF_KIND_FIXED);
     assert_int_equal(j->opts.backoff.delay_ms, 500);
     assert_int_equal(j->opts.remove_on_complete.kind, NQ_KEEP_NONE);
@@ -175,8 +175,14 @@ static void option_variants(void **state)
 static const struct {
     const char *data, *opts, *reason_start;
 } malformed[] = {
-    { "{\"to\":", "{}", "data is not valid JSON" },
-    { "", "{}", "data is not valid JSON" },
+    { "{\"to\":", "{}", "data is not valid JSON: unexpected end of input at offset 6" },
+    { "", "{}", "data is not valid JSON: unexpected end of input at offset 0" },
+    { "{\"to\":1,}", "{}", "data is not valid JSON: expected a string key at offset 8" },
+    { "[\"caf\xc3\"]", "{}", "data is not valid JSON: invalid UTF-8 at offset 5" },
+    /* jansson's number range, not JSON.parse's: such data fails as before */
+    { "{\"n\":1e999}", "{}", "data is not valid JSON: number out of range at offset 5" },
+    { "[18446744073709551615]", "{}", "data is not valid JSON: number out of range at offset 1" },
+    { "\"\\u0000\"", "{}", "data is not valid JSON: \\u0000 is not allowed at offset 1" },
     { "{}", "{\"attempts\":", "opts is not valid JSON" },
     { "{}", "[1,2]", "opts is not a JSON object" },
     { "{}", "{\"attempts\":\"three\"}", "opts.attempts: not a number" },
@@ -207,6 +213,49 @@ static void malformed_fails_permanently(void **state)
         }
         nq_job_free(j);
     }
+}
+
+/* jansson allocations, counted to see when the data tree is built. */
+static size_t jansson_allocs;
+
+static void *counting_malloc(size_t size)
+{
+    jansson_allocs++;
+    return malloc(size);
+}
+
+static void lazy_tree_built_once(void **state)
+{
+    (void) state;
+    json_set_alloc_funcs(counting_malloc, free);
+
+    /* No opts: decoding them would allocate too. */
+    struct nq_job *j = JOB("1", "data", "{\"to\":\"a@b.c\",\"n\":[1,2.5]}");
+    assert_null(nq_job_invalid_reason_borrow(j));
+    assert_int_equal(jansson_allocs, 0); /* checked, not parsed */
+    json_t *data = nq_job_data_borrow(j);
+    assert_true(json_is_object(data));
+    assert_string_equal(json_string_value(json_object_get(data, "to")), "a@b.c");
+    size_t built = jansson_allocs;
+    assert_true(built > 0);
+    assert_ptr_equal(nq_job_data_borrow(j), data); /* cached */
+    assert_int_equal(jansson_allocs, built);
+    nq_job_free(j); /* frees the tree: valgrind and ASan see to that */
+
+    /* Malformed data: no tree, however often asked, and no parse attempt. */
+    j = JOB("2", "data", "{\"to\":");
+    assert_non_null(nq_job_invalid_reason_borrow(j));
+    assert_null(nq_job_data_borrow(j));
+    assert_null(nq_job_data_borrow(j));
+    nq_job_free(j);
+
+    /* Absent data. */
+    j = JOB("3", "name", "x");
+    assert_null(nq_job_data_borrow(j));
+    nq_job_free(j);
+    assert_int_equal(jansson_allocs, built);
+
+    json_set_alloc_funcs(malloc, free);
 }
 
 static void missing_data_and_caps(void **state)
@@ -539,6 +588,7 @@ int main(void)
         cmocka_unit_test(every_option),
         cmocka_unit_test(option_variants),
         cmocka_unit_test(malformed_fails_permanently),
+        cmocka_unit_test(lazy_tree_built_once),
         cmocka_unit_test(missing_data_and_caps),
         cmocka_unit_test(garbage_never_crashes),
         cmocka_unit_test(policies_job_wins),

@@ -147,6 +147,58 @@ static void outcomes_come_from_the_data(void **state)
     event_base_free(base);
 }
 
+/* jansson allocations, counted to see whether noop built the data tree. */
+static size_t jansson_allocs;
+
+static void *counting_malloc(size_t size)
+{
+    jansson_allocs++;
+    return malloc(size);
+}
+
+/* noop builds the data tree only when the raw text may name one of its keys,
+ * and does what the data says either way. */
+static void data_tree_only_when_it_may_instruct(void **state)
+{
+    static const struct {
+        const char *data;
+        bool builds;
+        enum nq_outcome_kind kind;
+    } cases[] = {
+        { "{\"to\":\"a@b.c\",\"message\":\"this may fail or crash\"}", false, NQ_OUTCOME_OK },
+        { "[1,2]", false, NQ_OUTCOME_OK },
+        { "{\"fail\":\"permanent\"}", true, NQ_OUTCOME_PERMANENT },
+        { "{\"\\u0066ail\":\"permanent\"}", true, NQ_OUTCOME_PERMANENT }, /* an escaped key */
+        { "{\"x\":{\"fail\":\"permanent\"}}", true, NQ_OUTCOME_OK },      /* not a top-level key */
+        { "{\"status\":\"fail\"}", true, NQ_OUTCOME_OK }, /* a false alarm costs a tree */
+    };
+    struct event_base *base = event_base_new();
+    struct nq_handler *h = noop_new(base);
+
+    (void) state;
+    json_set_alloc_funcs(counting_malloc, free);
+    for (size_t i = 0; i < NQ_ELEMENTSOF(cases); i++) {
+        struct nq_job *job = job_with_data(cases[i].data);
+        struct seen seen = { 0 };
+        struct nq_handler_call call = {
+            .job = job, .base = base, .done = on_done, .userdata = &seen
+        };
+        struct nq_err err = { "" };
+
+        jansson_allocs = 0; /* decoding the job's opts counted too */
+        assert_int_equal(nq_handler_validate(h, job, &err), 0);
+        assert_int_equal(nq_handler_start(h, &call), 0);
+        assert_int_equal(seen.calls, 1);
+        assert_int_equal(seen.kind, cases[i].kind);
+        if ((jansson_allocs > 0) != cases[i].builds)
+            fail_msg("%s: tree %s", cases[i].data, cases[i].builds ? "not built" : "built");
+        nq_job_free(job);
+    }
+    json_set_alloc_funcs(malloc, free);
+    nq_handler_free(h);
+    event_base_free(base);
+}
+
 static uint64_t mono_ms(void)
 {
     struct timespec ts;
@@ -190,6 +242,7 @@ int main(void)
         cmocka_unit_test(unimplemented_handlers_say_so),
         cmocka_unit_test(validate_names_the_field),
         cmocka_unit_test(outcomes_come_from_the_data),
+        cmocka_unit_test(data_tree_only_when_it_may_instruct),
         cmocka_unit_test(sleep_runs_on_the_loop_and_cancel_stops_it),
     };
 
