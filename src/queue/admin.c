@@ -258,7 +258,7 @@ int nq_admin_job(struct nq_admin *a, const char *id, struct nq_job **ret_job, ch
     if (rep->element[1]->type == REDIS_REPLY_ARRAY && rep->element[1]->elements == 0)
         return nq_err_set(err, -ENOENT, "job %s not found", id);
     struct nq_job *job = NULL;
-    if ((r = nq_reply_job(id, strlen(id), NULL, rep->element[1], &job)) < 0)
+    if ((r = nq_reply_job(id, strlen(id), NULL, rep->element[1], NULL, &job)) < 0)
         return nq_err_set(err, r, "job %s: unreadable hash", id);
     char *state = strdup(rep->element[0]->str);
     if (!state) {

@@ -61,10 +61,11 @@ int nq_reply_work(const redisReply *r, struct nq_work_result *ret) NQ_MUSTCHECK;
 /* Parses the counts script's reply. Returns 0, -EPROTO. */
 int nq_reply_counts(const redisReply *r, struct nq_counts *ret) NQ_MUSTCHECK;
 
-/* A job from an HGETALL-shaped array reply. token may be NULL. Returns 0,
- * -EPROTO, -ENOMEM. */
+/* A job from an HGETALL-shaped array reply. token may be NULL; so may prev,
+ * the job decoded before it in the same reply (nq_job_decode_like). Returns
+ * 0, -EPROTO, -ENOMEM. */
 int nq_reply_job(const char *id, size_t id_len, const char *token, const redisReply *hash,
-                 struct nq_job **ret) NQ_MUSTCHECK;
+                 const struct nq_job *prev, struct nq_job **ret) NQ_MUSTCHECK;
 
 /* True for a NOSCRIPT error reply. */
 int nq_reply_is_noscript(const redisReply *r);

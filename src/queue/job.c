@@ -433,10 +433,9 @@ static int parse_opts(struct nq_job *job, const json_t *o)
     return 0;
 }
 
-int nq_job_decode(struct nq_job *job)
+static void decode_data(struct nq_job *job)
 {
     struct nq_jsoncheck_err cerr;
-    json_error_t jerr;
 
     if (job->data_raw) {
         job->data_valid = nq_jsoncheck_validate(job->data_raw, job->data_len, &cerr) == 0;
@@ -445,6 +444,50 @@ int nq_job_decode(struct nq_job *job)
     } else if (!job->invalid[0]) {
         set_invalid(job, "job hash has no data (missing or removed job)");
     }
+}
+
+static int dup_opt(char **dst, const char *src)
+{
+    if (src && !(*dst = strdup(src)))
+        return -ENOMEM;
+    return 0;
+}
+
+/* job's opts become a copy of those decoded from the same text. */
+static int copy_opts(struct nq_job *job, const struct nq_job_opts *from)
+{
+    struct nq_job_opts *o = &job->opts;
+
+    *o = *from;
+    /* No pointer of from's may stay in job if a copy fails half-way. */
+    o->job_id = o->dedup_id = o->repeat.pattern = o->repeat.tz = o->repeat_job_key = NULL;
+    if (dup_opt(&o->job_id, from->job_id) < 0 || dup_opt(&o->dedup_id, from->dedup_id) < 0 ||
+        dup_opt(&o->repeat.pattern, from->repeat.pattern) < 0 ||
+        dup_opt(&o->repeat.tz, from->repeat.tz) < 0 ||
+        dup_opt(&o->repeat_job_key, from->repeat_job_key) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+int nq_job_decode_like(struct nq_job *job, const struct nq_job *prev)
+{
+    int r;
+
+    if (!prev || prev->invalid[0] || !prev->opts_raw || !job->opts_raw ||
+        strcmp(prev->opts_raw, job->opts_raw) != 0)
+        return nq_job_decode(job);
+    /* Only data is left to check; opts gave prev no reason to fail. */
+    if ((r = copy_opts(job, &prev->opts)) < 0)
+        return r;
+    decode_data(job);
+    return 0;
+}
+
+int nq_job_decode(struct nq_job *job)
+{
+    json_error_t jerr;
+
+    decode_data(job);
     if (!job->opts_raw)
         return 0; /* BullMQ's own adds always write opts; ours too */
     if (strlen(job->opts_raw) > NQ_JOB_FIELD_MAX) {

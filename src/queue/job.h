@@ -124,6 +124,10 @@ int nq_job_set_field(struct nq_job *job, const char *name, size_t name_len, cons
 /* Checks data and parses opts after all fields are set; on malformed input
  * sets job->invalid and still returns 0. -ENOMEM only. */
 int nq_job_decode(struct nq_job *job) NQ_MUSTCHECK;
+/* The same, but when prev (decoded, valid, may be NULL) has the very same
+ * opts text, copies its opts instead of parsing them again: the jobs of one
+ * fetch mostly come from one producer with one set of options. */
+int nq_job_decode_like(struct nq_job *job, const struct nq_job *prev) NQ_MUSTCHECK;
 
 /* The job's data as a jansson tree, parsed on the first call and kept in the
  * job (hence not const). Borrowed: valid while the job lives; json_incref()

@@ -203,7 +203,7 @@ static int reply_int(const redisReply *r, long long *ret)
 }
 
 int nq_reply_job(const char *id, size_t id_len, const char *token, const redisReply *hash,
-                 struct nq_job **ret)
+                 const struct nq_job *prev, struct nq_job **ret)
 {
     if (hash->type != REDIS_REPLY_ARRAY || hash->elements % 2)
         return -EPROTO;
@@ -222,7 +222,7 @@ int nq_reply_job(const char *id, size_t id_len, const char *token, const redisRe
         r = nq_job_set_field(job, f->str, f->len, v->str, v->len);
     }
     if (r == 0)
-        r = nq_job_decode(job);
+        r = nq_job_decode_like(job, prev);
     if (r < 0) {
         nq_job_free(job);
         return r;
@@ -264,6 +264,7 @@ static int parse_jobs(const redisReply *r, struct nq_work_result *ret)
         if (id->type != REDIS_REPLY_STRING || tok->type != REDIS_REPLY_STRING)
             return -EPROTO;
         int k = nq_reply_job(id->str, id->len, tok->str, r->element[i + 2],
+                             ret->n_jobs ? ret->jobs[ret->n_jobs - 1] : NULL,
                              &ret->jobs[ret->n_jobs]);
         if (k < 0)
             return k;

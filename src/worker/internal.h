@@ -118,6 +118,11 @@ struct worker {
     struct wjob *suspect; /* to run alone, because it was in flight in a crash */
     bool connected;
     struct wcall calls[NQ_WORKER_CALLS_MAX];
+    /* The finishes of the call being built, kept from call to call: a
+     * fresh array of a few KiB per call made glibc consolidate its free
+     * lists each time (a tenth of the worker's CPU on a busy queue). */
+    struct nq_finish *fins;
+    uint32_t fins_cap;
     uint32_t calls_in_flight;
     uint32_t fetch_in_flight; /* jobs the calls in flight asked for */
     uint32_t isolate;     /* after a script error: finishes left to send one per call */

@@ -103,6 +103,9 @@ uint64_t nq_jobs_in_flight(const struct worker *w)
 
 void nq_jobs_free_all(struct worker *w)
 {
+    free(w->fins);
+    w->fins = NULL;
+    w->fins_cap = 0;
     for (int l = 0; l < WJ__LISTS; l++)
         while (w->lists[l].first) {
             struct wjob *j = w->lists[l].first;
@@ -549,6 +552,21 @@ static void on_marker(void *userdata, int r, double score)
     nq_jobs_kick(w);
 }
 
+/* Room for n finishes (the store copies what it sends); NULL on OOM. */
+static struct nq_finish *finish_buffer(struct worker *w, uint32_t n)
+{
+    struct nq_finish *f;
+
+    if (n <= w->fins_cap && w->fins)
+        return w->fins;
+    f = reallocarray(w->fins, n ? n : 1, sizeof(*f));
+    if (!f)
+        return NULL;
+    w->fins = f;
+    w->fins_cap = n ? n : 1;
+    return f;
+}
+
 /* Sends one work call if there is work for one; returns whether it did. */
 static bool send_work(struct worker *w)
 {
@@ -573,7 +591,7 @@ static bool send_work(struct worker *w)
         return false;
     if (w->calls_in_flight && n_fin + fetch < half_window(w))
         return false;
-    fins = calloc(n_fin ? n_fin : 1, sizeof(*fins));
+    fins = finish_buffer(w, n_fin);
     if (!fins) {
         nq_log(LOG_ERR, "work call: out of memory, retrying in %dms", NQ_WORKER_ERROR_BACKOFF_MS);
         wake_after(w, NQ_WORKER_ERROR_BACKOFF_MS);
@@ -585,7 +603,6 @@ static bool send_work(struct worker *w)
         fins[i].job = j->job;
     }
     r = nq_store_work(w->store, fins, n_fin, fetch, on_work, c);
-    free(fins);
     if (r < 0) {
         if (r != -ENOTCONN)
             nq_log_errno(LOG_ERR, r, "work call: %m, retrying in %dms", NQ_WORKER_ERROR_BACKOFF_MS);

@@ -580,6 +580,54 @@ static void counts_reply(void **state)
     assert_int_equal(untouched.failed, 77);
 }
 
+static struct nq_job *job_like(const char *id, const char *data, const char *opts,
+                               const struct nq_job *prev)
+{
+    struct nq_job *job = nq_job_new(id, strlen(id));
+
+    assert_non_null(job);
+    assert_int_equal(nq_job_set_field(job, "data", 4, data, strlen(data)), 0);
+    assert_int_equal(nq_job_set_field(job, "opts", 4, opts, strlen(opts)), 0);
+    assert_int_equal(nq_job_decode_like(job, prev), 0);
+    return job;
+}
+
+/* A job decoded like its neighbour gets the same opts, in strings of its own,
+ * and its data is still checked on its own. */
+static void decode_like_copies_equal_opts(void **state)
+{
+    (void) state;
+    const char *opts = "{\"attempts\":4,\"jobId\":\"a:b:c\",\"de\":{\"id\":\"d1\"},"
+                       "\"repeat\":{\"pattern\":\"0 * * * *\",\"tz\":\"UTC\"},"
+                       "\"repeatJobKey\":\"k\",\"backoff\":{\"type\":\"fixed\",\"delay\":9}}";
+    struct nq_job *a = job_like("1", "{}", opts, NULL);
+    struct nq_job *b = job_like("2", "[1]", opts, a);
+    struct nq_job *bad = job_like("3", "[1,", opts, b);
+    struct nq_job *other = job_like("4", "{}", "{\"attempts\":2}", b);
+    struct nq_job *after_bad = job_like("5", "{}", "{\"attempts\":x}", a);
+
+    assert_null(nq_job_invalid_reason_borrow(b));
+    assert_int_equal(b->opts.attempts, 4);
+    assert_int_equal(b->opts.backoff.delay_ms, 9);
+    assert_string_equal(b->opts.job_id, "a:b:c");
+    assert_ptr_not_equal(b->opts.job_id, a->opts.job_id);
+    assert_string_equal(b->opts.dedup_id, "d1");
+    assert_string_equal(b->opts.repeat.pattern, "0 * * * *");
+    assert_ptr_not_equal(b->opts.repeat.pattern, a->opts.repeat.pattern);
+    assert_string_equal(b->opts.repeat.tz, "UTC");
+    assert_string_equal(b->opts.repeat_job_key, "k");
+    assert_non_null(nq_job_invalid_reason_borrow(bad));
+    assert_non_null(strstr(nq_job_invalid_reason_borrow(bad), "data is not valid JSON"));
+    assert_int_equal(other->opts.attempts, 2);
+    assert_null(other->opts.job_id);
+    assert_non_null(nq_job_invalid_reason_borrow(after_bad));
+    nq_job_free(a);
+    nq_job_free(b);
+    nq_job_free(bad);
+    nq_job_free(other);
+    nq_job_free(after_bad);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -598,6 +646,7 @@ int main(void)
         cmocka_unit_test(finish_plans),
         cmocka_unit_test(transient_server_errors),
         cmocka_unit_test(counts_reply),
+        cmocka_unit_test(decode_like_copies_equal_opts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
