@@ -30,6 +30,9 @@ struct nq_args {
 
 void nq_args_init(struct nq_args *a);
 void nq_args_done(struct nq_args *a);
+/* Makes room for n_args arguments of n_bytes in all (a hint: adds grow
+ * past it). */
+void nq_args_reserve(struct nq_args *a, size_t n_args, size_t n_bytes);
 void nq_args_add(struct nq_args *a, const char *s, size_t len);
 void nq_args_adds(struct nq_args *a, const char *s);
 void nq_args_addu(struct nq_args *a, uint64_t v);
@@ -50,6 +53,13 @@ struct nq_work_args {
     uint32_t limiter_max;
     uint64_t limiter_duration_ms;
 };
+
+/* The work script's arguments: a fixed head, then 10 per finish; bytes
+ * are a typical size (ids, token, a small returnvalue), for reserving. */
+#define NQ_WORK_ARGS 15
+#define NQ_WORK_ARGS_BYTES 512
+#define NQ_WORK_FINISH_ARGS 10
+#define NQ_WORK_FINISH_BYTES 128
 
 /* The whole EVALSHA of the work script. */
 void nq_args_work(struct nq_args *a, const struct nq_keys *k, const struct nq_work_args *w,

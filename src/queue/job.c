@@ -77,7 +77,14 @@ static uint64_t parse_u64(const char *v, size_t len)
 {
     char buf[32];
     char *end = NULL;
+    uint64_t n = 0;
+    size_t i = 0;
 
+    /* Plain digits, as Lua and Node write most numbers: no strtod. */
+    while (i < len && i < 19 && v[i] >= '0' && v[i] <= '9')
+        n = n * 10 + (uint64_t) (v[i++] - '0');
+    if (i == len && len > 0)
+        return n;
     if (len == 0 || len >= sizeof(buf))
         return 0;
     memcpy(buf, v, len);
