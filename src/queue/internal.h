@@ -30,6 +30,8 @@ struct nq_args {
 
 void nq_args_init(struct nq_args *a);
 void nq_args_done(struct nq_args *a);
+/* Empties a, keeping its buffers for the next arguments. */
+void nq_args_reset(struct nq_args *a);
 /* Makes room for n_args arguments of n_bytes in all (a hint: adds grow
  * past it). */
 void nq_args_reserve(struct nq_args *a, size_t n_args, size_t n_bytes);

@@ -17,6 +17,13 @@ void nq_args_init(struct nq_args *a)
     *a = (struct nq_args){ 0 };
 }
 
+void nq_args_reset(struct nq_args *a)
+{
+    a->len = 0;
+    a->n = 0;
+    a->oom = 0;
+}
+
 void nq_args_done(struct nq_args *a)
 {
     free(a->buf);
