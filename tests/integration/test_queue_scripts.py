@@ -96,6 +96,17 @@ def test_fetch_leaves_a_chain_marker_only_when_jobs_are_left(q):
     assert not q.r.exists(q.k("marker"))
 
 
+def test_fetch_counts_ats_and_survives_a_garbled_one(q):
+    q.add("a")
+    q.add("b")
+    q.r.hset(q.k("1"), "ats", "3")
+    q.r.hset(q.k("2"), "ats", "garbled")
+    codes, jobs, status, _ = q.fetch(2)
+    assert status == 0 and [j.id for j in jobs] == ["1", "2"]
+    assert [j.h["ats"] for j in jobs] == ["4", "1"]
+    assert q.r.hget(q.k("1"), "ats") == "4" and q.r.hget(q.k("2"), "ats") == "1"
+
+
 def test_fetch_order_lock_and_fields(q):
     t = now_ms()
     q.add("a", ts=t)

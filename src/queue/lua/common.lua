@@ -5,7 +5,10 @@
 -- "<prefix>:<queue>:"; other keys are built from the base, all inside the
 -- same hash tag (BULLMQ-LAYOUT.md §2). Times come from the caller's clock.
 local rcall = redis.call
-local DEFAULT_MAXLEN = 10000
+-- Numbers handed to redis.call are formatted with "%.14g", which is an
+-- eighth of Redis's time in the work script: hot paths pass the strings
+-- they were given (ARGV, hash fields) instead of numbers made from them.
+local DEFAULT_MAXLEN = '10000'
 local PRIO_SHIFT = 4294967296 -- 2^32: prioritized score = priority * 2^32 + seq
 local DELAY_SHIFT = 4096      -- delayed score = due_ms * 4096 + seq
 
@@ -32,7 +35,7 @@ local function queue_meta(base)
   local m = rcall('HMGET', base .. 'meta', 'paused', 'concurrency', 'max', 'duration',
                   'opts.maxLenEvents')
   return { paused = m[1] ~= false, concurrency = tonumber(m[2]), max = tonumber(m[3]),
-           duration = tonumber(m[4]), maxlen = tonumber(m[5]) or DEFAULT_MAXLEN,
+           duration = tonumber(m[4]), maxlen = m[5] or DEFAULT_MAXLEN,
            maxlen_set = m[5] ~= false }
 end
 
@@ -43,7 +46,7 @@ end
 -- Marker "0": jobs can run now; never while paused or at global concurrency.
 local function mark_ready(base, meta)
   if not meta.paused and not is_maxed(base, meta) then
-    rcall('ZADD', base .. 'marker', 0, '0')
+    rcall('ZADD', base .. 'marker', '0', '0')
   end
 end
 

@@ -19,6 +19,7 @@
 -- ms left), 3 paused or at global concurrency.
 local base = ARGV[1]
 local now = tonumber(ARGV[2])
+local now_s = ARGV[2]
 local meta = queue_meta(base)
 local kActive = base .. 'active'
 
@@ -36,7 +37,7 @@ local function settle(id, set, spec)
     return
   end
   local z = settled[set]
-  z[#z + 1] = now
+  z[#z + 1] = now_s
   z[#z + 1] = id
   if spec ~= '' and not specs[set][spec] then
     specs[set][spec] = true
@@ -180,13 +181,13 @@ local function finish_one(a)
   local jk = base .. id
   if kind == 'C' then
     release_dedup(base, id, ARGV[a + 4])
-    rcall('HSET', jk, 'returnvalue', p1, 'finishedOn', now, 'atm', atm)
+    rcall('HSET', jk, 'returnvalue', p1, 'finishedOn', now_s, 'atm', atm)
     event(base, meta.maxlen, 'completed', 'jobId', id, 'returnvalue', p1, 'prev', 'active')
     if child then child_completed(jk, p1) end
     settle(id, 'completed', p2)
   elseif kind == 'F' or kind == 'P' then
     release_dedup(base, id, ARGV[a + 4])
-    rcall('HSET', jk, 'failedReason', p1, 'stacktrace', p2, 'finishedOn', now, 'atm', atm)
+    rcall('HSET', jk, 'failedReason', p1, 'stacktrace', p2, 'finishedOn', now_s, 'atm', atm)
     if p4 == 'd' then rcall('HDEL', jk, 'defa') end
     event(base, meta.maxlen, 'failed', 'jobId', id, 'failedReason', p1, 'prev', 'active')
     if kind == 'F' then
@@ -277,30 +278,23 @@ local function pop_ids(n)
   return ids
 end
 
--- Locks one job for this worker and returns its hash with the fetch applied.
-local function activate(id, token, lock_ms, name)
+-- Locks one job for this worker and returns its hash with the fetch applied
+-- (the writes come first, so the hash read back is the truth), and whether
+-- it carries a deferred failure (looked up only when a limiter counts).
+local function activate(id, token, lock_ms, name, limited)
   local jk = base .. id
   rcall('SET', jk .. ':lock', token, 'PX', lock_ms)
   event(base, meta.maxlen, 'active', 'jobId', id, 'prev', 'waiting')
-  local h = rcall('HGETALL', jk)
-  local ats_at, on_at, pb_at, defa = nil, nil, nil, false
-  for i = 1, #h, 2 do
-    local f = h[i]
-    if f == 'ats' then ats_at = i + 1
-    elseif f == 'processedOn' then on_at = i + 1
-    elseif f == 'pb' then pb_at = i + 1
-    elseif f == 'defa' then defa = true end
-  end
-  local ats = (ats_at and tonumber(h[ats_at]) or 0) + 1
+  -- A garbled ats (not ours: workers write integers) restarts the count
+  -- rather than fail the whole call.
+  local ats = redis.pcall('HINCRBY', jk, 'ats', 1)
+  if type(ats) == 'table' and ats.err then rcall('HSET', jk, 'ats', '1') end
   if name ~= '' then
-    rcall('HSET', jk, 'processedOn', now, 'ats', ats, 'pb', name)
-    if pb_at then h[pb_at] = name else h[#h + 1] = 'pb'; h[#h + 1] = name end
+    rcall('HSET', jk, 'processedOn', now_s, 'pb', name)
   else
-    rcall('HSET', jk, 'processedOn', now, 'ats', ats)
+    rcall('HSET', jk, 'processedOn', now_s)
   end
-  if ats_at then h[ats_at] = tostring(ats) else h[#h + 1] = 'ats'; h[#h + 1] = tostring(ats) end
-  if on_at then h[on_at] = ARGV[2] else h[#h + 1] = 'processedOn'; h[#h + 1] = ARGV[2] end
-  return h, defa
+  return rcall('HGETALL', jk), limited and rcall('HEXISTS', jk, 'defa') == 1
 end
 
 local function fetch(n)
@@ -324,7 +318,7 @@ local function fetch(n)
   local seq = tonumber(ARGV[5])
   for i, id in ipairs(ids) do
     local token = ARGV[4] .. string.format('%d', seq + i - 1)
-    local h, defa = activate(id, token, tonumber(ARGV[3]), ARGV[7])
+    local h, defa = activate(id, token, ARGV[3], ARGV[7], max > 0)
     if not defa then counted = counted + 1 end
     jobs[#jobs + 1] = id
     jobs[#jobs + 1] = token
@@ -342,7 +336,7 @@ local function fetch(n)
   -- when something is left for it: a marker that wakes a worker to find an
   -- empty queue costs it a fetch and a wake-up per job on a quiet queue.
   if rcall('LLEN', base .. 'wait') > 0 or rcall('ZCARD', base .. 'prioritized') > 0 then
-    rcall('ZADD', base .. 'marker', 0, '0')
+    rcall('ZADD', base .. 'marker', '0', '0')
   end
   return jobs, 0, 0
 end
