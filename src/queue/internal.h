@@ -25,6 +25,8 @@ struct nq_args {
     size_t *off, *lens;
     size_t n, cap_n;
     const char **argv; /* built by nq_args_argv */
+    char *resp;        /* built by nq_args_resp */
+    size_t cap_resp;
     int oom;           /* sticky: a failed add makes nq_args_argv fail */
 };
 
@@ -44,6 +46,10 @@ void nq_args_script(struct nq_args *a, enum nq_script s, const struct nq_keys *k
  * or -ENOMEM. */
 int nq_args_argv(struct nq_args *a, const char ***ret_argv, const size_t **ret_lens)
     NQ_MUSTCHECK;
+/* The whole command in Redis's protocol, as hiredis would format it (it
+ * builds it by growing a string one argument at a time: a sixth of a busy
+ * worker's CPU). Valid until the next add. Returns 0 or -ENOMEM. */
+int nq_args_resp(struct nq_args *a, const char **ret, size_t *ret_len) NQ_MUSTCHECK;
 
 struct nq_work_args {
     uint64_t now_ms;

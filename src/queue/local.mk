@@ -15,6 +15,7 @@ src_libnq_a_SOURCES += \
 	src/queue/job.h src/queue/job.c \
 	src/queue/scripts.h src/queue/scripts.c \
 	src/queue/internal.h src/queue/reply.c src/queue/plan.c \
+	src/queue/replyarena.h src/queue/replyarena.c \
 	src/queue/store.h src/queue/store.c \
 	src/queue/admin.h src/queue/admin.c
 nodist_src_libnq_a_SOURCES = src/queue/lua_sources.c
@@ -35,8 +36,12 @@ src/queue/lua_sources.c: $(NQ_LUA_FILES) src/queue/lua/common.lua src/queue/lua/
 	done; mv $$out $@
 
 check_PROGRAMS += tests/unit/test_keys tests/unit/test_backoff tests/unit/test_job \
-	tests/unit/test_jsoncheck
-TESTS += tests/unit/test_keys tests/unit/test_backoff tests/unit/test_job tests/unit/test_jsoncheck
+	tests/unit/test_jsoncheck tests/unit/test_replyarena
+TESTS += tests/unit/test_keys tests/unit/test_backoff tests/unit/test_job tests/unit/test_jsoncheck \
+	tests/unit/test_replyarena
+tests_unit_test_replyarena_SOURCES = tests/unit/test_replyarena.c
+tests_unit_test_replyarena_CFLAGS = $(UNIT_TEST_FLAGS)
+tests_unit_test_replyarena_LDADD = $(UNIT_TEST_LIBS)
 tests_unit_test_keys_SOURCES = tests/unit/test_keys.c
 tests_unit_test_keys_CFLAGS = $(UNIT_TEST_FLAGS)
 tests_unit_test_keys_LDADD = $(UNIT_TEST_LIBS)

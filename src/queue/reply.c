@@ -26,6 +26,7 @@ void nq_args_reset(struct nq_args *a)
 
 void nq_args_done(struct nq_args *a)
 {
+    free(a->resp);
     free(a->buf);
     free(a->off);
     free(a->lens);
@@ -131,6 +132,47 @@ void nq_args_script(struct nq_args *a, enum nq_script s, const struct nq_keys *k
     nq_args_adds(a, "1");
     add2(a, k->base, k->base_len, "meta", 4);
     nq_args_add(a, k->base, k->base_len);
+}
+
+/* Appends "<c><n>\r\n" at p; returns the end. */
+static char *put_header(char *p, char c, size_t n)
+{
+    char digits[24];
+    int k = 0;
+
+    *p++ = c;
+    do
+        digits[k++] = (char) ('0' + n % 10);
+    while ((n /= 10) > 0);
+    while (k)
+        *p++ = digits[--k];
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+int nq_args_resp(struct nq_args *a, const char **ret, size_t *ret_len)
+{
+    /* Per argument: "$", up to 20 digits, CRLF, the bytes, CRLF. */
+    size_t need = 24 + a->len + a->n * 25;
+    char *p;
+
+    if (a->oom)
+        return -ENOMEM;
+    if (!(p = grow(a->resp, &a->cap_resp, need, 1)))
+        return -ENOMEM;
+    a->resp = p;
+    p = put_header(p, '*', a->n);
+    for (size_t i = 0; i < a->n; i++) {
+        p = put_header(p, '$', a->lens[i]);
+        memcpy(p, a->buf + a->off[i], a->lens[i]);
+        p += a->lens[i];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    *ret = a->resp;
+    *ret_len = (size_t) (p - a->resp);
+    return 0;
 }
 
 int nq_args_argv(struct nq_args *a, const char ***ret_argv, const size_t **ret_lens)

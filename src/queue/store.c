@@ -19,6 +19,7 @@
 
 #include "common/log.h"
 #include "queue/internal.h"
+#include "queue/replyarena.h"
 #include "queue/store.h"
 
 #define RETRY_MIN_MS 100
@@ -280,6 +281,7 @@ static void conn_start(struct conn *c)
         return;
     }
     ac->data = c;
+    ac->c.reader->fn = &nq_reply_arena_fns;
     c->ac = ac;
     c->state = CONN_CONNECTING;
     redisLibeventAttach(ac, s->base);
@@ -430,15 +432,15 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
 static int req_send(struct req *q)
 {
     struct conn *c = &q->s->cmd;
-    const char **argv;
-    const size_t *lens;
+    const char *cmd;
+    size_t len;
     int r;
 
     if (c->state != CONN_UP)
         return -ENOTCONN;
-    if ((r = nq_args_argv(&q->args, &argv, &lens)) < 0)
+    if ((r = nq_args_resp(&q->args, &cmd, &len)) < 0)
         return r;
-    if (redisAsyncCommandArgv(c->ac, on_reply, q, (int) q->args.n, argv, lens) != REDIS_OK)
+    if (redisAsyncFormattedCommand(c->ac, on_reply, q, cmd, len) != REDIS_OK)
         return -ENOTCONN;
     return 0;
 }

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hiredis/hiredis.h>
+
 #include "common/err.h"
 #include "queue/internal.h"
 #include "queue/job.h"
@@ -628,6 +630,44 @@ static void decode_like_copies_equal_opts(void **state)
     nq_job_free(after_bad);
 }
 
+/* Our RESP formatting is byte for byte what hiredis makes of the same
+ * arguments, with empty and binary ones, past the reserve, and reused. */
+static void args_resp_is_hiredis_format(void **state)
+{
+    (void) state;
+    struct nq_args a;
+    char big[3000];
+    const char *bin = "a\r\nb\0c";
+
+    memset(big, 'x', sizeof(big));
+    nq_args_init(&a);
+    for (int round = 0; round < 2; round++) {
+        nq_args_reset(&a);
+        nq_args_reserve(&a, 2, 8);
+        nq_args_adds(&a, "EVALSHA");
+        nq_args_adds(&a, "");
+        nq_args_add(&a, bin, 7);
+        nq_args_add(&a, big, sizeof(big));
+        for (unsigned i = 0; i < 300; i++)
+            nq_args_addu(&a, (uint64_t) i * 1000003u);
+
+        const char **argv;
+        const size_t *lens;
+        const char *resp;
+        size_t len;
+        sds want = NULL;
+
+        assert_int_equal(nq_args_resp(&a, &resp, &len), 0);
+        assert_int_equal(nq_args_argv(&a, &argv, &lens), 0);
+        long long n = redisFormatSdsCommandArgv(&want, (int) a.n, argv, lens);
+        assert_true(n > 0);
+        assert_int_equal((size_t) n, len);
+        assert_memory_equal(resp, want, len);
+        sdsfree(want);
+    }
+    nq_args_done(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -647,6 +687,7 @@ int main(void)
         cmocka_unit_test(transient_server_errors),
         cmocka_unit_test(counts_reply),
         cmocka_unit_test(decode_like_copies_equal_opts),
+        cmocka_unit_test(args_resp_is_hiredis_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
