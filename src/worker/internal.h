@@ -58,6 +58,8 @@ struct event_base;
 #define NQ_WORKER_FINISH_TRIES 5
 /* Work calls in flight at once. */
 #define NQ_WORKER_CALLS_MAX 2
+/* The least half window for which a second call is worth its fixed cost. */
+#define NQ_WORKER_OVERLAP_MIN 16
 
 enum wjob_list { WJ_RUNNING, WJ_PENDING, WJ_SENDING, WJ__LISTS };
 

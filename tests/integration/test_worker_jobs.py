@@ -214,6 +214,42 @@ def test_finishes_are_batched(daemon_factory, jobs, redis_server):
     assert calls < 3000 / 2
 
 
+def work_fetch_sizes(r, base):
+    """The fetch size (ARGV[6]) of every work call in the slow log."""
+    sizes = []
+    for e in r.slowlog_get(10000):
+        args = [a.decode() if isinstance(a, bytes) else a for a in e["command"].split()] \
+            if isinstance(e.get("command"), (bytes, str)) else []
+        # EVALSHA sha 1 <base>meta <base> now lock prefix seq N ...
+        if len(args) > 9 and args[0] == "EVALSHA" and args[4] == base:
+            sizes.append(int(args[9]))
+    return sizes
+
+
+@pytest.mark.parametrize("concurrency,most", [(64, 32), (10, 10)])
+def test_a_deep_queue_is_fetched_in_half_windows_by_two_calls(daemon_factory, jobs,
+                                                               redis_server, concurrency, most):
+    """Two work calls in flight, each fetching half the window, once the
+    queue proves deep; a window of 10 keeps one call fetching all of it."""
+    r = redis_server.client()
+    jobs.pause()
+    jobs.add({}, n=2000)
+    start(daemon_factory, jobs, concurrency=concurrency)
+    r.config_set("slowlog-max-len", 10000)
+    r.config_set("slowlog-log-slower-than", 0)
+    r.slowlog_reset()
+    try:
+        jobs.pause(False)
+        wait_all_done(jobs, 2000)
+        sizes = [n for n in work_fetch_sizes(r, jobs.base) if n > 0]
+    finally:
+        r.config_set("slowlog-log-slower-than", 10000)
+    # The first fetch takes the whole window: the queue is not known deep yet.
+    assert len(sizes) > 2 and sizes[0] == concurrency, sizes[:20]
+    assert max(sizes[1:]) == most and sizes.count(most) > len(sizes) // 2, sizes[:20]
+    assert jobs.r.zcard(jobs.base + "completed") == 2000
+
+
 def test_locks_are_renewed_while_a_job_runs(daemon_factory, jobs):
     start(daemon_factory, jobs, lock_duration="1s", stalled_interval="1s")
     [jid] = jobs.add({"sleep_ms": 3500})
