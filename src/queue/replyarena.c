@@ -85,17 +85,21 @@ static redisReply *reply_new(const redisReadTask *task, int t)
 
 static void *create_string(const redisReadTask *task, char *str, size_t len)
 {
-    redisReply *r = reply_new(task, task->type);
+    redisReply *r;
     char *buf;
 
-    if (!r)
-        return NULL;
-    /* A root string has no arena yet: the block is started for it. */
-    buf = arena_alloc(task->parent ? root_of(task) : (struct root *) r, len + 1);
-    if (!buf) {
-        if (!task->parent)
-            free(r);
-        return NULL;
+    if (!task->parent) {
+        /* A root string ("OK", an error) needs no arena: its bytes follow it. */
+        struct root *root = calloc(1, sizeof(*root) + len + 1);
+
+        if (!root)
+            return NULL;
+        r = &root->reply;
+        r->type = task->type;
+        buf = (char *) (root + 1);
+    } else {
+        if (!(r = reply_new(task, task->type)) || !(buf = arena_alloc(root_of(task), len + 1)))
+            return NULL;
     }
     memcpy(buf, str, len);
     buf[len] = '\0';
