@@ -112,7 +112,9 @@ struct nq_handler_ops {
     int (*init)(const struct nq_handler_env *env, void **ret_state, struct nq_err *err);
     /* Frees what init made (state may be NULL). No call is in flight. */
     void (*free)(void *state);
-    /* 0 when the job may run, else -EINVAL with err naming the field. */
+    /* 0 when the job may run, else -EINVAL with err naming the field (the
+     * job fails permanently), or another negative errno with err set
+     * (-ENOMEM: the job is retried). */
     int (*validate)(void *state, struct nq_job *job, struct nq_err *err);
     /* Starts the job. Returns 0 when nq_handler_call_done() was or will be
      * called, or a negative errno (-ENOMEM...) when nothing was started and

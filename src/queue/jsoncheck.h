@@ -15,8 +15,8 @@
  *     around it, nothing else after it; duplicate keys allowed;
  *   - strings: valid UTF-8 (no overlong forms, no encoded surrogates, nothing
  *     above U+10FFFF), no raw byte below 0x20, escapes \" \\ \/ \b \f \n \r \t
- *     and \uXXXX, a \u surrogate only as a high-low pair, and no \u0000
- *     (jansson refuses NUL without JSON_ALLOW_NUL);
+ *     and \u with four hex digits, a \u surrogate only as a high-low pair,
+ *     and no \u0000 (jansson refuses NUL without JSON_ALLOW_NUL);
  *   - nesting: a value inside 2048 open arrays or objects is too deep
  *     (jansson's JSON_PARSER_MAX_DEPTH counts scalars too);
  *   - numbers: the strict grammar, and jansson's range, where it differs from

@@ -231,6 +231,7 @@ static void start_job(struct worker *w, struct nq_job *job)
     struct wjob *j = calloc(1, sizeof(*j));
     struct nq_err err = { "" };
     const char *reason;
+    int r;
 
     w->counters.fetched++;
     if (!j) {
@@ -248,8 +249,18 @@ static void start_job(struct worker *w, struct nq_job *job)
         fail_unrun(w, j, reason);
         return;
     }
-    if (nq_handler_validate(w->handler, job, &err) < 0) {
+    r = nq_handler_validate(w->handler, job, &err);
+    if (r == -EINVAL) {
         fail_unrun(w, j, nq_err_str(&err));
+        return;
+    }
+    if (r < 0) {
+        /* Not the job's fault (out of memory building its data tree): it
+         * is retried like a job whose handler could not start. */
+        struct nq_outcome o = { .kind = NQ_OUTCOME_RETRY, .reason = nq_err_str(&err) };
+
+        nq_log_errno(LOG_ERR, r, "job %s: validating it: %m; retrying it", job->id);
+        settle(w, j, &o);
         return;
     }
     run_or_return(w, j);
