@@ -107,6 +107,15 @@ def test_fetch_counts_ats_and_survives_a_garbled_one(q):
     assert q.r.hget(q.k("1"), "ats") == "4" and q.r.hget(q.k("2"), "ats") == "1"
 
 
+def test_a_garbled_events_cap_falls_back_to_the_default(q):
+    q.add("a")
+    q.r.hset(q.k("meta"), "opts.maxLenEvents", "lots")
+    codes, [j], status, _ = q.fetch(1)
+    assert status == 0
+    assert q.work([j.complete()])[0] == [0]
+    assert q.event_names()[-3:] == ["active", "completed", "drained"]
+
+
 def test_fetch_order_lock_and_fields(q):
     t = now_ms()
     q.add("a", ts=t)

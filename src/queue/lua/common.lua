@@ -35,7 +35,8 @@ local function queue_meta(base)
   local m = rcall('HMGET', base .. 'meta', 'paused', 'concurrency', 'max', 'duration',
                   'opts.maxLenEvents')
   return { paused = m[1] ~= false, concurrency = tonumber(m[2]), max = tonumber(m[3]),
-           duration = tonumber(m[4]), maxlen = m[5] or DEFAULT_MAXLEN,
+           duration = tonumber(m[4]),
+           maxlen = m[5] and string.match(m[5], '^%d+$') or DEFAULT_MAXLEN,
            maxlen_set = m[5] ~= false }
 end
 
