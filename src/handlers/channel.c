@@ -245,6 +245,7 @@ int nq_channel_handler_start(void *state, struct nq_handler_call *call)
     cc->call = call;
     cc->d = (struct nq_delivery){ .queue = ch->queue,
                                   .job_id = call->job->id,
+                                  .timestamp = call->job->timestamp,
                                   .attempt = call->job->atm + 1 };
     r = nq_provider_send(ch->provider, &cc->msg, &cc->d, on_sent, cc, &cc->send);
     if (r < 0) {

@@ -37,6 +37,8 @@ struct file_provider {
     struct event_base *ev;
     char *dir;
     int dirfd;
+    dev_t dir_dev; /* what dirfd is, to see when dir names another one */
+    ino_t dir_ino;
     unsigned long tmp_seq;
     struct nq_send *pending; /* sends whose write has not run yet */
 };
@@ -132,28 +134,33 @@ static void sweep_stale_tmp(int dirfd)
     closedir(dir);
 }
 
-static int open_spool_dir(const char *path, int *ret_fd, struct nq_err *err)
+/* Makes path (and its parents) if missing and opens it; who starts the
+ * messages ("provider file" at start, "file" in a send's reason). */
+static int open_spool_dir(const char *who, const char *path, int *ret_fd, struct stat *ret_st,
+                          struct nq_err *err)
 {
     nq_autofree char *failed = NULL;
     nq_autoclose int fd = -1;
     int r;
 
     if (!path || !*path)
-        return nq_err_set(err, -EINVAL, "provider file: spool_dir is not set");
+        return nq_err_set(err, -EINVAL, "%s: spool_dir is not set", who);
     r = mkdir_parents(path, &failed);
     if (r == -ENOMEM)
         return nq_err_set(err, r, "out of memory");
     if (r < 0 && strcmp(failed, path) == 0)
-        return nq_err_set(err, r, "provider file: spool_dir %s: %s", path, strerror(-r));
+        return nq_err_set(err, r, "%s: spool_dir %s: %s", who, path, strerror(-r));
     if (r < 0)
-        return nq_err_set(err, r, "provider file: spool_dir %s: cannot create %s: %s", path, failed,
+        return nq_err_set(err, r, "%s: spool_dir %s: cannot create %s: %s", who, path, failed,
                           strerror(-r));
     fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        return nq_err_set(err, -errno, "provider file: spool_dir %s: %s", path, strerror(errno));
+        return nq_err_set(err, -errno, "%s: spool_dir %s: %s", who, path, strerror(errno));
     if (faccessat(fd, ".", W_OK | X_OK, AT_EACCESS) < 0)
-        return nq_err_set(err, -errno, "provider file: spool_dir %s: not writable: %s", path,
+        return nq_err_set(err, -errno, "%s: spool_dir %s: not writable: %s", who, path,
                           strerror(errno));
+    if (fstat(fd, ret_st) < 0)
+        return nq_err_set(err, -errno, "%s: spool_dir %s: %s", who, path, strerror(errno));
     *ret_fd = NQ_TAKE_FD(fd);
     return 0;
 }
@@ -162,6 +169,7 @@ static int file_make(const struct nq_provider_env *env, struct nq_provider **ret
                      struct nq_err *err)
 {
     struct file_provider *fp = calloc(1, sizeof(*fp));
+    struct stat st;
     int r;
 
     if (!fp)
@@ -169,9 +177,11 @@ static int file_make(const struct nq_provider_env *env, struct nq_provider **ret
     fp->base.ops = &nq_provider_file;
     fp->ev = env->base;
     fp->dirfd = -1;
-    r = open_spool_dir(env->cfg->spool_dir, &fp->dirfd, err);
+    r = open_spool_dir("provider file", env->cfg->spool_dir, &fp->dirfd, &st, err);
     if (r < 0)
         goto fail;
+    fp->dir_dev = st.st_dev;
+    fp->dir_ino = st.st_ino;
     fp->dir = strdup(env->cfg->spool_dir);
     if (!fp->dir) {
         r = nq_err_set(err, -ENOMEM, "out of memory");
@@ -342,12 +352,47 @@ static int fill_tmp(int fd, const struct nq_msg *m, const struct nq_delivery *d,
     return r;
 }
 
+/* Makes fp->dirfd the directory fp->dir names now: the one it held may have
+ * been moved away, removed, or replaced by a new one. 0, or a negative errno
+ * with reason set. */
+static int spool_dir_resolve(struct file_provider *fp, char *reason, size_t size)
+{
+    struct nq_err err = { "" };
+    struct stat st;
+    int fd, r;
+
+    if (stat(fp->dir, &st) == 0 && st.st_dev == fp->dir_dev && st.st_ino == fp->dir_ino)
+        return 0;
+    r = open_spool_dir("file", fp->dir, &fd, &st, &err);
+    if (r < 0) {
+        snprintf(reason, size, "%s", nq_err_str(&err));
+        return r;
+    }
+    close(fp->dirfd);
+    fp->dirfd = fd;
+    fp->dir_dev = st.st_dev;
+    fp->dir_ino = st.st_ino;
+    return 0;
+}
+
+/* Whether the file at dir/name is the one that was written (tmp's st). */
+static bool written_where_named(const struct file_provider *fp, const char *name,
+                                const struct stat *tmp)
+{
+    char path[PATH_MAX];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/%s", fp->dir, name);
+    return stat(path, &st) == 0 && st.st_dev == tmp->st_dev && st.st_ino == tmp->st_ino;
+}
+
 static int spool_write(struct file_provider *fp, const struct nq_msg *m,
                        const struct nq_delivery *d, const char *name, const char *message_id,
                        struct write_err *we)
 {
     char tmp[64];
     const char *step;
+    struct stat st;
     int fd, r;
 
     fd = open_tmp(fp, tmp, sizeof(tmp));
@@ -355,6 +400,10 @@ static int spool_write(struct file_provider *fp, const struct nq_msg *m,
         return fail_at(we, "create", fp->dir, tmp, fd);
     errno = 0;
     r = fill_tmp(fd, m, d, message_id, &step);
+    if (r == 0 && fstatat(fp->dirfd, tmp, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        step = "stat";
+        r = -errno;
+    }
     if (r < 0) {
         (void) unlinkat(fp->dirfd, tmp, 0);
         return fail_at(we, step, fp->dir, tmp, r);
@@ -367,6 +416,10 @@ static int spool_write(struct file_provider *fp, const struct nq_msg *m,
     /* Without this the rename itself may not survive a power cut. */
     if (fsync(fp->dirfd) < 0)
         return fail_at(we, "fsync", fp->dir, NULL, -errno);
+    /* The directory moved during the write: the file is not at the path we
+     * would report. The retry writes it where spool_dir names now. */
+    if (!written_where_named(fp, name, &st))
+        return fail_at(we, "moved", fp->dir, name, -ESTALE);
     return 0;
 }
 
@@ -397,14 +450,15 @@ static void report(struct file_provider *fp, const struct nq_msg *m, const struc
     json_t *details = NULL;
     int r;
 
+    reason[0] = '\0';
     r = nq_file_spool_name(d, m->type, name, sizeof(name));
     if (r >= 0)
         r = m->type == NQ_MSG_EMAIL ? nq_delivery_message_id(d, message_id, sizeof(message_id))
                                     : nq_delivery_stem(d, message_id, sizeof(message_id));
-    if (r >= 0)
-        r = spool_write(fp, m, d, name, message_id, &we);
-    else
+    if (r < 0)
         fail_at(&we, "name", fp->dir, NULL, r);
+    else if ((r = spool_dir_resolve(fp, reason, sizeof(reason))) >= 0)
+        r = spool_write(fp, m, d, name, message_id, &we);
     snprintf(path, sizeof(path), "%s/%s", fp->dir, name);
     if (r >= 0) {
         details = json_pack("{s:s}", "path", path);
@@ -416,7 +470,11 @@ static void report(struct file_provider *fp, const struct nq_msg *m, const struc
             fail_at(&we, "report", fp->dir, name, -ENOMEM);
         }
     }
-    if (res.status != NQ_SEND_SENT)
+    if (res.status != NQ_SEND_SENT && we.r == -ESTALE)
+        snprintf(reason, sizeof(reason),
+                 "file: spool_dir %s was moved or replaced while %s was written; writing it again",
+                 fp->dir, name);
+    else if (res.status != NQ_SEND_SENT && !reason[0])
         snprintf(reason, sizeof(reason), "file: %s %s: %s", we.step, we.path, strerror(-we.r));
     done(&res, userdata);
     json_decref(details);

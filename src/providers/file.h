@@ -7,8 +7,10 @@
  *   <stem>.eml    an email as RFC 5322 / MIME (see mime.h)
  *   <stem>.json   an sms or push message as a JSON document
  *
- * where <stem> is nq_delivery_stem() of the queue and job id, so a retried
- * job overwrites its file instead of adding a second one. A file appears
+ * where <stem> is nq_delivery_stem() of the queue, the job id and the job's
+ * timestamp, so a retried job overwrites its file instead of adding a second
+ * one, while a job id used again for a new job adds a file beside the first
+ * one's. A file appears
  * whole or not at all: it is written to a temp file (".nq-<pid>-<n>.tmp",
  * hidden, in the same directory), fsynced, renamed over the final name, and
  * the directory is fsynced. Temp files left by a crash are removed when a
@@ -18,6 +20,14 @@
  * The spool directory and missing parents are made with mode 0750 when the
  * provider starts; files are 0640 (less the umask). Every write error is
  * retryable (a full disk empties; a permission gets fixed).
+ *
+ * The directory is written through a handle, and an operator may move,
+ * remove or recreate it meanwhile: before each write the provider checks
+ * that spool_dir still names the directory it holds, and opens (making it
+ * again if need be) the one it names now when not. After the write it
+ * checks that the file is at the path it reports; when the directory moved
+ * during the write, the send is retryable and the retry writes it again
+ * where spool_dir points (the moved directory keeps a copy).
  *
  * The write happens on the event loop in the callback that reports it: one
  * small file and two fsyncs, which block the loop for that long.

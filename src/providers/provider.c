@@ -204,9 +204,12 @@ static uint64_t fnv1a(uint64_t h, const char *s, size_t n)
 int nq_delivery_stem(const struct nq_delivery *d, char *buf, size_t size)
 {
     const char *id = *d->job_id ? d->job_id : NULL;
+    char ts[24];
+    size_t ts_len = (size_t) snprintf(ts, sizeof(ts), ".%llu", (unsigned long long) d->timestamp);
+    size_t room = NQ_DELIVERY_STEM_MAX - ts_len;
     size_t total = stem_len(d->queue) + 1 + (id ? stem_len(id) : 3);
-    /* A cut stem keeps 17 bytes for "~" and the hash. */
-    size_t limit = total <= NQ_DELIVERY_STEM_MAX ? total : NQ_DELIVERY_STEM_MAX - 17;
+    /* A cut head keeps 17 bytes for "~" and the hash. */
+    size_t limit = total <= room ? total : room - 17;
     size_t n;
     uint64_t h;
 
@@ -220,13 +223,13 @@ int nq_delivery_stem(const struct nq_delivery *d, char *buf, size_t size)
         memcpy(buf + n, "%00", 3);
         n += 3;
     }
-    if (total > NQ_DELIVERY_STEM_MAX) {
+    if (total > room) {
         h = fnv1a(0xcbf29ce484222325ULL, d->queue, strlen(d->queue) + 1);
         h = fnv1a(h, d->job_id, strlen(d->job_id));
         n += (size_t) snprintf(buf + n, size - n, "~%016llx", (unsigned long long) h);
     }
-    buf[n] = '\0';
-    return (int) n;
+    memcpy(buf + n, ts, ts_len + 1);
+    return (int) (n + ts_len);
 }
 
 /* RFC 5322 dot-atom made of letters, digits, '-' and '.': what a host name

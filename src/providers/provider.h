@@ -114,10 +114,15 @@ const char *nq_msg_type_name(enum nq_msg_type type);
 
 /* ---- sends --------------------------------------------------------------- */
 
-/* One delivery: the same across a job's attempts. Strings borrowed. */
+/* One delivery: the same across a job's attempts, and different for a job
+ * id used again (BullMQ allows it once the first job is removed, and numeric
+ * ids restart when Redis is emptied): the job's timestamp, set when it was
+ * added and kept through its retries, tells the two apart. Strings
+ * borrowed. */
 struct nq_delivery {
     const char *queue;  /* the queue's name in the config */
     const char *job_id; /* BullMQ job id: any bytes but NUL (':' and '/' included) */
+    uint64_t timestamp; /* the job's timestamp (ms since the epoch), 0 if unknown */
     uint32_t attempt;   /* 1 for the first attempt */
 };
 
@@ -188,11 +193,13 @@ struct nq_provider {
 };
 
 /* d as one name that is safe as a file name and as an RFC 5322 dot-atom:
- * "<queue>.<job id>", each byte outside [A-Za-z0-9_-] written %XX (so ':',
- * '/' and '.' never appear raw and distinct deliveries get distinct names),
- * an empty id as %00. A stem longer than NQ_DELIVERY_STEM_MAX keeps its head
- * and ends in "~" and 16 hex digits of a hash of the whole. Returns its
- * length, or -ENOBUFS when size < NQ_DELIVERY_STEM_MAX + 1. */
+ * "<queue>.<job id>.<timestamp>", queue and id with each byte outside
+ * [A-Za-z0-9_-] written %XX (so ':', '/' and '.' never appear raw and
+ * distinct deliveries get distinct names), an empty id as %00, the
+ * timestamp in decimal. When "<queue>.<job id>" does not fit in
+ * NQ_DELIVERY_STEM_MAX with the timestamp, its head is kept and followed by
+ * "~" and 16 hex digits of a hash of the whole. Returns the length, or
+ * -ENOBUFS when size < NQ_DELIVERY_STEM_MAX + 1. */
 #define NQ_DELIVERY_STEM_MAX 200
 int nq_delivery_stem(const struct nq_delivery *d, char *buf, size_t size) NQ_MUSTCHECK;
 

@@ -108,15 +108,24 @@ static int init(struct fixture *f, const struct nq_handler_ops *ops, const char 
     return ops->init(&f->env, &f->state, err);
 }
 
-static struct nq_job *job(const char *id, const char *data)
+/* The timestamp (BullMQ's, set when a job is added) of the jobs job() makes. */
+#define TS_S "1765000000000"
+
+static struct nq_job *job_at(const char *id, const char *ts, const char *data)
 {
     struct nq_job *j = nq_job_new(id, strlen(id));
 
     assert_non_null(j);
     assert_int_equal(nq_job_set_field(j, "data", 4, data, strlen(data)), 0);
+    assert_int_equal(nq_job_set_field(j, "timestamp", 9, ts, strlen(ts)), 0);
     assert_int_equal(nq_job_decode(j), 0);
     assert_null(nq_job_invalid_reason_borrow(j));
     return j;
+}
+
+static struct nq_job *job(const char *id, const char *data)
+{
+    return job_at(id, TS_S, data);
 }
 
 /* Validates and runs a job to its outcome, as the worker does. */
@@ -141,6 +150,18 @@ static const char *result_str(const struct outcome *o, const char *key)
     return json_string_value(json_object_get(o->result, key));
 }
 
+static char *slurp(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    char *buf = calloc(1, 1 << 16);
+
+    assert_non_null(fp);
+    assert_non_null(buf);
+    assert_true(fread(buf, 1, (1 << 16) - 1, fp) > 0);
+    fclose(fp);
+    return buf;
+}
+
 static void email_job_is_spooled_and_reported(void **state)
 {
     struct fixture *f = *state;
@@ -161,9 +182,9 @@ static void email_job_is_spooled_and_reported(void **state)
     assert_int_equal(o.kind, NQ_OUTCOME_OK);
     assert_true(json_is_true(json_object_get(o.result, "ok")));
     assert_string_equal(result_str(&o, "provider"), "file");
-    snprintf(want, sizeof(want), "%s/state/spool/email/email.email-n1.eml", f->dir);
+    snprintf(want, sizeof(want), "%s/state/spool/email/email.email-n1." TS_S ".eml", f->dir);
     assert_string_equal(result_str(&o, "path"), want);
-    assert_int_equal(strncmp(result_str(&o, "messageId"), "<email.email-n1@", 16), 0);
+    assert_int_equal(strncmp(result_str(&o, "messageId"), "<email.email-n1." TS_S "@", 30), 0);
     assert_int_equal(json_object_size(o.result), 4);
     assert_int_equal(access(want, R_OK), 0);
     json_decref(o.result);
@@ -183,9 +204,9 @@ static void sms_and_push_jobs_are_spooled(void **state)
     j = job("sms:42", "{\"to\":\"+1 (555) 123-4567\",\"message\":\"code 1234\"}");
     o = run(f, j);
     assert_int_equal(o.kind, NQ_OUTCOME_OK);
-    snprintf(want, sizeof(want), "%s/state/spool/sms/sms.sms%%3A42.json", f->dir);
+    snprintf(want, sizeof(want), "%s/state/spool/sms/sms.sms%%3A42." TS_S ".json", f->dir);
     assert_string_equal(result_str(&o, "path"), want);
-    assert_string_equal(result_str(&o, "messageId"), "sms.sms%3A42");
+    assert_string_equal(result_str(&o, "messageId"), "sms.sms%3A42." TS_S);
     file = json_load_file(want, 0, NULL);
     assert_non_null(file);
     assert_string_equal(json_string_value(json_object_get(file, "to")), "+15551234567");
@@ -201,10 +222,41 @@ static void sms_and_push_jobs_are_spooled(void **state)
     j = job("7", "{\"token\":\"tok\",\"title\":\"T\",\"data\":{\"n\":1}}");
     o = run(f, j);
     assert_int_equal(o.kind, NQ_OUTCOME_OK);
-    snprintf(want, sizeof(want), "%s/push-out/push.7.json", f->dir);
+    snprintf(want, sizeof(want), "%s/push-out/push.7." TS_S ".json", f->dir);
     assert_string_equal(result_str(&o, "path"), want);
     json_decref(o.result);
     nq_job_free(j);
+}
+
+/* Issue 9: two emails added one after the other with the same jobId (legal
+ * once the first is removed) are two messages in the spool, not one. */
+static void a_reused_job_id_is_a_new_delivery(void **state)
+{
+    struct fixture *f = *state;
+    struct nq_err err = { { 0 } };
+    struct nq_job *j1, *j2;
+    struct outcome o1, o2;
+    char *a, *b;
+
+    assert_int_equal(init(f, &nq_handler_email, "email", &err), 0);
+    j1 = job_at("welcome-42", "1765000000000", "{\"to\":\"a@x.io\",\"text\":\"first\"}");
+    j2 = job_at("welcome-42", "1765000000500", "{\"to\":\"b@x.io\",\"text\":\"second\"}");
+    o1 = run(f, j1);
+    o2 = run(f, j2);
+    assert_int_equal(o1.kind, NQ_OUTCOME_OK);
+    assert_int_equal(o2.kind, NQ_OUTCOME_OK);
+    assert_string_not_equal(result_str(&o1, "path"), result_str(&o2, "path"));
+    assert_string_not_equal(result_str(&o1, "messageId"), result_str(&o2, "messageId"));
+    a = slurp(result_str(&o1, "path"));
+    b = slurp(result_str(&o2, "path"));
+    assert_non_null(strstr(a, "a@x.io"));
+    assert_non_null(strstr(b, "b@x.io"));
+    free(a);
+    free(b);
+    json_decref(o1.result);
+    json_decref(o2.result);
+    nq_job_free(j1);
+    nq_job_free(j2);
 }
 
 static void bad_data_fails_validation_with_the_field(void **state)
@@ -263,7 +315,7 @@ static void a_write_failure_is_retryable(void **state)
     char blocker[256], want[512];
 
     assert_int_equal(init(f, &nq_handler_email, "email", &err), 0);
-    snprintf(blocker, sizeof(blocker), "%s/state/spool/email/email.9.eml", f->dir);
+    snprintf(blocker, sizeof(blocker), "%s/state/spool/email/email.9." TS_S ".eml", f->dir);
     assert_int_equal(mkdir(blocker, 0700), 0);
     j = job("9", "{\"to\":\"a@x.io\",\"text\":\"x\"}");
     o = run(f, j);
@@ -293,7 +345,7 @@ static void cancel_stops_a_delivery(void **state)
     assert_null(call.handler_data);
     assert_int_equal(event_base_dispatch(f->base), 1);
     assert_int_equal(o.calls, 0);
-    snprintf(path, sizeof(path), "%s/push-out/push.c1.json", f->dir);
+    snprintf(path, sizeof(path), "%s/push-out/push.c1." TS_S ".json", f->dir);
     assert_int_equal(access(path, F_OK), -1);
     nq_job_free(j);
 }
@@ -362,6 +414,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(email_job_is_spooled_and_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(sms_and_push_jobs_are_spooled, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_reused_job_id_is_a_new_delivery, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_data_fails_validation_with_the_field, setup, teardown),
         cmocka_unit_test_setup_teardown(start_without_validate_still_fails_permanently, setup,
                                         teardown),

@@ -31,6 +31,10 @@
 
 /* ---- helpers ---------------------------------------------------------------- */
 
+/* The timestamp of the jobs send_one delivers, as their names show it. */
+#define TS 1765000000000ULL
+#define TS_S "1765000000000"
+
 struct fixture {
     char dir[64];    /* a fresh temp dir */
     char spool[128]; /* dir/spool, made by the provider */
@@ -101,11 +105,11 @@ static void on_done(const struct nq_send_result *res, void *userdata)
     snprintf(c->path, sizeof(c->path), "%s", path ? path : "");
 }
 
-/* Sends m as delivery (queue, id) and runs the loop until it is reported. */
-static struct capture send_one(struct fixture *f, const struct nq_msg *m, const char *queue,
-                               const char *id)
+/* Sends m as delivery (queue, id, ts) and runs the loop until it is reported. */
+static struct capture send_at(struct fixture *f, const struct nq_msg *m, const char *queue,
+                              const char *id, uint64_t ts)
 {
-    struct nq_delivery d = { .queue = queue, .job_id = id, .attempt = 1 };
+    struct nq_delivery d = { .queue = queue, .job_id = id, .timestamp = ts, .attempt = 1 };
     struct capture c = { 0 };
     struct nq_send *s = NULL;
 
@@ -115,6 +119,12 @@ static struct capture send_one(struct fixture *f, const struct nq_msg *m, const 
     assert_int_equal(event_base_dispatch(f->base), 1); /* 1: no events left */
     assert_int_equal(c.calls, 1);
     return c;
+}
+
+static struct capture send_one(struct fixture *f, const struct nq_msg *m, const char *queue,
+                               const char *id)
+{
+    return send_at(f, m, queue, id, TS);
 }
 
 static char *slurp(const char *path)
@@ -300,23 +310,28 @@ static void spool_names_are_encoded_and_injective(void **state)
 {
     static const struct {
         const char *queue, *id;
+        uint64_t ts;
         enum nq_msg_type type;
         const char *want;
     } cases[] = {
-        { "email", "42", NQ_MSG_EMAIL, "email.42.eml" },
-        { "sms", "sms-n1_x", NQ_MSG_SMS, "sms.sms-n1_x.json" },
-        { "sms", "a:b/c", NQ_MSG_SMS, "sms.a%3Ab%2Fc.json" },
-        { "push", "../../etc/passwd", NQ_MSG_PUSH, "push.%2E%2E%2F%2E%2E%2Fetc%2Fpasswd.json" },
-        { "push", "a.b", NQ_MSG_PUSH, "push.a%2Eb.json" },
-        { "push", "100%", NQ_MSG_PUSH, "push.100%25.json" },
-        { "q", "", NQ_MSG_SMS, "q.%00.json" },
-        { "q", "\xc3\xa9\n", NQ_MSG_EMAIL, "q.%C3%A9%0A.eml" },
+        { "email", "42", TS, NQ_MSG_EMAIL, "email.42." TS_S ".eml" },
+        { "email", "42", TS + 1, NQ_MSG_EMAIL, "email.42.1765000000001.eml" },
+        { "sms", "sms-n1_x", 7, NQ_MSG_SMS, "sms.sms-n1_x.7.json" },
+        { "sms", "a:b/c", 0, NQ_MSG_SMS, "sms.a%3Ab%2Fc.0.json" },
+        { "push", "../../etc/passwd", 1, NQ_MSG_PUSH,
+          "push.%2E%2E%2F%2E%2E%2Fetc%2Fpasswd.1.json" },
+        { "push", "a.b", 1, NQ_MSG_PUSH, "push.a%2Eb.1.json" },
+        { "push", "100%", 1, NQ_MSG_PUSH, "push.100%25.1.json" },
+        { "q", "", 1, NQ_MSG_SMS, "q.%00.1.json" },
+        { "q", "\xc3\xa9\n", UINT64_MAX, NQ_MSG_EMAIL, "q.%C3%A9%0A.18446744073709551615.eml" },
     };
     char buf[NQ_DELIVERY_STEM_MAX + 16];
 
     (void) state;
     for (size_t i = 0; i < NQ_ELEMENTSOF(cases); i++) {
-        struct nq_delivery d = { .queue = cases[i].queue, .job_id = cases[i].id };
+        struct nq_delivery d = { .queue = cases[i].queue,
+                                 .job_id = cases[i].id,
+                                 .timestamp = cases[i].ts };
         int n = nq_file_spool_name(&d, cases[i].type, buf, sizeof(buf));
         assert_int_equal(n, (int) strlen(cases[i].want));
         assert_string_equal(buf, cases[i].want);
@@ -326,7 +341,8 @@ static void spool_names_are_encoded_and_injective(void **state)
 static void long_ids_are_cut_with_a_hash(void **state)
 {
     char id1[400], id2[400], a[NQ_DELIVERY_STEM_MAX + 16], b[NQ_DELIVERY_STEM_MAX + 16];
-    struct nq_delivery d1 = { .queue = "q", .job_id = id1 }, d2 = { .queue = "q", .job_id = id2 };
+    struct nq_delivery d1 = { .queue = "q", .job_id = id1, .timestamp = TS },
+                       d2 = { .queue = "q", .job_id = id2, .timestamp = TS };
 
     (void) state;
     memset(id1, ':', sizeof(id1) - 1); /* 3 bytes each once encoded */
@@ -335,23 +351,31 @@ static void long_ids_are_cut_with_a_hash(void **state)
     id2[398] = ';'; /* differs only past the cut */
     assert_true(nq_file_spool_name(&d1, NQ_MSG_SMS, a, sizeof(a)) > 0);
     assert_true(nq_file_spool_name(&d2, NQ_MSG_SMS, b, sizeof(b)) > 0);
-    /* The head stops before a %XX that would not fit: 2 + 60 * 3 bytes. */
-    assert_int_equal(strlen(a), 182 + 17 + strlen(".json"));
-    assert_int_equal(a[182], '~');
+    /* The head leaves room for "~", the hash and ".<timestamp>" (14), and
+     * stops before a %XX that would not fit: 2 + 55 * 3 bytes. */
+    assert_int_equal(strlen(a), 167 + 17 + 14 + strlen(".json"));
+    assert_int_equal(a[167], '~');
+    assert_string_equal(a + 184, "." TS_S ".json");
     assert_int_equal(strncmp(a, "q.%3A%3A", 8), 0);
     assert_string_not_equal(a, b);
-    assert_int_equal(strncmp(a, b, 183), 0);
+    assert_int_equal(strncmp(a, b, 168), 0);
     /* A stem of exactly the limit is kept whole. */
-    memset(id1, 'x', NQ_DELIVERY_STEM_MAX - 2);
-    id1[NQ_DELIVERY_STEM_MAX - 2] = '\0';
+    memset(id1, 'x', NQ_DELIVERY_STEM_MAX - 2 - 14);
+    id1[NQ_DELIVERY_STEM_MAX - 2 - 14] = '\0';
     assert_int_equal(nq_file_spool_name(&d1, NQ_MSG_SMS, a, sizeof(a)), NQ_DELIVERY_STEM_MAX + 5);
     assert_null(strchr(a, '~'));
+    /* One byte more and it is cut, timestamp kept. */
+    id1[NQ_DELIVERY_STEM_MAX - 2 - 14] = 'x';
+    id1[NQ_DELIVERY_STEM_MAX - 1 - 14] = '\0';
+    assert_int_equal(nq_file_spool_name(&d1, NQ_MSG_SMS, a, sizeof(a)), NQ_DELIVERY_STEM_MAX + 5);
+    assert_non_null(strchr(a, '~'));
+    assert_string_equal(a + NQ_DELIVERY_STEM_MAX - 14, "." TS_S ".json");
     assert_int_equal(nq_file_spool_name(&d1, NQ_MSG_SMS, a, 10), -ENOBUFS);
 }
 
 static void message_id_is_stable_and_atom_safe(void **state)
 {
-    struct nq_delivery d = { .queue = "email", .job_id = "email-n1:x" };
+    struct nq_delivery d = { .queue = "email", .job_id = "email-n1:x", .timestamp = TS };
     char a[512], b[512];
 
     (void) state;
@@ -359,7 +383,11 @@ static void message_id_is_stable_and_atom_safe(void **state)
     d.attempt = 3;
     assert_true(nq_delivery_message_id(&d, b, sizeof(b)) > 0);
     assert_string_equal(a, b);
-    assert_int_equal(strncmp(a, "<email.email-n1%3Ax@", 20), 0);
+    assert_int_equal(strncmp(a, "<email.email-n1%3Ax." TS_S "@", 34), 0);
+    /* The same id on a job added later is another message. */
+    d.timestamp = TS + 1000;
+    assert_true(nq_delivery_message_id(&d, b, sizeof(b)) > 0);
+    assert_string_not_equal(a, b);
     assert_int_equal(a[strlen(a) - 1], '>');
     assert_null(strpbrk(a + 1, "<:/ \"()[]\\,;"));
 }
@@ -476,11 +504,11 @@ static void email_is_spooled_as_mime_alternative(void **state)
     nq_msg_done(&m);
 
     assert_int_equal(c.status, NQ_SEND_SENT);
-    snprintf(want_path, sizeof(want_path), "%s/email.job%%3A1.eml", f->spool);
+    snprintf(want_path, sizeof(want_path), "%s/email.job%%3A1." TS_S ".eml", f->spool);
     assert_string_equal(c.path, want_path);
-    assert_int_equal(strncmp(c.message_id, "<email.job%3A1@", 15), 0);
+    assert_int_equal(strncmp(c.message_id, "<email.job%3A1." TS_S "@", 29), 0);
     ls = listing(f->spool);
-    assert_string_equal(ls, "email.job%3A1.eml");
+    assert_string_equal(ls, "email.job%3A1." TS_S ".eml");
     free(ls);
 
     msg = slurp(c.path);
@@ -617,12 +645,123 @@ static void a_retry_overwrites_its_file(void **state)
     assert_string_equal(c1.path, c2.path);
     assert_string_equal(c1.message_id, c2.message_id);
     ls = listing(f->spool);
-    assert_string_equal(ls, "sms.sms-n1.json");
+    assert_string_equal(ls, "sms.sms-n1." TS_S ".json");
     free(ls);
     j = json_load_file(c2.path, 0, NULL);
     assert_non_null(j);
     assert_string_equal(json_string_value(json_object_get(j, "body")), "second");
     json_decref(j);
+}
+
+/* A job id used again (the first job removed, or Redis emptied and ids
+ * restarted) is another delivery: its file goes beside the first one's. */
+static void a_reused_job_id_keeps_both_messages(void **state)
+{
+    struct fixture *f = *state;
+    struct nq_err err = { { 0 } };
+    struct nq_msg m;
+    struct capture c1, c2;
+    char *ls;
+    json_t *j;
+
+    assert_int_equal(make(f, NQ_MSG_SMS, &err), 0);
+    sms_msg(&m, "first");
+    c1 = send_at(f, &m, "sms", "welcome-42", TS);
+    nq_msg_done(&m);
+    sms_msg(&m, "second");
+    c2 = send_at(f, &m, "sms", "welcome-42", TS + 5);
+    nq_msg_done(&m);
+    assert_int_equal(c1.status, NQ_SEND_SENT);
+    assert_int_equal(c2.status, NQ_SEND_SENT);
+    assert_string_not_equal(c1.path, c2.path);
+    assert_string_not_equal(c1.message_id, c2.message_id);
+    ls = listing(f->spool);
+    assert_string_equal(ls, "sms.welcome-42.1765000000000.json sms.welcome-42.1765000000005.json");
+    free(ls);
+    j = json_load_file(c1.path, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "body")), "first");
+    json_decref(j);
+    j = json_load_file(c2.path, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "body")), "second");
+    json_decref(j);
+}
+
+/* Sends one sms as job id and checks it is at the path reported, under the
+ * spool dir the config names. */
+static void send_lands_where_reported(struct fixture *f, const char *id)
+{
+    struct nq_msg m;
+    struct capture c;
+    char want[256];
+    json_t *j;
+
+    sms_msg(&m, id);
+    c = send_one(f, &m, "sms", id);
+    nq_msg_done(&m);
+    assert_int_equal(c.status, NQ_SEND_SENT);
+    snprintf(want, sizeof(want), "%s/sms.%s." TS_S ".json", f->spool, id);
+    assert_string_equal(c.path, want);
+    j = json_load_file(c.path, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "body")), id);
+    json_decref(j);
+}
+
+static void a_moved_spool_dir_is_followed(void **state)
+{
+    struct fixture *f = *state;
+    struct nq_err err = { { 0 } };
+    char old[256], *ls;
+
+    assert_int_equal(make(f, NQ_MSG_SMS, &err), 0);
+    send_lands_where_reported(f, "1");
+    /* mv spool spool.old; mkdir spool */
+    snprintf(old, sizeof(old), "%s.old", f->spool);
+    assert_int_equal(rename(f->spool, old), 0);
+    assert_int_equal(mkdir(f->spool, 0750), 0);
+    send_lands_where_reported(f, "2");
+    ls = listing(old);
+    assert_string_equal(ls, "sms.1." TS_S ".json");
+    free(ls);
+    ls = listing(f->spool);
+    assert_string_equal(ls, "sms.2." TS_S ".json");
+    free(ls);
+}
+
+static void a_removed_spool_dir_is_made_again(void **state)
+{
+    struct fixture *f = *state;
+    struct nq_err err = { { 0 } };
+    struct nq_msg m;
+    struct capture c;
+    char want[512];
+    struct stat st;
+    int fd;
+
+    assert_int_equal(make(f, NQ_MSG_SMS, &err), 0);
+    send_lands_where_reported(f, "1");
+    rm_rf(f->spool);
+    send_lands_where_reported(f, "2");
+    assert_int_equal(stat(f->spool, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0750);
+
+    /* Replaced by a plain file: retryable, and the reason names it... */
+    rm_rf(f->spool);
+    fd = open(f->spool, O_WRONLY | O_CREAT, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    sms_msg(&m, "x");
+    c = send_one(f, &m, "sms", "3");
+    nq_msg_done(&m);
+    assert_int_equal(c.status, NQ_SEND_RETRY);
+    snprintf(want, sizeof(want), "file: spool_dir %s: Not a directory", f->spool);
+    assert_string_equal(c.reason, want);
+    /* ...until the directory is back, without a restart. */
+    assert_int_equal(unlink(f->spool), 0);
+    assert_int_equal(mkdir(f->spool, 0700), 0);
+    send_lands_where_reported(f, "3");
 }
 
 static void hostile_ids_stay_inside_the_spool_dir(void **state)
@@ -643,8 +782,9 @@ static void hostile_ids_stay_inside_the_spool_dir(void **state)
         assert_null(strchr(c.path + strlen(f->spool) + 1, '/'));
     }
     ls = listing(f->spool);
-    assert_string_equal(ls, "sms.%2E%2E%2Fescape.json sms.%2E%2E.json sms.%2E.json "
-                            "sms.%2Fetc%2Fx.json sms.a%2Fb%3Ac.json");
+    assert_string_equal(ls, "sms.%2E%2E%2Fescape." TS_S ".json sms.%2E%2E." TS_S ".json "
+                            "sms.%2E." TS_S ".json sms.%2Fetc%2Fx." TS_S ".json "
+                            "sms.a%2Fb%3Ac." TS_S ".json");
     free(ls);
     ls = listing(f->dir);
     assert_string_equal(ls, "spool"); /* nothing beside it */
@@ -665,13 +805,13 @@ static void sms_and_push_are_json_documents(void **state)
     m.sms.from = strdup("ACME");
     c = send_one(f, &m, "sms", "41");
     nq_msg_done(&m);
-    assert_string_equal(c.message_id, "sms.41");
+    assert_string_equal(c.message_id, "sms.41." TS_S);
     j = json_load_file(c.path, 0, NULL);
     assert_non_null(j);
     assert_string_equal(json_string_value(json_object_get(j, "channel")), "sms");
     assert_string_equal(json_string_value(json_object_get(j, "queue")), "sms");
     assert_string_equal(json_string_value(json_object_get(j, "jobId")), "41");
-    assert_string_equal(json_string_value(json_object_get(j, "messageId")), "sms.41");
+    assert_string_equal(json_string_value(json_object_get(j, "messageId")), "sms.41." TS_S);
     assert_string_equal(json_string_value(json_object_get(j, "to")), "+15551234567");
     assert_string_equal(json_string_value(json_object_get(j, "from")), "ACME");
     assert_string_equal(json_string_value(json_object_get(j, "body")), "Your code is 123456");
@@ -749,7 +889,7 @@ static void a_failed_write_is_retryable_and_leaves_no_temp(void **state)
 
     assert_int_equal(make(f, NQ_MSG_SMS, &err), 0);
     /* A directory where the file must go: the rename fails. */
-    snprintf(blocker, sizeof(blocker), "%s/sms.7.json", f->spool);
+    snprintf(blocker, sizeof(blocker), "%s/sms.7." TS_S ".json", f->spool);
     assert_int_equal(mkdir(blocker, 0700), 0);
     sms_msg(&m, "x");
     c = send_one(f, &m, "sms", "7");
@@ -759,7 +899,7 @@ static void a_failed_write_is_retryable_and_leaves_no_temp(void **state)
     assert_string_equal(c.reason, want);
     assert_string_equal(c.path, "");
     ls = listing(f->spool);
-    assert_string_equal(ls, "sms.7.json");
+    assert_string_equal(ls, "sms.7." TS_S ".json");
     free(ls);
 }
 
@@ -791,6 +931,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(email_is_spooled_as_mime_alternative, setup, teardown),
         cmocka_unit_test_setup_teardown(single_parts_and_long_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(a_retry_overwrites_its_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_reused_job_id_keeps_both_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_moved_spool_dir_is_followed, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_removed_spool_dir_is_made_again, setup, teardown),
         cmocka_unit_test_setup_teardown(hostile_ids_stay_inside_the_spool_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(sms_and_push_are_json_documents, setup, teardown),
         cmocka_unit_test_setup_teardown(a_cancelled_send_writes_nothing, setup, teardown),
