@@ -81,33 +81,36 @@ static int id_field(const json_t *data, const char *key, char **ret, struct nq_e
     return *ret ? 0 : nq_err_set(err, -ENOMEM, "out of memory");
 }
 
-static const char *content_keys(enum nq_msg_type type)
+/* Every key of data is a row of t, and none asks for what cannot be done. */
+static int fields_check(const json_t *data, const struct nq_field_table *t, struct nq_err *err)
 {
-    switch (type) {
-    case NQ_MSG_EMAIL:
-        return "text or html";
-    case NQ_MSG_SMS:
-        return "body";
-    case NQ_MSG_PUSH:
-        return "title and body";
+    const char *key;
+    json_t *v;
+
+    json_object_foreach ((json_t *) data, key, v) {
+        const struct nq_field *f = nq_field_find(t, key);
+
+        if (!f && !t->open)
+            return nq_err_set(err, -EINVAL,
+                              "data.%.64s: not a field of %s jobs (see notifyq-jobs(7))", key,
+                              t->handler);
+        /* null is "not given", as for every other field */
+        if (f && f->use == NQ_FIELD_REFUSED && !json_is_null(v))
+            return nq_err_set(err, -EINVAL, "data.%s: %s", key, f->why);
     }
-    return "the content";
+    return 0;
 }
 
-int nq_compose_common(const json_t *data, struct nq_msg *m, struct nq_err *err)
+int nq_compose_common(const json_t *data, const struct nq_field_table *t, struct nq_msg *m,
+                      struct nq_err *err)
 {
-    static const char *const template_keys[] = { "template", "templateId" };
     int r;
 
     if (!json_is_object(data))
         return nq_err_set(err, -EINVAL, "data: must be a JSON object");
-    for (size_t i = 0; i < NQ_ELEMENTSOF(template_keys); i++) {
-        json_t *t = json_object_get(data, template_keys[i]);
-        if (t && !json_is_null(t))
-            return nq_err_set(err, -EINVAL,
-                              "data.%s: templates are not rendered yet; send %s instead",
-                              template_keys[i], content_keys(m->type));
-    }
+    r = fields_check(data, t, err);
+    if (r < 0)
+        return r;
     r = id_field(data, "tenantId", &m->tenant_id, err);
     if (r < 0)
         return r;

@@ -5,12 +5,17 @@
  * sends it through the queue's provider; channel.c is that common handler,
  * parametrised by the message type, and the field helpers the composers use.
  *
- * Job data is an object in the shapes BullMQ producers send (see each
- * composer). Keys a handler does not know (userId, category, priority,
- * type...) are ignored. Every rejection is permanent and names the field:
+ * Job data is an object in the shapes BullMQ producers send. Its keys are
+ * those of the handler's field table (nq_email_fields... in email.c, sms.c,
+ * push.c; see handler.h): the seeds' bookkeeping keys (userId, category,
+ * priority, type, metadata) are accepted and not read, and any other key is
+ * refused, so a misspelt or unsupported field never goes unnoticed. Every
+ * rejection is permanent and names the field:
  *   data.to: required
  *   data.to: invalid address "bob@": empty domain
  *   data.to: "555-1234" is not a phone number in international form: ...
+ *   data.attachments: attachments are not supported yet; ...
+ *   data.subjct: not a field of email jobs (see notifyq-jobs(7))
  * Templates are not rendered yet (a later issue adds them): a job naming
  * one (template, templateId) is rejected with a reason that says so rather
  * than delivered without its content; it can be retried from the failed set
@@ -39,6 +44,31 @@
 #define NQ_PUSH_TOKEN_MAX 4096 /* bytes */
 #define NQ_HEADER_VALUE_MAX 900
 
+/* The field tables of the channel handlers (in email.c, sms.c, push.c). */
+extern const struct nq_field_table nq_email_fields;
+extern const struct nq_field_table nq_sms_fields;
+extern const struct nq_field_table nq_push_fields;
+
+/* The rows every channel table starts with: tenantId and notificationId
+ * (read), the seeds' bookkeeping keys (kept), templates (refused until they
+ * are rendered; content names what to send instead: "text or html"). */
+/* clang-format off */
+#define NQ_TEMPLATE_REFUSED(key, content) \
+    { key, NQ_FIELD_REFUSED, "templates are not rendered yet; send " content " instead" }
+#define NQ_CHANNEL_FIELDS(content)                       \
+    { "tenantId", NQ_FIELD_READ, NULL },                 \
+    { "notificationId", NQ_FIELD_READ, NULL },           \
+    { "userId", NQ_FIELD_KEPT, NULL },                   \
+    { "category", NQ_FIELD_KEPT, NULL },                 \
+    { "priority", NQ_FIELD_KEPT, NULL },                 \
+    { "type", NQ_FIELD_KEPT, NULL },                     \
+    { "metadata", NQ_FIELD_KEPT, NULL },                 \
+    NQ_TEMPLATE_REFUSED("template", content),            \
+    NQ_TEMPLATE_REFUSED("templateId", content),          \
+    NQ_TEMPLATE_REFUSED("templateVariables", content),   \
+    NQ_TEMPLATE_REFUSED("variables", content)
+/* clang-format on */
+
 typedef int (*nq_compose_fn)(const json_t *data, struct nq_msg *ret, struct nq_err *err);
 
 /* The composers: 0 and *ret (nq_msg_done() it), or -EINVAL with err naming
@@ -63,9 +93,10 @@ int nq_e164_normalize(const char *in, char *out, size_t size, const char **ret_w
 
 /* ---- for the composers ----------------------------------------------------- */
 
-/* data must be an object; rejects template/templateId; copies tenantId and
- * notificationId into m. */
-int nq_compose_common(const json_t *data, struct nq_msg *m, struct nq_err *err) NQ_MUSTCHECK;
+/* data must be an object whose keys are all in t, none refused; copies
+ * tenantId and notificationId into m. */
+int nq_compose_common(const json_t *data, const struct nq_field_table *t, struct nq_msg *m,
+                      struct nq_err *err) NQ_MUSTCHECK;
 
 /* The string under the first present (non-null) key of keys (a NULL-ended
  * list of aliases: "body", "message", NULL), copied to *ret; NULL when none

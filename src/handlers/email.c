@@ -30,6 +30,26 @@
 
 #define REASON_ADDR_MAX 100
 
+static const struct nq_field email_rows[] = {
+    { "to", NQ_FIELD_READ, NULL },
+    { "cc", NQ_FIELD_READ, NULL },
+    { "bcc", NQ_FIELD_READ, NULL },
+    { "from", NQ_FIELD_READ, NULL },
+    { "replyTo", NQ_FIELD_READ, NULL },
+    { "reply_to", NQ_FIELD_READ, NULL },
+    { "subject", NQ_FIELD_READ, NULL },
+    { "text", NQ_FIELD_READ, NULL },
+    { "message", NQ_FIELD_READ, NULL },
+    { "html", NQ_FIELD_READ, NULL },
+    { "headers", NQ_FIELD_READ, NULL },
+    { "attachments", NQ_FIELD_REFUSED,
+      "attachments are not supported yet; the job fails rather than go out without them" },
+    NQ_CHANNEL_FIELDS("text or html"),
+};
+
+const struct nq_field_table nq_email_fields = { "email", email_rows, NQ_ELEMENTSOF(email_rows),
+                                                false };
+
 static bool is_atext(unsigned char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
@@ -226,7 +246,7 @@ static int mailbox_list(const json_t *data, const char *key, bool required, size
         *total += *n;
         return r;
     }
-    json_array_foreach(x, i, item) {
+    json_array_foreach (x, i, item) {
         snprintf(field, sizeof(field), "%s[%zu]", key, i);
         r = mailbox_of(item, field, &(*v)[i], err);
         if (r < 0)
@@ -293,7 +313,7 @@ static int headers_field(const json_t *data, struct nq_email *e, struct nq_err *
     e->headers = calloc(json_object_size(h) + 1, sizeof(*e->headers));
     if (!e->headers)
         return nq_err_set(err, -ENOMEM, "out of memory");
-    json_object_foreach(h, name, v) {
+    json_object_foreach (h, name, v) {
         struct nq_kv *kv = &e->headers[e->n_headers];
 
         if ((why = header_name_check(name)))
@@ -375,7 +395,7 @@ int nq_compose_email(const json_t *data, struct nq_msg *ret, struct nq_err *err)
     int r;
 
     nq_msg_init(&m, NQ_MSG_EMAIL);
-    r = nq_compose_common(data, &m, err);
+    r = nq_compose_common(data, &nq_email_fields, &m, err);
     if (r >= 0)
         r = addresses(data, &m.email, err);
     if (r >= 0)
@@ -394,6 +414,7 @@ static int email_init(const struct nq_handler_env *env, void **ret_state, struct
 
 const struct nq_handler_ops nq_handler_email = {
     .kind = NQ_HANDLER_EMAIL,
+    .fields = &nq_email_fields,
     .init = email_init,
     .free = nq_channel_handler_free,
     .validate = nq_channel_handler_validate,

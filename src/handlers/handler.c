@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "handlers/handler.h"
 
@@ -36,6 +37,21 @@ const struct nq_handler_ops *nq_handler_ops_find(enum nq_handler_kind kind)
     for (size_t i = 0; i < NQ_ELEMENTSOF(registry); i++)
         if (registry[i]->kind == kind)
             return registry[i];
+    return NULL;
+}
+
+const struct nq_field_table *nq_handler_fields(enum nq_handler_kind kind)
+{
+    const struct nq_handler_ops *ops = nq_handler_ops_find(kind);
+
+    return ops ? ops->fields : NULL;
+}
+
+const struct nq_field *nq_field_find(const struct nq_field_table *t, const char *name)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->rows[i].name, name) == 0)
+            return &t->rows[i];
     return NULL;
 }
 

@@ -60,6 +60,14 @@
  * files (src/handlers/<name>.c, built from src/handlers/channels.mk) and add
  * one line each to the marked table in handler.c.
  *
+ * Fields: each handler has one table of the keys its job data accepts
+ * (struct nq_field_table, the vtable's fields). Validation refuses a key
+ * outside it ("data.attachment: not a field of email jobs"), and a key
+ * that asks for something the handler cannot do yet (attachments,
+ * templates) with that row's reason, rather than deliver without it. The
+ * reference page, notifyq-jobs(7), documents every row; a unit test checks
+ * it does.
+ *
  * Layering: handlers may use queue/job.h and queue/store.h types, common/,
  * config/, providers/ and template/; never supervisor/ or worker/.
  */
@@ -103,10 +111,32 @@ struct nq_handler_call {
     void *userdata;
 };
 
+/* What a handler does with a key of its job data. */
+enum nq_field_use {
+    NQ_FIELD_READ,    /* read and checked: part of what is delivered */
+    NQ_FIELD_KEPT,    /* accepted and not read: the producer's own bookkeeping */
+    NQ_FIELD_REFUSED, /* asks for what the handler cannot do yet: the job fails */
+};
+
+struct nq_field {
+    const char *name;
+    enum nq_field_use use;
+    const char *why; /* REFUSED: the reason, after "data.<name>: " */
+};
+
+struct nq_field_table {
+    const char *handler; /* "email", for messages */
+    const struct nq_field *rows;
+    size_t n;
+    bool open; /* keys outside the table are ignored rather than refused */
+};
+
 /* A handler's vtable. validate and cancel may be NULL (nothing to check; a
  * start that always completes inside start() has nothing to cancel). */
 struct nq_handler_ops {
     enum nq_handler_kind kind;
+    /* The keys its job data accepts; NULL for a handler that reads none. */
+    const struct nq_field_table *fields;
     /* Makes the handler's state (*ret_state may stay NULL). 0, or a negative
      * errno with err saying why (the worker exits 78). */
     int (*init)(const struct nq_handler_env *env, void **ret_state, struct nq_err *err);
@@ -132,6 +162,12 @@ void nq_handler_call_done(struct nq_handler_call *call, const struct nq_outcome 
 
 /* The vtable for kind, or NULL when that handler is not implemented yet. */
 const struct nq_handler_ops *nq_handler_ops_find(enum nq_handler_kind kind);
+
+/* kind's field table, or NULL (not implemented, or it reads no data). */
+const struct nq_field_table *nq_handler_fields(enum nq_handler_kind kind);
+
+/* name's row in t, or NULL. */
+const struct nq_field *nq_field_find(const struct nq_field_table *t, const char *name);
 
 /* Makes env->queue's handler. Returns 0 and *ret, -EOPNOTSUPP when the
  * handler is not implemented yet (err says so), -ENOMEM, or the handler's

@@ -11,10 +11,11 @@
  *                          the poison-job tests. Only when the worker was
  *                          started with NOTIFYQ_TEST_CRASH=1 in its
  *                          environment; otherwise the job fails permanently.
- * Other data is ignored. Bad values of these keys fail the job permanently
- * with a reason naming the key. The data's tree is built only for a job
- * whose raw text may hold one of these keys: benchmarks run noop jobs, and
- * for them the tree cost more than all the rest of the job.
+ * Other data is ignored (its field table is open). Bad values of these
+ * keys fail the job permanently with a reason naming the key. The data's
+ * tree is built only for a job whose raw text may hold one of these keys:
+ * benchmarks run noop jobs, and for them the tree cost more than all the
+ * rest of the job.
  */
 #include "config.h"
 
@@ -29,6 +30,16 @@
 #include "handlers/handler.h"
 
 #define NOOP_SLEEP_MAX_MS (24ULL * 3600 * 1000)
+
+static const struct nq_field noop_rows[] = {
+    { "fail", NQ_FIELD_READ, NULL },
+    { "sleep_ms", NQ_FIELD_READ, NULL },
+    { "crash", NQ_FIELD_READ, NULL },
+};
+
+/* Open: benchmarks and smoke tests send any data; only these keys act. */
+static const struct nq_field_table noop_fields = { "noop", noop_rows, NQ_ELEMENTSOF(noop_rows),
+                                                   true };
 
 struct noop {
     bool crash_enabled;
@@ -213,6 +224,7 @@ static void noop_cancel(void *state, struct nq_handler_call *call)
 
 const struct nq_handler_ops nq_handler_noop = {
     .kind = NQ_HANDLER_NOOP,
+    .fields = &noop_fields,
     .init = noop_init,
     .free = noop_free,
     .validate = noop_validate,

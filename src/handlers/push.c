@@ -25,6 +25,15 @@
 #include "common/cleanup.h"
 #include "handlers/channel.h"
 
+static const struct nq_field push_rows[] = {
+    { "token", NQ_FIELD_READ, NULL },    { "tokens", NQ_FIELD_READ, NULL },
+    { "platform", NQ_FIELD_READ, NULL }, { "title", NQ_FIELD_READ, NULL },
+    { "body", NQ_FIELD_READ, NULL },     { "message", NQ_FIELD_READ, NULL },
+    { "data", NQ_FIELD_READ, NULL },     NQ_CHANNEL_FIELDS("title and body"),
+};
+
+const struct nq_field_table nq_push_fields = { "push", push_rows, NQ_ELEMENTSOF(push_rows), false };
+
 static const char *token_check(const char *t)
 {
     if (!*t)
@@ -75,7 +84,7 @@ static int tokens_field(const json_t *data, struct nq_push *p, struct nq_err *er
         p->n_tokens = r < 0 ? 0 : 1;
         return r;
     }
-    json_array_foreach(many, i, v) {
+    json_array_foreach (many, i, v) {
         snprintf(field, sizeof(field), "tokens[%zu]", i);
         r = token_of(v, field, &p->tokens[i], err);
         if (r < 0)
@@ -121,7 +130,7 @@ static int data_field(const json_t *data, struct nq_push *p, struct nq_err *err)
     p->data = calloc(json_object_size(d) + 1, sizeof(*p->data));
     if (!p->data)
         return nq_err_set(err, -ENOMEM, "out of memory");
-    json_object_foreach(d, key, v) {
+    json_object_foreach (d, key, v) {
         struct nq_kv *kv = &p->data[p->n_data];
 
         if (!json_is_string(v) && !json_is_number(v) && !json_is_boolean(v))
@@ -166,7 +175,7 @@ int nq_compose_push(const json_t *data, struct nq_msg *ret, struct nq_err *err)
     int r;
 
     nq_msg_init(&m, NQ_MSG_PUSH);
-    r = nq_compose_common(data, &m, err);
+    r = nq_compose_common(data, &nq_push_fields, &m, err);
     if (r >= 0)
         r = push_fields(data, &m.push, err);
     if (r < 0)
@@ -183,6 +192,7 @@ static int push_init(const struct nq_handler_env *env, void **ret_state, struct 
 
 const struct nq_handler_ops nq_handler_push = {
     .kind = NQ_HANDLER_PUSH,
+    .fields = &nq_push_fields,
     .init = push_init,
     .free = nq_channel_handler_free,
     .validate = nq_channel_handler_validate,

@@ -25,6 +25,14 @@
 #define E164_BUF 17
 #define REASON_NUMBER_MAX 40
 
+static const struct nq_field sms_rows[] = {
+    { "to", NQ_FIELD_READ, NULL },   { "from", NQ_FIELD_READ, NULL },
+    { "body", NQ_FIELD_READ, NULL }, { "message", NQ_FIELD_READ, NULL },
+    { "text", NQ_FIELD_READ, NULL }, NQ_CHANNEL_FIELDS("body"),
+};
+
+const struct nq_field_table nq_sms_fields = { "sms", sms_rows, NQ_ELEMENTSOF(sms_rows), false };
+
 static int bad(const char **ret_why, const char *why)
 {
     *ret_why = why;
@@ -164,7 +172,7 @@ int nq_compose_sms(const json_t *data, struct nq_msg *ret, struct nq_err *err)
     int r;
 
     nq_msg_init(&m, NQ_MSG_SMS);
-    r = nq_compose_common(data, &m, err);
+    r = nq_compose_common(data, &nq_sms_fields, &m, err);
     if (r >= 0)
         r = sms_fields(data, &m.sms, err);
     if (r < 0)
@@ -181,6 +189,7 @@ static int sms_init(const struct nq_handler_env *env, void **ret_state, struct n
 
 const struct nq_handler_ops nq_handler_sms = {
     .kind = NQ_HANDLER_SMS,
+    .fields = &nq_sms_fields,
     .init = sms_init,
     .free = nq_channel_handler_free,
     .validate = nq_channel_handler_validate,

@@ -572,6 +572,70 @@ static void push_token_limits(void **state)
     free(json);
 }
 
+/* ---- field tables (issue 9: unknown fields are not dropped silently) ---------- */
+
+static const struct bad_case email_fields_bad[] = {
+    { "{\"to\":\"a@x.io\",\"text\":\"t\",\"attachments\":[{\"path\":\"../../etc/shadow\"}]}",
+      "data.attachments: attachments are not supported yet; the job fails rather than go out "
+      "without them" },
+    { "{\"to\":\"a@x.io\",\"subjct\":\"typo\",\"text\":\"t\"}",
+      "data.subjct: not a field of email jobs (see notifyq-jobs(7))" },
+    { "{\"to\":\"a@x.io\",\"text\":\"t\",\"templateVariables\":{\"n\":1}}",
+      "data.templateVariables: templates are not rendered yet; send text or html instead" },
+    { "{\"to\":\"a@x.io\",\"text\":\"t\",\"token\":\"x\"}",
+      "data.token: not a field of email jobs (see notifyq-jobs(7))" },
+};
+
+static const struct bad_case sms_fields_bad[] = {
+    { "{\"to\":\"+15551234567\",\"body\":\"x\",\"subject\":\"s\"}",
+      "data.subject: not a field of sms jobs (see notifyq-jobs(7))" },
+    { "{\"to\":\"+15551234567\",\"body\":\"x\",\"variables\":{}}",
+      "data.variables: templates are not rendered yet; send body instead" },
+};
+
+static const struct bad_case push_fields_bad[] = {
+    { "{\"token\":\"t\",\"body\":\"x\",\"badge\":3}",
+      "data.badge: not a field of push jobs (see notifyq-jobs(7))" },
+};
+
+static void fields_outside_the_table_are_refused(void **state)
+{
+    struct nq_msg m;
+
+    (void) state;
+    check_bad(nq_compose_email, email_fields_bad, NQ_ELEMENTSOF(email_fields_bad));
+    check_bad(nq_compose_sms, sms_fields_bad, NQ_ELEMENTSOF(sms_fields_bad));
+    check_bad(nq_compose_push, push_fields_bad, NQ_ELEMENTSOF(push_fields_bad));
+    /* A refused field given as null is not given. */
+    compose_ok(nq_compose_email, "{\"to\":\"a@x.io\",\"text\":\"t\",\"attachments\":null}", &m);
+    nq_msg_done(&m);
+    /* The seeds' bookkeeping keys are accepted, whatever their value. */
+    compose_ok(nq_compose_sms,
+               "{\"to\":\"+15551234567\",\"body\":\"x\",\"metadata\":{\"a\":[1]},"
+               "\"type\":\"otp\",\"priority\":5}",
+               &m);
+    nq_msg_done(&m);
+}
+
+/* The tables the worker's validation uses are the handlers' own. */
+static void each_handler_has_its_table(void **state)
+{
+    const struct nq_field_table *t;
+
+    (void) state;
+    assert_ptr_equal(nq_handler_fields(NQ_HANDLER_EMAIL), &nq_email_fields);
+    assert_ptr_equal(nq_handler_fields(NQ_HANDLER_SMS), &nq_sms_fields);
+    assert_ptr_equal(nq_handler_fields(NQ_HANDLER_PUSH), &nq_push_fields);
+    t = nq_handler_fields(NQ_HANDLER_NOOP);
+    assert_non_null(t);
+    assert_true(t->open);
+    assert_non_null(nq_field_find(t, "sleep_ms"));
+    assert_int_equal(nq_field_find(&nq_email_fields, "attachments")->use, NQ_FIELD_REFUSED);
+    assert_int_equal(nq_field_find(&nq_email_fields, "to")->use, NQ_FIELD_READ);
+    assert_int_equal(nq_field_find(&nq_push_fields, "userId")->use, NQ_FIELD_KEPT);
+    assert_null(nq_field_find(&nq_sms_fields, "html"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -588,6 +652,8 @@ int main(void)
         cmocka_unit_test(push_accepts_the_seed_shapes),
         cmocka_unit_test(push_refusals_name_the_field),
         cmocka_unit_test(push_token_limits),
+        cmocka_unit_test(fields_outside_the_table_are_refused),
+        cmocka_unit_test(each_handler_has_its_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
