@@ -78,6 +78,7 @@ struct wjob {
     struct nq_handler_call call;
     struct nq_finish fin; /* planned once the outcome is known */
     uint64_t started_ms;  /* monotonic, when the handler started */
+    uint64_t took_ms;     /* from start to the handler's outcome */
     enum wjob_list list;
     const struct wcall *sent_in; /* in sending: the call carrying its finish */
     bool lock_lost;         /* logged once */

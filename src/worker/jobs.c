@@ -48,6 +48,7 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 
 #include "common/log.h"
 #include "worker/internal.h"
@@ -149,16 +150,16 @@ static void on_handler_done(struct nq_handler_call *call, const struct nq_outcom
     struct wjob *j = call->userdata;
     struct worker *w = j->w;
 
-    nq_timing_add(&w->timing, nq_worker_mono_ms() - j->started_ms);
+    j->took_ms = nq_worker_mono_ms() - j->started_ms;
+    nq_timing_add(&w->timing, j->took_ms);
     settle(w, j, o);
 }
 
-/* Fails j permanently without running it. */
+/* Fails j permanently without running it (logged once Redis has it). */
 static void fail_unrun(struct worker *w, struct wjob *j, const char *reason)
 {
     struct nq_outcome o = { .kind = NQ_OUTCOME_PERMANENT, .reason = reason };
 
-    nq_log(LOG_INFO, "job %s failed unrun: %s", j->job->id, reason);
     settle(w, j, &o);
 }
 
@@ -300,8 +301,71 @@ static const char *finish_code_name(int code)
     }
 }
 
+/* The provider's id of a delivered message: the returnvalue's messageId,
+ * copied to buf; "" when it has none (noop). */
+static const char *provider_id(const char *result, char *buf, size_t size)
+{
+    json_t *o;
+
+    buf[0] = '\0';
+    /* Most returnvalues have none: parse only those that may. */
+    if (!result || !strstr(result, "\"messageId\""))
+        return buf;
+    o = json_loads(result, 0, NULL);
+    if (json_is_string(json_object_get(o, "messageId")))
+        (void) snprintf(buf, size, "%s", json_string_value(json_object_get(o, "messageId")));
+    json_decref(o);
+    return buf;
+}
+
+/* One line per finished attempt for the people reading the log: queue,
+ * job, what happened, the provider's id, how long it took. The reason of a
+ * failure is the job's failedReason (field names and addresses, never a
+ * body or a secret: handler.h); the job's data is never logged. */
+static void log_finish(const struct worker *w, const struct wjob *j)
+{
+    const struct nq_finish *f = &j->fin;
+    const char *q = w->q->name, *id = j->job->id;
+    unsigned long long ms = (unsigned long long) j->took_ms;
+    uint32_t attempt = j->job->atm + 1;
+    char pid[256];
+
+    switch (f->kind) {
+    case NQ_FINISH_COMPLETED:
+        if (*provider_id(f->text, pid, sizeof(pid)))
+            nq_log(LOG_INFO, "queue %s, job %s: delivered in %llu ms, provider id %s", q, id, ms,
+                   pid);
+        else
+            nq_log(LOG_INFO, "queue %s, job %s: completed in %llu ms", q, id, ms);
+        break;
+    case NQ_FINISH_FAILED:
+    case NQ_FINISH_FAILED_EARLY:
+        if (!j->started)
+            nq_log(LOG_INFO, "queue %s, job %s: failed without being run: %.400s", q, id, f->text);
+        else
+            nq_log(LOG_INFO,
+                   "queue %s, job %s: failed for good on attempt %u after %llu ms: %.400s", q, id,
+                   attempt, ms, f->text);
+        break;
+    case NQ_FINISH_RETRY_LATER:
+    case NQ_FINISH_RETRY_NOW:
+        nq_log(LOG_INFO,
+               "queue %s, job %s: attempt %u failed after %llu ms, trying again in %.1f s: %.400s",
+               q, id, attempt, ms, (double) f->delay_ms / 1000, f->text);
+        break;
+    case NQ_FINISH_RATE_LIMITED:
+        nq_log(LOG_INFO,
+               "queue %s, job %s: the provider asked to slow down, trying again in %.1f s", q, id,
+               (double) f->delay_ms / 1000);
+        break;
+    case NQ_FINISH_RETURNED:
+        break;
+    }
+}
+
 static void count_finish(struct worker *w, const struct wjob *j)
 {
+    log_finish(w, j);
     switch (j->fin.kind) {
     case NQ_FINISH_COMPLETED:
         w->counters.completed++;
@@ -500,8 +564,8 @@ static uint32_t half_window(const struct worker *w)
 
 static bool may_overlap(const struct worker *w)
 {
-    return w->deep && half_window(w) >= NQ_WORKER_OVERLAP_MIN && !w->isolate && !w->suspect && !w->draining && !w->returning &&
-           !w->orphans;
+    return w->deep && half_window(w) >= NQ_WORKER_OVERLAP_MIN && !w->isolate && !w->suspect &&
+           !w->draining && !w->returning && !w->orphans;
 }
 
 static struct wcall *free_call(struct worker *w)
