@@ -16,6 +16,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "config/config.h"
+#include "handlers/handler.h"
 #include "supervisor/supervisor.h"
 #include "worker/worker.h"
 
@@ -37,6 +38,49 @@ static void usage(FILE *f)
             "  -h, --help            show this help\n"
             "      --version         show the version\n",
             NQ_DEFAULT_CONFIG_PATH);
+}
+
+typedef void (*warn_fn)(const char *path, const char *key, const char *what);
+
+static void warn_stderr(const char *path, const char *key, const char *what)
+{
+    fprintf(stderr, "notifyqd: warning: %s: %s: %s\n", path, key, what);
+}
+
+static void warn_log(const char *path, const char *key, const char *what)
+{
+    nq_log(LOG_WARNING, "%s: %s: %s", path, key, what);
+}
+
+/* The file may configure what nothing in this build uses yet: say so, so
+ * that nobody believes it in effect. Each check goes when the code that
+ * uses its section lands. */
+static void warn_unused(const struct nq_config *cfg, warn_fn warn)
+{
+    char key[256];
+
+    if (cfg->postgres.dsn)
+        warn(cfg->path, "postgres",
+             "configured but not used yet: the delivery log is not implemented, nothing is "
+             "written to PostgreSQL");
+    if (cfg->http.enabled)
+        warn(cfg->path, "http",
+             "configured but not used yet: the admin API is not implemented, nothing listens");
+    if (cfg->n_tenants)
+        warn(cfg->path, "tenants",
+             "configured but not used yet: per-tenant rate limits are not applied");
+    if (cfg->templates_set)
+        warn(cfg->path, "templates",
+             "configured but not used yet: templates are not rendered (a job naming one fails)");
+    for (size_t i = 0; i < cfg->n_queues; i++) {
+        const struct nq_queue_cfg *q = &cfg->queues[i];
+
+        if (nq_handler_ops_find(q->handler))
+            continue;
+        (void) snprintf(key, sizeof(key), "queues.%s.handler", q->name);
+        warn(cfg->path, key,
+             "not implemented yet: the queue's workers fetch nothing, its jobs wait in Redis");
+    }
 }
 
 int main(int argc, char **argv)
@@ -107,6 +151,7 @@ int main(int argc, char **argv)
         free(overrides);
         return 1;
     }
+    warn_unused(cfg, check ? warn_stderr : warn_log);
     if (check) {
         fprintf(stderr, "notifyqd: configuration file %s test is successful\n",
                 opts.config_path);

@@ -443,6 +443,7 @@ static int finish_top(struct cfg_ctx *c, void *base, const struct cfg_seen *seen
     const struct cfg_seen *queues = seen_of(&nq_cfg_top_table, seen, "queues");
 
     cfg->http.enabled = seen_of(&nq_cfg_top_table, seen, "http")->key != 0;
+    cfg->templates_set = seen_of(&nq_cfg_top_table, seen, "templates")->key != 0;
     if (cfg->n_queues == 0)
         return cfg_fail_key(c, queues->val ? queues->val : node, "queues",
                             "must have at least one queue");

@@ -148,6 +148,7 @@ struct nq_config {
     struct nq_tenant_cfg *tenants;
     size_t n_tenants;
     char *templates_dir; /* default NQ_SYSCONFDIR/notifyq/templates */
+    bool templates_set;  /* `templates` is in the file (not the default) */
 };
 
 /* Reads and validates path, then applies the `--set KEY=VALUE` overrides in
