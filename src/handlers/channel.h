@@ -11,13 +11,19 @@
  *   data.to: required
  *   data.to: invalid address "bob@": empty domain
  *   data.to: "555-1234" is not a phone number in international form: ...
- * Templates are not rendered yet (a later issue adds them): a job naming
- * one (template, templateId) is rejected with a reason that says so rather
- * than delivered without its content; it can be retried from the failed set
- * once templates exist.
  *
  * Common keys: tenantId and notificationId (string or integer, kept with
- * the message: spool files and, later, the delivery log record them).
+ * the message: spool files and, later, the delivery log record them), and
+ *   templateId         a template of the store (template/template.h), read
+ *                      from the tenantId's directory or default/; its parts
+ *                      replace the content keys: email subject, text, html;
+ *                      sms body (from the .txt); push title (from the
+ *                      .subject) and body (from the .txt). Keys a template
+ *                      lacks are taken from the data as usual. A missing
+ *                      template, a malformed one, or (templates.strict) a
+ *                      missing variable fails the job with a reason naming it.
+ *   templateVariables  an object: the variables the template renders.
+ * `template` (another name some producers use) is refused, not guessed.
  */
 #ifndef NQ_HANDLERS_CHANNEL_H
 #define NQ_HANDLERS_CHANNEL_H
