@@ -5,6 +5,8 @@
  * of the worker process. What a path turned out to be is kept too: a file
  * that does not exist, or one that does not compile (its error text), so a
  * stream of jobs naming a broken template costs one read, not one each.
+ * Files that do not exist are remembered only up to ABSENT_MAX: job data
+ * chooses the names, and must not grow the table without bound.
  */
 #include "config.h"
 
@@ -22,6 +24,7 @@
 
 #define DEFAULT_SET "default"
 #define BUCKETS_MIN 64
+#define ABSENT_MAX 4096
 
 struct entry {
     struct entry *next;
@@ -35,7 +38,8 @@ struct nq_template_store {
     char *dir;
     bool strict;
     struct entry **buckets;
-    size_t n_buckets, n_entries;
+    size_t n_buckets, n_entries, n_absent;
+    struct entry absent; /* what a path not remembered resolves to */
 };
 
 /* The three parts of a template id, in struct nq_template_rendered order. */
@@ -222,11 +226,13 @@ static int entry_get(struct nq_template_store *s, const char *path, struct entry
         return nq_err_set(err, -ENOMEM, "out of memory");
     }
     r = entry_load(e);
-    if (r < 0) {
+    if (r < 0 || (!e->t && !e->error && s->n_absent >= ABSENT_MAX)) {
         free(e->path);
         free(e);
-        return nq_err_set(err, r, "out of memory");
+        *ret = &s->absent;
+        return r < 0 ? nq_err_set(err, r, "out of memory") : 0;
     }
+    s->n_absent += !e->t && !e->error;
     maybe_grow(s);
     k = hash(path) % s->n_buckets;
     e->next = s->buckets[k];

@@ -5,8 +5,9 @@
  * function returns an error (struct nq_err naming the template, line and
  * column) and its caller decides what to log.
  *
- * The language is Mustache as the spec (github.com/mustache/spec, v1.4
- * without the optional lambdas and dynamic names) defines it:
+ * The language is Mustache as the spec (github.com/mustache/spec) defines
+ * it, without the spec's optional modules (lambdas, dynamic names,
+ * inheritance):
  *   {{name}}        the value, HTML-escaped when the render asks for it
  *   {{{name}}} {{&name}}   the value, never escaped
  *   {{#name}}..{{/name}}   a section: once per item of a list, once with

@@ -454,6 +454,29 @@ static void store_errors_name_what_failed(void **state)
     nq_template_store_free(s);
 }
 
+/* Job data picks the names: past the cap on remembered absent files, a
+ * missing template is still reported and present ones still render. */
+static void store_answers_past_its_absent_cap(void **state)
+{
+    struct tree *t = *state;
+    struct nq_template_store *s = nq_template_store_new(t->dir, false);
+    struct nq_template_rendered out = { NULL, NULL, NULL };
+    struct nq_err err = { "" };
+    char id[32], want[512];
+
+    for (int i = 0; i < 2000; i++) {
+        snprintf(id, sizeof(id), "nope-%d", i);
+        assert_int_equal(nq_template_store_render(s, "acme", id, NULL, &out, &err), -ENOENT);
+    }
+    snprintf(want, sizeof(want), "template 'nope-1999' not found in %s/acme or %s/default", t->dir,
+             t->dir);
+    assert_string_equal(nq_err_str(&err), want);
+    assert_int_equal(nq_template_store_render(s, "globex", "welcome", NULL, &out, &err), 0);
+    assert_string_equal(out.text, "Hi  & co\n-- ");
+    nq_template_rendered_done(&out);
+    nq_template_store_free(s);
+}
+
 static void store_strict_names_the_missing_variable(void **state)
 {
     struct tree *t = *state;
@@ -503,6 +526,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_renders_subject_text_and_html, tree_setup,
                                         tree_teardown),
         cmocka_unit_test_setup_teardown(store_errors_name_what_failed, tree_setup, tree_teardown),
+        cmocka_unit_test_setup_teardown(store_answers_past_its_absent_cap, tree_setup,
+                                        tree_teardown),
         cmocka_unit_test_setup_teardown(store_strict_names_the_missing_variable, tree_setup,
                                         tree_teardown),
         cmocka_unit_test(name_check),
