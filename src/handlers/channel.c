@@ -163,10 +163,14 @@ static int template_names(const json_t *data, const char **ret_id, char **ret_te
     *ret_tenant = NULL;
     if (!tenant || json_is_null(tenant))
         return 0;
-    if (json_is_integer(tenant))
-        (void) !asprintf(ret_tenant, "%" JSON_INTEGER_FORMAT, json_integer_value(tenant));
-    else if (json_is_string(tenant) && nq_template_name_check(json_string_value(tenant),
-                                                              json_string_length(tenant), &why) < 0)
+    if (json_is_integer(tenant)) {
+        char num[32];
+
+        (void) snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(tenant));
+        *ret_tenant = strdup(num);
+    } else if (json_is_string(tenant) &&
+               nq_template_name_check(json_string_value(tenant), json_string_length(tenant), &why) <
+                   0)
         return nq_err_set(err, -EINVAL, "data.tenantId: %s", why);
     else if (json_is_string(tenant))
         *ret_tenant = strdup(json_string_value(tenant));

@@ -351,9 +351,39 @@ static void nodes_free(struct tpl_node *nodes, size_t n)
     free(nodes);
 }
 
+/* Offset of the first byte that is not part of well-formed UTF-8 (no
+ * overlongs, surrogates or code points past U+10FFFF), or len. Rendered
+ * text goes into JSON and mail headers, which need valid UTF-8. */
+static size_t utf8_invalid_at(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        unsigned char c = s[i];
+        size_t n = c < 0x80                 ? 1
+                   : c >= 0xc2 && c <= 0xdf ? 2
+                   : c >= 0xe0 && c <= 0xef ? 3
+                   : c >= 0xf0 && c <= 0xf4 ? 4
+                                            : 0;
+
+        if (n == 0 || len - i < n)
+            return i;
+        for (size_t k = 1; k < n; k++)
+            if ((s[i + k] & 0xc0) != 0x80)
+                return i;
+        if ((c == 0xe0 && s[i + 1] < 0xa0) || (c == 0xed && s[i + 1] > 0x9f) ||
+            (c == 0xf0 && s[i + 1] < 0x90) || (c == 0xf4 && s[i + 1] > 0x8f))
+            return i;
+        i += n;
+    }
+    return len;
+}
+
 int nq_template_compile(const char *name, const char *src, size_t len, struct nq_template **ret,
                         struct nq_err *err)
 {
+    size_t bad;
+
     struct parser p = {
         .name = name, .src = src, .len = len, .open = "{{", .close = "}}", .err = err, .at_line = 1
     };
@@ -363,6 +393,9 @@ int nq_template_compile(const char *name, const char *src, size_t len, struct nq
     if (memchr(src, '\0', len))
         return fail_at(&p, (size_t) ((const char *) memchr(src, '\0', len) - src),
                        "NUL byte in the template");
+    bad = utf8_invalid_at((const unsigned char *) src, len);
+    if (bad < len)
+        return fail_at(&p, bad, "not valid UTF-8");
     r = parse(&p);
     if (r < 0) {
         nodes_free(p.nodes, p.n);

@@ -303,7 +303,7 @@ static void compiled_once_rendered_many_times(void **state)
     nq_template_free(t);
 }
 
-static void nul_and_oversized_output_refused(void **state)
+static void bad_bytes_and_oversized_output_refused(void **state)
 {
     struct nq_template *t = NULL;
     struct nq_err err = { "" };
@@ -314,6 +314,13 @@ static void nul_and_oversized_output_refused(void **state)
     (void) state;
     assert_int_equal(nq_template_compile("n", "ab\0c", 4, &t, &err), -EINVAL);
     assert_string_equal(nq_err_str(&err), "n:1:3: NUL byte in the template");
+    assert_int_equal(nq_template_compile("u", "h\xc3\xa9\n\xe2\x82\xac \xe9t\xe9", 10, &t, &err),
+                     -EINVAL);
+    assert_string_equal(nq_err_str(&err), "u:2:5: not valid UTF-8");
+    assert_int_equal(nq_template_compile("o", "\xc0\xaf", 2, &t, &err), -EINVAL);
+    assert_int_equal(nq_template_compile("s", "\xed\xa0\x80", 3, &t, &err), -EINVAL);
+    assert_int_equal(nq_template_compile("ok", "\xf0\x9f\x98\x80", 4, &t, &err), 0);
+    t = nq_template_free(t);
     /* 1 MiB value, rendered 9 times: over the 8 MiB cap. */
     big = malloc((1u << 20) + 1);
     memset(big, 'x', 1u << 20);
@@ -522,7 +529,7 @@ int main(void)
         cmocka_unit_test(missing_variables_empty_unless_strict),
         cmocka_unit_test(recursive_partials_stop_at_the_depth_limit),
         cmocka_unit_test(compiled_once_rendered_many_times),
-        cmocka_unit_test(nul_and_oversized_output_refused),
+        cmocka_unit_test(bad_bytes_and_oversized_output_refused),
         cmocka_unit_test_setup_teardown(store_renders_subject_text_and_html, tree_setup,
                                         tree_teardown),
         cmocka_unit_test_setup_teardown(store_errors_name_what_failed, tree_setup, tree_teardown),
