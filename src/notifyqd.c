@@ -69,9 +69,6 @@ static void warn_unused(const struct nq_config *cfg, warn_fn warn)
     if (cfg->n_tenants)
         warn(cfg->path, "tenants",
              "configured but not used yet: per-tenant rate limits are not applied");
-    if (cfg->templates_set)
-        warn(cfg->path, "templates",
-             "configured but not used yet: templates are not rendered (a job naming one fails)");
     for (size_t i = 0; i < cfg->n_queues; i++) {
         const struct nq_queue_cfg *q = &cfg->queues[i];
 

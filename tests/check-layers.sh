@@ -21,4 +21,5 @@ check config supervisor queue worker handlers providers template store http
 check supervisor queue worker handlers providers template store http
 check queue supervisor worker handlers providers template store http
 check handlers supervisor worker
+check template supervisor worker queue handlers providers
 exit $fail

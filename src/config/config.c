@@ -435,6 +435,13 @@ static const struct cfg_row http_rows[] = {
 };
 static const struct cfg_table http_table = { ROWS(http_rows) };
 
+static const struct cfg_row templates_rows[] = {
+    { "dir", CFG_PATH, .offset = offsetof(struct nq_templates_cfg, dir),
+      .def = NQ_SYSCONFDIR "/notifyq/templates" },
+    { "strict", CFG_BOOL, .offset = offsetof(struct nq_templates_cfg, strict), .def = "false" },
+};
+static const struct cfg_table templates_table = { ROWS(templates_rows) };
+
 /* ---- the top level ---- */
 
 static int finish_top(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node)
@@ -443,7 +450,6 @@ static int finish_top(struct cfg_ctx *c, void *base, const struct cfg_seen *seen
     const struct cfg_seen *queues = seen_of(&nq_cfg_top_table, seen, "queues");
 
     cfg->http.enabled = seen_of(&nq_cfg_top_table, seen, "http")->key != 0;
-    cfg->templates_set = seen_of(&nq_cfg_top_table, seen, "templates")->key != 0;
     if (cfg->n_queues == 0)
         return cfg_fail_key(c, queues->val ? queues->val : node, "queues",
                             "must have at least one queue");
@@ -456,7 +462,7 @@ static int finish_top(struct cfg_ctx *c, void *base, const struct cfg_seen *seen
 static const struct cfg_row top_rows[] = {
     { "log_level", CFG_ENUM, T(log_level), .def = "info", .enums = log_level_enums },
     { "state_dir", CFG_PATH, T(state_dir), .def = NQ_LOCALSTATEDIR "/lib/notifyq" },
-    { "templates", CFG_PATH, T(templates_dir), .def = NQ_SYSCONFDIR "/notifyq/templates" },
+    { "templates", CFG_MAP, T(templates), .sub = &templates_table, .shorthand = "dir" },
     { "redis", CFG_MAP, T(redis), .sub = &redis_table },
     { "postgres", CFG_MAP, T(postgres), .sub = &postgres_table },
     { "control", CFG_MAP, T(control), .sub = &control_table },

@@ -134,6 +134,12 @@ struct nq_tenant_cfg {
     struct nq_rate_limit_cfg rate_limit;
 };
 
+/* `templates: DIR`, or the mapping {dir, strict}. */
+struct nq_templates_cfg {
+    char *dir;   /* default NQ_SYSCONFDIR/notifyq/templates */
+    bool strict; /* a missing variable fails the job instead of rendering empty */
+};
+
 struct nq_config {
     char *path; /* the file it was read from, for messages */
     int log_level; /* syslog priority, from `log_level`, default info */
@@ -147,8 +153,7 @@ struct nq_config {
     size_t n_queues;
     struct nq_tenant_cfg *tenants;
     size_t n_tenants;
-    char *templates_dir; /* default NQ_SYSCONFDIR/notifyq/templates */
-    bool templates_set;  /* `templates` is in the file (not the default) */
+    struct nq_templates_cfg templates;
 };
 
 /* Reads and validates path, then applies the `--set KEY=VALUE` overrides in

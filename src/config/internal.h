@@ -36,6 +36,7 @@ enum cfg_type {
     CFG_KEEP,         /* struct nq_keep_cfg: true | false | mapping walked with sub */
     CFG_NAMED,        /* NAME -> mapping: array at offset, size_t count at count_offset */
     CFG_SECRET_FILES, /* list of files, each holding one secret: char ** + size_t count */
+    CFG_BOOL,         /* bool: true or false */
 };
 
 enum {
@@ -88,6 +89,9 @@ struct cfg_row {
     const struct cfg_enum *enums; /* CFG_ENUM, ended by a NULL name */
     const struct cfg_table *sub;  /* CFG_MAP, CFG_KEEP, CFG_NAMED (one item) */
     const struct cfg_named *named;
+    /* CFG_MAP: a scalar in place of the mapping sets this key of it
+     * (`templates: DIR` for `templates: {dir: DIR}`). */
+    const char *shorthand;
     /* CFG_STRING, CFG_PATH: extra check of the expanded value; returns NULL
      * when fine, else the message. */
     const char *(*check)(const char *value);

@@ -210,6 +210,7 @@ static const char *const type_desc[] = {
     [CFG_KEEP] = "true, false or a mapping",
     [CFG_NAMED] = "a mapping",
     [CFG_SECRET_FILES] = "a list of files",
+    [CFG_BOOL] = "true or false",
 };
 
 /* ${NAME} is the environment variable, $$ a dollar. Writes the expansion to
@@ -503,6 +504,20 @@ static int set_mode(struct cfg_ctx *c, const struct cfg_row *r, void *field, con
     return 0;
 }
 
+static int set_bool(struct cfg_ctx *c, void *field, const char *text, int val)
+{
+    static const char *const yes[] = { "true", "True", "TRUE" };
+    static const char *const no[] = { "false", "False", "FALSE" };
+
+    for (size_t i = 0; i < NQ_ELEMENTSOF(yes); i++) {
+        if (strcmp(text, yes[i]) == 0 || strcmp(text, no[i]) == 0) {
+            *(bool *) field = strcmp(text, yes[i]) == 0;
+            return 0;
+        }
+    }
+    return cfg_fail(c, val, "must be true or false");
+}
+
 static int set_keep(struct cfg_ctx *c, void *field, const char *text, int val)
 {
     static const char *const yes[] = { "true", "True", "TRUE" };
@@ -541,6 +556,8 @@ static int set_scalar(struct cfg_ctx *c, const struct cfg_row *r, void *field, c
         return set_mode(c, r, field, text, val);
     case CFG_KEEP:
         return set_keep(c, field, text, val);
+    case CFG_BOOL:
+        return set_bool(c, field, text, val);
     case CFG_MAP:
     case CFG_NAMED:
     case CFG_SECRET_FILES:
@@ -659,6 +676,17 @@ static int walk_keep(struct cfg_ctx *c, const struct cfg_row *r, void *base,
      * {age: 1d} alone must not inherit a count. */
     *k = (struct nq_keep_cfg){ 0 };
     return walk_map(c, r->sub, k, s->val);
+}
+
+/* A scalar where a mapping with a shorthand key is expected sets that key. */
+static int walk_shorthand(struct cfg_ctx *c, const struct cfg_row *r, void *base,
+                          const struct cfg_seen *s)
+{
+    bool twin = false;
+    const struct cfg_row *key = find_row(r->sub, r->shorthand, &twin);
+
+    assert(key && !twin);
+    return walk_scalar(c, key, field_of(base, r), s);
 }
 
 struct name_ref {
@@ -799,6 +827,9 @@ static int walk_value(struct cfg_ctx *c, const struct cfg_row *r, void *base,
 {
     switch (r->type) {
     case CFG_MAP:
+        if (r->shorthand && node_get(c, s->val)->type == YAML_SCALAR_NODE &&
+            !is_null(node_get(c, s->val)))
+            return walk_shorthand(c, r, base, s);
         return walk_map(c, r->sub, field_of(base, r), s->val);
     case CFG_KEEP:
         return walk_keep(c, r, base, s);
@@ -1131,6 +1162,16 @@ static int set_leaf(struct cfg_ctx *c, int map, const char *key, const struct cf
     return 0;
 }
 
+/* The scalar value of pair pi when it is r's shorthand (`templates: DIR`),
+ * so an override of one of r's keys keeps it; else 0. */
+static int shorthand_value(struct cfg_ctx *c, const struct cfg_row *r, int map, int pi)
+{
+    int val = node_get(c, map)->data.mapping.pairs.start[pi].value;
+    const yaml_node_t *v = node_get(c, val);
+
+    return r->shorthand && v->type == YAML_SCALAR_NODE && !is_null(v) ? val : 0;
+}
+
 /* How far an override's key path has got. */
 struct ov_cursor {
     size_t ov;                   /* override index + 1 */
@@ -1174,7 +1215,11 @@ static int step_key(struct cfg_ctx *c, struct ov_cursor *cur, const char *seg, c
         return fail_override(c, cur->ov, "has no keys below it");
     pi = pair_index(c, cur->map, seg);
     if (pi >= 0) {
+        int short_val = shorthand_value(c, r, cur->map, pi);
+
         m = descend(c, cur->map, pi, cur->ov);
+        if (m > 0 && short_val > 0 && append_pair(c, m, r->shorthand, short_val, cur->ov) < 0)
+            m = -ENOMEM;
     } else {
         m = add_mapping(c, cur->ov);
         if (m > 0 && append_pair(c, cur->map, seg, m, cur->ov) < 0)
@@ -1368,7 +1413,7 @@ static const char *const key_type[] = {
     [CFG_UINT] = "integer",      [CFG_FLOAT] = "number",     [CFG_DURATION] = "duration",
     [CFG_ENUM] = "enum",         [CFG_MODE] = "octal mode",  [CFG_MAP] = "mapping",
     [CFG_KEEP] = "retention",    [CFG_NAMED] = "mapping of names",
-    [CFG_SECRET_FILES] = "list of files",
+    [CFG_SECRET_FILES] = "list of files", [CFG_BOOL] = "boolean",
 };
 
 static void describe_range(const struct cfg_row *r, char *buf, size_t size)
@@ -1474,6 +1519,8 @@ static bool same_value(const struct cfg_row *r, const void *a, const void *b)
         return *(const mode_t *) a == *(const mode_t *) b;
     case CFG_FLOAT:
         return *(const double *) a == *(const double *) b;
+    case CFG_BOOL:
+        return *(const bool *) a == *(const bool *) b;
     default:
         assert(!"only scalars are CFG_NO_RELOAD");
         return false;

@@ -5,6 +5,14 @@
  * turn the provider's verdict into the job's outcome. The returnvalue of a
  * sent job is {"ok":true,"provider":NAME,"messageId":ID, ...the provider's
  * details}, e.g. the file provider's "path".
+ *
+ * A job naming a template (templateId) is rendered here, before the
+ * composer sees it: the rendered parts replace the data keys they stand for
+ * (see overlay_keys) in a shallow copy of the data, so the composers check
+ * rendered and literal content alike. Rendering happens once per job:
+ * validate composes the message and keeps it for the start of that same job
+ * (the worker starts a job right after validating it; a job started later,
+ * as a crash suspect is, is composed again).
  */
 #include "config.h"
 
@@ -15,12 +23,19 @@
 
 #include "common/cleanup.h"
 #include "handlers/channel.h"
+#include "template/template.h"
 
 struct channel {
     enum nq_msg_type type;
     nq_compose_fn compose;
     struct nq_provider *provider;
+    struct nq_template_store *templates;
     const char *queue; /* borrowed from the config */
+    /* The message validate composed, for start: job is only compared,
+     * never dereferenced (the job may be gone), id makes the match sure. */
+    const struct nq_job *prepared_job;
+    char *prepared_id;
+    struct nq_msg prepared;
 };
 
 struct channel_call {
@@ -117,6 +132,177 @@ int nq_compose_common(const json_t *data, const struct nq_field_table *t, struct
     return id_field(data, "notificationId", &m->notification_id, err);
 }
 
+/* ---- templates ------------------------------------------------------------------ */
+
+/* Where each rendered part goes, per message type (NULL: not used), and the
+ * aliases of that key it replaces too. */
+static const struct {
+    const char *subject, *text, *html;
+    const char *text_aliases[3];
+} overlay_keys[] = {
+    [NQ_MSG_EMAIL] = { "subject", "text", "html", { "message", NULL } },
+    [NQ_MSG_SMS] = { NULL, "body", NULL, { "message", "text", NULL } },
+    [NQ_MSG_PUSH] = { "title", "body", NULL, { "message", NULL } },
+};
+
+static void trim_end(char *s)
+{
+    size_t n = strlen(s);
+
+    while (n > 0 && strchr(" \t\r\n", s[n - 1]))
+        s[--n] = '\0';
+}
+
+/* The template's name and tenant from data, checked: no path tricks. */
+static int template_names(const json_t *data, const char **ret_id, char **ret_tenant,
+                          struct nq_err *err)
+{
+    json_t *id = json_object_get(data, "templateId"), *tenant = json_object_get(data, "tenantId");
+    const char *why;
+
+    if (!json_is_string(id))
+        return nq_err_set(err, -EINVAL, "data.templateId: must be a string");
+    if (nq_template_name_check(json_string_value(id), json_string_length(id), &why) < 0)
+        return nq_err_set(err, -EINVAL, "data.templateId: %s", why);
+    *ret_id = json_string_value(id);
+    *ret_tenant = NULL;
+    if (!tenant || json_is_null(tenant))
+        return 0;
+    if (json_is_integer(tenant)) {
+        char num[32];
+
+        (void) snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(tenant));
+        *ret_tenant = strdup(num);
+    } else if (json_is_string(tenant) &&
+               nq_template_name_check(json_string_value(tenant), json_string_length(tenant), &why) <
+                   0)
+        return nq_err_set(err, -EINVAL, "data.tenantId: %s", why);
+    else if (json_is_string(tenant))
+        *ret_tenant = strdup(json_string_value(tenant));
+    else
+        return nq_err_set(err, -EINVAL, "data.tenantId: must be a string or an integer");
+    return *ret_tenant ? 0 : nq_err_set(err, -ENOMEM, "out of memory");
+}
+
+static int render_template(struct channel *ch, const json_t *data, struct nq_template_rendered *ret,
+                           struct nq_err *err)
+{
+    json_t *vars = json_object_get(data, "templateVariables");
+    nq_autofree char *tenant = NULL;
+    struct nq_err why = { "" };
+    const char *id = NULL;
+    int r;
+
+    if (vars && !json_is_null(vars) && !json_is_object(vars))
+        return nq_err_set(err, -EINVAL, "data.templateVariables: must be an object");
+    r = template_names(data, &id, &tenant, err);
+    if (r < 0)
+        return r;
+    r = nq_template_store_render(ch->templates, tenant, id, json_is_object(vars) ? vars : NULL, ret,
+                                 &why);
+    if (r == -ENOMEM)
+        return nq_err_set(err, r, "out of memory");
+    /* Not found, malformed or strict: the job's fault, failed now. An
+     * unreadable file is the operator's, and retried. */
+    if (r == -ENOENT || r == -EINVAL || r == -EFBIG)
+        return nq_err_set(err, -EINVAL, "data.templateId: %s", nq_err_str(&why));
+    if (r < 0)
+        return nq_err_set(err, r, "data.templateId: %s", nq_err_str(&why));
+    if (ret->subject) {
+        trim_end(ret->subject);
+        if (strpbrk(ret->subject, "\r\n")) {
+            nq_template_rendered_done(ret);
+            return nq_err_set(err, -EINVAL,
+                              "data.templateId: template '%s': the subject must "
+                              "render to one line",
+                              id);
+        }
+    }
+    if (ret->text && ch->type != NQ_MSG_EMAIL)
+        trim_end(ret->text);
+    return 0;
+}
+
+/* Sets key to the rendered s (taking it) in o; NULL s or key: nothing. */
+static int overlay_set(json_t *o, const char *key, char *s)
+{
+    json_t *v;
+
+    if (!s || !key) {
+        free(s);
+        return 0;
+    }
+    v = json_string(s);
+    free(s);
+    return v && json_object_set_new(o, key, v) == 0 ? 0 : -ENOMEM;
+}
+
+/* data with the template's parts in place of the keys they stand for. */
+static int overlay_new(enum nq_msg_type type, const json_t *data, struct nq_template_rendered *rd,
+                       json_t **ret)
+{
+    json_t *o = json_copy((json_t *) data);
+    int r = o ? 0 : -ENOMEM;
+
+    if (o && rd->text && overlay_keys[type].text)
+        for (const char *const *a = overlay_keys[type].text_aliases; *a; a++)
+            json_object_del(o, *a);
+    if (o) {
+        json_object_del(o, "templateId");
+        json_object_del(o, "templateVariables");
+    }
+    /* overlay_set takes each part, even after a failure. */
+    r = overlay_set(o, overlay_keys[type].subject, NQ_TAKE_PTR(rd->subject)) < 0 ? -ENOMEM : r;
+    r = overlay_set(o, overlay_keys[type].text, NQ_TAKE_PTR(rd->text)) < 0 ? -ENOMEM : r;
+    r = overlay_set(o, overlay_keys[type].html, NQ_TAKE_PTR(rd->html)) < 0 ? -ENOMEM : r;
+    if (r < 0) {
+        json_decref(o);
+        return r;
+    }
+    *ret = o;
+    return 0;
+}
+
+/* The composer, after rendering the job's template if it names one. */
+static int compose_job(struct channel *ch, const json_t *data, struct nq_msg *ret,
+                       struct nq_err *err)
+{
+    json_t *tid = json_is_object(data) ? json_object_get(data, "templateId") : NULL;
+    struct nq_template_rendered rd = { NULL, NULL, NULL };
+    json_t *o = NULL;
+    int r;
+
+    if (!tid || json_is_null(tid))
+        return ch->compose(data, ret, err);
+    r = render_template(ch, data, &rd, err);
+    if (r < 0)
+        return r;
+    if (overlay_new(ch->type, data, &rd, &o) < 0)
+        return nq_err_set(err, -ENOMEM, "out of memory");
+    r = ch->compose(o, ret, err);
+    json_decref(o);
+    return r;
+}
+
+static void prepared_clear(struct channel *ch)
+{
+    nq_msg_done(&ch->prepared);
+    free(ch->prepared_id);
+    ch->prepared_id = NULL;
+    ch->prepared_job = NULL;
+}
+
+/* Takes the message validate composed for job, if it is the one kept. */
+static bool prepared_take(struct channel *ch, const struct nq_job *job, struct nq_msg *ret)
+{
+    if (!ch->prepared_job || ch->prepared_job != job || strcmp(ch->prepared_id, job->id) != 0)
+        return false;
+    *ret = ch->prepared;
+    nq_msg_init(&ch->prepared, ch->type);
+    prepared_clear(ch);
+    return true;
+}
+
 /* ---- the handler ------------------------------------------------------------------ */
 
 int nq_channel_handler_init(const struct nq_handler_env *env, enum nq_msg_type type,
@@ -131,8 +317,15 @@ int nq_channel_handler_init(const struct nq_handler_env *env, enum nq_msg_type t
     if (!ch)
         return nq_err_set(err, -ENOMEM, "out of memory");
     *ch = (struct channel){ .type = type, .compose = compose, .queue = env->queue->name };
+    nq_msg_init(&ch->prepared, type);
+    ch->templates = nq_template_store_new(env->cfg->templates.dir, env->cfg->templates.strict);
+    if (!ch->templates) {
+        free(ch);
+        return nq_err_set(err, -ENOMEM, "out of memory");
+    }
     r = nq_provider_new(&penv, &ch->provider, err);
     if (r < 0) {
+        nq_template_store_free(ch->templates);
         free(ch);
         return r;
     }
@@ -147,6 +340,8 @@ void nq_channel_handler_free(void *state)
     if (!ch)
         return;
     nq_provider_free(ch->provider);
+    nq_template_store_free(ch->templates);
+    prepared_clear(ch);
     free(ch);
 }
 
@@ -157,12 +352,19 @@ int nq_channel_handler_validate(void *state, struct nq_job *job, struct nq_err *
     struct nq_msg m;
     int r;
 
+    prepared_clear(ch);
     if (!data && job->data_valid)
         return nq_err_set(err, -ENOMEM, "out of memory");
-    r = ch->compose(data, &m, err); /* without data: "data: must be a JSON object" */
+    r = compose_job(ch, data, &m, err); /* without data: "data: must be a JSON object" */
     if (r < 0)
         return r;
-    nq_msg_done(&m);
+    ch->prepared_id = strdup(job->id);
+    if (!ch->prepared_id) {
+        nq_msg_done(&m);
+        return 0; /* start composes it again */
+    }
+    ch->prepared = m;
+    ch->prepared_job = job;
     return 0;
 }
 
@@ -227,14 +429,19 @@ int nq_channel_handler_start(void *state, struct nq_handler_call *call)
     struct nq_err err = { { 0 } };
     int r;
 
-    if (!cc || (!data && call->job->data_valid)) {
-        free(cc);
+    if (!cc)
         return -ENOMEM;
-    }
-    r = ch->compose(data, &cc->msg, &err);
-    if (r == -EINVAL) {
-        /* Only for a worker that skipped validate(): the same verdict. */
-        struct nq_outcome o = { .kind = NQ_OUTCOME_PERMANENT, .reason = nq_err_str(&err) };
+    if (prepared_take(ch, call->job, &cc->msg))
+        r = 0;
+    else if (!data && call->job->data_valid)
+        r = -ENOMEM;
+    else
+        r = compose_job(ch, data, &cc->msg, &err);
+    if (r < 0 && r != -ENOMEM) {
+        /* Only for a job validated earlier (a crash suspect) or not at all:
+         * the same verdict validate gives. */
+        struct nq_outcome o = { .kind = r == -EINVAL ? NQ_OUTCOME_PERMANENT : NQ_OUTCOME_RETRY,
+                                .reason = nq_err_str(&err) };
 
         free(cc);
         nq_handler_call_done(call, &o);

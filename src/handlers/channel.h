@@ -16,13 +16,19 @@
  *   data.to: "555-1234" is not a phone number in international form: ...
  *   data.attachments: attachments are not supported yet; ...
  *   data.subjct: not a field of email jobs (see notifyq-jobs(7))
- * Templates are not rendered yet (a later issue adds them): a job naming
- * one (template, templateId) is rejected with a reason that says so rather
- * than delivered without its content; it can be retried from the failed set
- * once templates exist.
  *
  * Common keys: tenantId and notificationId (string or integer, kept with
- * the message: spool files and, later, the delivery log record them).
+ * the message: spool files and, later, the delivery log record them), and
+ *   templateId         a template of the store (template/template.h), read
+ *                      from the tenantId's directory or default/; its parts
+ *                      replace the content keys: email subject, text, html;
+ *                      sms body (from the .txt); push title (from the
+ *                      .subject) and body (from the .txt). Keys a template
+ *                      lacks are taken from the data as usual. A missing
+ *                      template, a malformed one, or (templates.strict) a
+ *                      missing variable fails the job with a reason naming it.
+ *   templateVariables  an object: the variables the template renders.
+ * `template` (another name some producers use) is refused, not guessed.
  */
 #ifndef NQ_HANDLERS_CHANNEL_H
 #define NQ_HANDLERS_CHANNEL_H
@@ -50,11 +56,12 @@ extern const struct nq_field_table nq_sms_fields;
 extern const struct nq_field_table nq_push_fields;
 
 /* The rows every channel table starts with: tenantId and notificationId
- * (read), the seeds' bookkeeping keys (kept), templates (refused until they
- * are rendered; content names what to send instead: "text or html"). */
+ * (read), the seeds' bookkeeping keys (kept), the template keys (read:
+ * channel.c renders them), and the other names some producers use for a
+ * template (refused, not guessed: content names what to send instead). */
 /* clang-format off */
 #define NQ_TEMPLATE_REFUSED(key, content) \
-    { key, NQ_FIELD_REFUSED, "templates are not rendered yet; send " content " instead" }
+    { key, NQ_FIELD_REFUSED, "not supported; name the template with data.templateId or send " content }
 #define NQ_CHANNEL_FIELDS(content)                       \
     { "tenantId", NQ_FIELD_READ, NULL },                 \
     { "notificationId", NQ_FIELD_READ, NULL },           \
@@ -64,8 +71,8 @@ extern const struct nq_field_table nq_push_fields;
     { "type", NQ_FIELD_KEPT, NULL },                     \
     { "metadata", NQ_FIELD_KEPT, NULL },                 \
     NQ_TEMPLATE_REFUSED("template", content),            \
-    NQ_TEMPLATE_REFUSED("templateId", content),          \
-    NQ_TEMPLATE_REFUSED("templateVariables", content),   \
+    { "templateId", NQ_FIELD_READ, NULL },               \
+    { "templateVariables", NQ_FIELD_READ, NULL },        \
     NQ_TEMPLATE_REFUSED("variables", content)
 /* clang-format on */
 

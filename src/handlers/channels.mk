@@ -13,3 +13,9 @@ tests_unit_test_handlers_channel_SOURCES = tests/unit/test_handlers_channel.c
 tests_unit_test_handlers_channel_CPPFLAGS = $(AM_CPPFLAGS) -DNQ_SRCDIR='"$(abs_top_srcdir)"'
 tests_unit_test_handlers_channel_CFLAGS = $(UNIT_TEST_FLAGS)
 tests_unit_test_handlers_channel_LDADD = $(UNIT_TEST_LIBS)
+
+check_PROGRAMS += tests/unit/test_handlers_template
+TESTS += tests/unit/test_handlers_template
+tests_unit_test_handlers_template_SOURCES = tests/unit/test_handlers_template.c
+tests_unit_test_handlers_template_CFLAGS = $(UNIT_TEST_FLAGS)
+tests_unit_test_handlers_template_LDADD = $(UNIT_TEST_LIBS)

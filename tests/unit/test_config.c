@@ -105,7 +105,7 @@ static void the_issues_minimal_file_is_valid(void **state)
     assert_int_equal(cfg->control.mode, 0660);
     assert_int_equal(cfg->log_level, LOG_INFO);
     assert_string_equal(cfg->state_dir, NQ_LOCALSTATEDIR "/lib/notifyq");
-    assert_string_equal(cfg->templates_dir, NQ_SYSCONFDIR "/notifyq/templates");
+    assert_string_equal(cfg->templates.dir, NQ_SYSCONFDIR "/notifyq/templates");
     assert_false(cfg->http.enabled);
     assert_null(cfg->postgres.dsn);
     assert_int_equal(cfg->n_queues, 1);
@@ -276,6 +276,35 @@ static void queues_inherit_defaults(void **state)
     (void) nq_config_free(cfg);
 }
 
+/* `templates: DIR` (the shipped form) and `templates: {dir, strict}`. */
+static void templates_as_a_path_or_a_mapping(void **state)
+{
+    (void) state;
+    char *strict[] = { "templates.strict=true" }, *dir[] = { "templates=/o" };
+    struct nq_config *cfg = parse_ok("templates: /a\n" MIN_QUEUE, no_overrides, 0);
+
+    assert_string_equal(cfg->templates.dir, "/a");
+    assert_false(cfg->templates.strict);
+    (void) nq_config_free(cfg);
+    cfg = parse_ok("templates: {dir: /b, strict: true}\n" MIN_QUEUE, no_overrides, 0);
+    assert_string_equal(cfg->templates.dir, "/b");
+    assert_true(cfg->templates.strict);
+    (void) nq_config_free(cfg);
+    cfg = parse_ok("templates:\n  strict: true\n" MIN_QUEUE, no_overrides, 0);
+    assert_string_equal(cfg->templates.dir, NQ_SYSCONFDIR "/notifyq/templates");
+    assert_true(cfg->templates.strict);
+    (void) nq_config_free(cfg);
+    /* --set of one key keeps the directory given as a path. */
+    cfg = parse_ok("templates: /a\n" MIN_QUEUE, strict, 1);
+    assert_string_equal(cfg->templates.dir, "/a");
+    assert_true(cfg->templates.strict);
+    (void) nq_config_free(cfg);
+    cfg = parse_ok("templates: {dir: /b, strict: true}\n" MIN_QUEUE, dir, 1);
+    assert_string_equal(cfg->templates.dir, "/o");
+    assert_false(cfg->templates.strict);
+    (void) nq_config_free(cfg);
+}
+
 static void values_of_every_type(void **state)
 {
     (void) state;
@@ -295,7 +324,7 @@ static void values_of_every_type(void **state)
 
     assert_int_equal(cfg->log_level, LOG_ERR);
     assert_string_equal(cfg->state_dir, "/srv/nq");
-    assert_string_equal(cfg->templates_dir, "/srv/tpl");
+    assert_string_equal(cfg->templates.dir, "/srv/tpl");
     assert_string_equal(cfg->redis.socket, "/run/r.sock");
     assert_string_equal(cfg->redis.prefix, "{nq}");
     assert_int_equal(cfg->redis.db, 3);
@@ -439,6 +468,11 @@ static const struct {
       "t.yaml:1:18: control.group: no such group" },
     /* strings */
     { "state_dir: var/lib\n" MIN_QUEUE, "t.yaml:1:12: state_dir: must be an absolute path" },
+    { "templates: tpl\n" MIN_QUEUE, "t.yaml:1:12: templates: must be an absolute path" },
+    { "templates: {dir: tpl}\n" MIN_QUEUE, "t.yaml:1:18: templates.dir: must be an absolute path" },
+    { "templates: {strict: yes}\n" MIN_QUEUE, "t.yaml:1:21: templates.strict: must be true or false" },
+    { "templates: {dri: /x}\n" MIN_QUEUE, "t.yaml:1:13: templates.dri: unknown key" },
+    { "templates: [/x]\n" MIN_QUEUE, "t.yaml:1:12: templates: must be a mapping, not a list" },
     { "redis: {prefix: ''}\n" MIN_QUEUE, "t.yaml:1:17: redis.prefix: must not be empty" },
     { "control:\n  socket: /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\n" MIN_QUEUE,
@@ -1119,6 +1153,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(unusable_secret_files_are_errors, make_tmp, remove_tmp),
         cmocka_unit_test(environment_variables_expand),
         cmocka_unit_test(every_key_is_documented),
+        cmocka_unit_test(templates_as_a_path_or_a_mapping),
         cmocka_unit_test(foreach_key_stops_when_asked),
         cmocka_unit_test(reload_cannot_change_the_control_socket),
         cmocka_unit_test(load_reports_unreadable_files),

@@ -192,9 +192,8 @@ static const struct bad_case email_bad[] = {
     { "{\"to\":\"a@x.io\",\"subject\":\"a\\r\\nBcc: x@y.io\",\"text\":\"t\"}",
       "data.subject: must be one line" },
     { "{\"to\":\"a@x.io\",\"subject\":\"Hi\",\"template\":\"welcome\"}",
-      "data.template: templates are not rendered yet; send text or html instead" },
-    { "{\"to\":\"a@x.io\",\"text\":\"t\",\"templateId\":\"w\"}",
-      "data.templateId: templates are not rendered yet; send text or html instead" },
+      "data.template: not supported; name the template with data.templateId or send text or "
+      "html" },
     { "{\"to\":\"a@x.io\",\"text\":\"t\",\"headers\":{\"Subject\":\"x\"}}",
       "data.headers.Subject: written by notifyq; use the data keys (to, subject...) instead" },
     { "{\"to\":\"a@x.io\",\"text\":\"t\",\"headers\":{\"content-type\":\"x\"}}",
@@ -438,7 +437,7 @@ static const struct bad_case sms_bad[] = {
     { "{\"to\":\"+15551234567\",\"body\":\"x\",\"from\":\"+12\"}",
       "data.from: \"+12\" is not a phone number in international form: fewer than 7 digits" },
     { "{\"to\":\"+15551234567\",\"body\":\"x\",\"template\":\"otp\"}",
-      "data.template: templates are not rendered yet; send body instead" },
+      "data.template: not supported; name the template with data.templateId or send body" },
     { "[1]", "data: must be a JSON object" },
 };
 
@@ -534,8 +533,9 @@ static const struct bad_case push_bad[] = {
     { "{\"token\":\"a\",\"title\":7}", "data.title: must be a string" },
     { "{\"token\":\"a\",\"body\":\"b\",\"message\":\"m\"}",
       "data.message: give only one of data.body and data.message" },
-    { "{\"token\":\"a\",\"title\":\"t\",\"templateId\":\"x\"}",
-      "data.templateId: templates are not rendered yet; send title and body instead" },
+    { "{\"token\":\"a\",\"title\":\"t\",\"template\":\"x\"}",
+      "data.template: not supported; name the template with data.templateId or send title and "
+      "body" },
 };
 
 static void push_refusals_name_the_field(void **state)
@@ -580,8 +580,9 @@ static const struct bad_case email_fields_bad[] = {
       "without them" },
     { "{\"to\":\"a@x.io\",\"subjct\":\"typo\",\"text\":\"t\"}",
       "data.subjct: not a field of email jobs (see notifyq-jobs(7))" },
-    { "{\"to\":\"a@x.io\",\"text\":\"t\",\"templateVariables\":{\"n\":1}}",
-      "data.templateVariables: templates are not rendered yet; send text or html instead" },
+    { "{\"to\":\"a@x.io\",\"text\":\"t\",\"template\":\"welcome\"}",
+      "data.template: not supported; name the template with data.templateId or send "
+      "text or html" },
     { "{\"to\":\"a@x.io\",\"text\":\"t\",\"token\":\"x\"}",
       "data.token: not a field of email jobs (see notifyq-jobs(7))" },
 };
@@ -590,7 +591,8 @@ static const struct bad_case sms_fields_bad[] = {
     { "{\"to\":\"+15551234567\",\"body\":\"x\",\"subject\":\"s\"}",
       "data.subject: not a field of sms jobs (see notifyq-jobs(7))" },
     { "{\"to\":\"+15551234567\",\"body\":\"x\",\"variables\":{}}",
-      "data.variables: templates are not rendered yet; send body instead" },
+      "data.variables: not supported; name the template with data.templateId or send "
+      "body" },
 };
 
 static const struct bad_case push_fields_bad[] = {
