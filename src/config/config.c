@@ -178,8 +178,8 @@ static const struct cfg_table provider_table = { ROWS(provider_rows) };
 /* An environment variable's name, as execve passes it and shells read it. */
 static const char *check_env_name(const char *s)
 {
-    if (!*s || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
-                   strlen(s) ||
+    if (!*s ||
+        strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(s) ||
         (*s >= '0' && *s <= '9'))
         return "an environment variable name must be letters, digits and '_', not starting "
                "with a digit";
@@ -188,8 +188,8 @@ static const char *check_env_name(const char *s)
 
 #define E(f) .offset = offsetof(struct nq_exec_cfg, f)
 static const struct cfg_row exec_rows[] = {
-    { "argv", CFG_STRING_LIST, CFG_REQUIRED, E(argv), .count_offset = offsetof(struct nq_exec_cfg,
-                                                                                argc) },
+    { "argv", CFG_STRING_LIST, CFG_REQUIRED, E(argv),
+      .count_offset = offsetof(struct nq_exec_cfg, argc) },
     { "timeout", CFG_DURATION, E(timeout_ms), .min = 100, .max = DAY, .def = "30s" },
     { "cwd", CFG_PATH, E(cwd) },
     { "env", CFG_STRING_MAP, E(env), .count_offset = offsetof(struct nq_exec_cfg, n_env),
@@ -264,7 +264,8 @@ static int argv0_node(struct cfg_ctx *c, int exec)
         k = yaml_document_get_node(&c->doc, p->key);
         v = yaml_document_get_node(&c->doc, p->value);
         if (k->type == YAML_SCALAR_NODE && !strcmp((const char *) k->data.scalar.value, "argv") &&
-            v->type == YAML_SEQUENCE_NODE && v->data.sequence.items.start < v->data.sequence.items.top)
+            v->type == YAML_SEQUENCE_NODE &&
+            v->data.sequence.items.start < v->data.sequence.items.top)
             return *v->data.sequence.items.start;
     }
     return exec;

@@ -385,7 +385,7 @@ static void report(struct exec_run *run, int status, int wait_errno)
 {
     struct nq_handler_call *call = run->call;
     struct nq_outcome o = { .kind = NQ_OUTCOME_RETRY };
-    char reason[512], excerpt[EXEC_REASON_STDERR * 3 + 64], took[32];
+    char reason[1024], excerpt[EXEC_REASON_STDERR * 3 + 64], took[32];
     char *result = NULL;
     bool oom = false;
 
