@@ -304,8 +304,10 @@ static void drain(int fd, struct exec_buf *b)
 static void kill_group(const struct exec_run *run, int sig)
 {
     /* Only while the child is unreaped: its pid, and so its group id, cannot
-     * have been reused. */
+     * have been reused. The child itself too, should it have left its group
+     * (setsid); what it took along is out of reach. */
     (void) kill(-run->pid, sig);
+    (void) kill(run->pid, sig);
 }
 
 static struct exec_run *run_free(struct exec_run *run)
