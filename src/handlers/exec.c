@@ -502,47 +502,84 @@ static int nonblock(int fd)
     return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
 }
 
-/* Spawns the child on three fresh pipes; our ends non-blocking. */
+/* Three pipes: [0] the child's stdin, [1] stdout, [2] stderr; the ends that
+ * stay with us non-blocking. */
+static int make_pipes(int p[3][2])
+{
+    for (int i = 0; i < 3; i++) {
+        if (pipe2(p[i], O_CLOEXEC) < 0)
+            return -errno;
+        int r = nonblock(i == 0 ? p[i][1] : p[i][0]);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+static int spawn_actions(posix_spawn_file_actions_t *fa, int p[3][2], const char *cwd)
+{
+    int r = posix_spawn_file_actions_adddup2(fa, p[0][0], 0);
+
+    if (!r)
+        r = posix_spawn_file_actions_adddup2(fa, p[1][1], 1);
+    if (!r)
+        r = posix_spawn_file_actions_adddup2(fa, p[2][1], 2);
+    if (!r)
+        r = posix_spawn_file_actions_addclosefrom_np(fa, 3);
+    if (!r)
+        r = posix_spawn_file_actions_addchdir_np(fa, cwd ? cwd : "/");
+    return -r;
+}
+
+/* A process group of its own; no signal blocked or ignored (the worker
+ * ignores SIGPIPE, SIGINT and SIGHUP, which exec would pass on). */
+static int spawn_attrs(posix_spawnattr_t *at)
+{
+    sigset_t none, all;
+    int r;
+
+    (void) sigemptyset(&none);
+    (void) sigfillset(&all);
+    r = posix_spawnattr_setflags(at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                         POSIX_SPAWN_SETSIGDEF);
+    if (!r)
+        r = posix_spawnattr_setpgroup(at, 0);
+    if (!r)
+        r = posix_spawnattr_setsigmask(at, &none);
+    if (!r)
+        r = posix_spawnattr_setsigdefault(at, &all);
+    return -r;
+}
+
+static int spawn_on(struct exec *x, int p[3][2], pid_t *ret_pid)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    int r = -posix_spawn_file_actions_init(&fa);
+
+    if (r < 0)
+        return r;
+    r = -posix_spawnattr_init(&at);
+    if (r == 0) {
+        r = spawn_actions(&fa, p, x->cfg->cwd);
+        if (r == 0)
+            r = spawn_attrs(&at);
+        if (r == 0)
+            r = -posix_spawn(ret_pid, x->cfg->argv[0], &fa, &at, x->cfg->argv, x->envp);
+        (void) posix_spawnattr_destroy(&at);
+    }
+    (void) posix_spawn_file_actions_destroy(&fa);
+    return r;
+}
+
+/* Spawns the child on three fresh pipes, whose other ends run keeps. */
 static int spawn(struct exec *x, struct exec_run *run)
 {
     int p[3][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    sigset_t none, all;
-    int r = 0;
+    int r = make_pipes(p);
 
-    for (int i = 0; i < 3 && r == 0; i++)
-        if (pipe2(p[i], O_CLOEXEC) < 0)
-            r = -errno;
-    if (r == 0 && (r = -posix_spawn_file_actions_init(&fa)) == 0) {
-        if ((r = -posix_spawnattr_init(&at)) == 0) {
-            (void) sigemptyset(&none);
-            (void) sigfillset(&all);
-            r = -posix_spawn_file_actions_adddup2(&fa, p[0][0], 0);
-            if (!r)
-                r = -posix_spawn_file_actions_adddup2(&fa, p[1][1], 1);
-            if (!r)
-                r = -posix_spawn_file_actions_adddup2(&fa, p[2][1], 2);
-            if (!r)
-                r = -posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-            if (!r)
-                r = -posix_spawn_file_actions_addchdir_np(&fa, x->cfg->cwd ? x->cfg->cwd : "/");
-            if (!r)
-                r = -posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                                       POSIX_SPAWN_SETSIGDEF);
-            if (!r)
-                r = -posix_spawnattr_setpgroup(&at, 0);
-            if (!r)
-                r = -posix_spawnattr_setsigmask(&at, &none);
-            if (!r)
-                r = -posix_spawnattr_setsigdefault(&at, &all);
-            if (!r)
-                r = -posix_spawn(&run->pid, x->cfg->argv[0], &fa, &at, x->cfg->argv, x->envp);
-            (void) posix_spawnattr_destroy(&at);
-        }
-        (void) posix_spawn_file_actions_destroy(&fa);
-    }
-    /* The child's ends go, ours stay (or go too on failure). */
+    if (r == 0)
+        r = spawn_on(x, p, &run->pid);
     for (int i = 0; i < 3; i++) {
         int child = i == 0 ? p[i][0] : p[i][1], ours = i == 0 ? p[i][1] : p[i][0];
 
@@ -556,9 +593,6 @@ static int spawn(struct exec *x, struct exec_run *run)
     run->in_fd = p[0][1];
     run->out_fd = p[1][0];
     run->err_fd = p[2][0];
-    if ((r = nonblock(run->in_fd)) < 0 || (r = nonblock(run->out_fd)) < 0 ||
-        (r = nonblock(run->err_fd)) < 0)
-        return r;
     return 0;
 }
 
