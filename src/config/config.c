@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -174,6 +175,29 @@ static const struct cfg_row provider_rows[] = {
 };
 static const struct cfg_table provider_table = { ROWS(provider_rows) };
 
+/* An environment variable's name, as execve passes it and shells read it. */
+static const char *check_env_name(const char *s)
+{
+    if (!*s ||
+        strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(s) ||
+        (*s >= '0' && *s <= '9'))
+        return "an environment variable name must be letters, digits and '_', not starting "
+               "with a digit";
+    return NULL;
+}
+
+#define E(f) .offset = offsetof(struct nq_exec_cfg, f)
+static const struct cfg_row exec_rows[] = {
+    { "argv", CFG_STRING_LIST, CFG_REQUIRED, E(argv),
+      .count_offset = offsetof(struct nq_exec_cfg, argc) },
+    { "timeout", CFG_DURATION, E(timeout_ms), .min = 100, .max = DAY, .def = "30s" },
+    { "cwd", CFG_PATH, E(cwd) },
+    { "env", CFG_STRING_MAP, E(env), .count_offset = offsetof(struct nq_exec_cfg, n_env),
+      .check = check_env_name },
+};
+#undef E
+static const struct cfg_table exec_table = { ROWS(exec_rows) };
+
 #define Q(f) .offset = offsetof(struct nq_queue_cfg, f)
 static const struct cfg_row queue_rows[] = {
     { "handler", CFG_ENUM, CFG_REQUIRED | CFG_QUEUE_ONLY, Q(handler), .enums = handler_enums },
@@ -194,6 +218,7 @@ static const struct cfg_row queue_rows[] = {
     { "max_rss", CFG_UINT, Q(max_rss_mib), .min = 0, .max = 1048576, .def = "0" },
     { "max_crashes", CFG_UINT, Q(max_crashes), .min = 1, .max = 1000, .def = "3" },
     { "provider", CFG_MAP, CFG_QUEUE_ONLY, Q(provider), .sub = &provider_table },
+    { "exec", CFG_MAP, CFG_QUEUE_ONLY, Q(exec), .sub = &exec_table },
 };
 #undef Q
 _Static_assert(NQ_ELEMENTSOF(queue_rows) <= CFG_MAX_ROWS, "raise CFG_MAX_ROWS");
@@ -230,10 +255,59 @@ static int check_bullmq_unique(struct cfg_ctx *c, const struct nq_queue_cfg *q,
     return 0;
 }
 
+/* The node of exec.argv[0], for messages; exec if it cannot be found. */
+static int argv0_node(struct cfg_ctx *c, int exec)
+{
+    yaml_node_t *m = yaml_document_get_node(&c->doc, exec), *k, *v;
+
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+        k = yaml_document_get_node(&c->doc, p->key);
+        v = yaml_document_get_node(&c->doc, p->value);
+        if (k->type == YAML_SCALAR_NODE && !strcmp((const char *) k->data.scalar.value, "argv") &&
+            v->type == YAML_SEQUENCE_NODE &&
+            v->data.sequence.items.start < v->data.sequence.items.top)
+            return *v->data.sequence.items.start;
+    }
+    return exec;
+}
+
+/* What the exec handler will run must be there now: `notifyqd -t` says so,
+ * not each job's failedReason later. Paths are absolute, so no search. */
+static int check_exec(struct cfg_ctx *c, const struct nq_queue_cfg *q, const struct cfg_seen *seen,
+                      int node)
+{
+    const struct cfg_seen *ex = seen_of(&queue_table, seen, "exec");
+    const char *prog;
+    struct stat st;
+    int at;
+
+    if (q->handler != NQ_HANDLER_EXEC) {
+        if (ex->key)
+            return cfg_fail_key(c, ex->key, "exec", "the %s handler takes no exec",
+                                nq_handler_name(q->handler));
+        return 0;
+    }
+    if (!ex->key)
+        return cfg_fail_key(c, node, "exec", "required with handler exec (exec: {argv: [...]})");
+    prog = q->exec.argv[0];
+    at = argv0_node(c, ex->val);
+    if (prog[0] != '/')
+        return cfg_fail_key(c, at, "exec.argv[0]",
+                            "must be an absolute path (no shell or PATH search runs it)");
+    if (stat(prog, &st) < 0)
+        return cfg_fail_key(c, at, "exec.argv[0]", "%s: %s", prog, strerror(errno));
+    if (!S_ISREG(st.st_mode) || access(prog, X_OK) < 0)
+        return cfg_fail_key(c, at, "exec.argv[0]", "%s: not an executable file", prog);
+    if (q->exec.cwd && (stat(q->exec.cwd, &st) < 0 || !S_ISDIR(st.st_mode)))
+        return cfg_fail_key(c, ex->val, "exec.cwd", "%s: not a directory", q->exec.cwd);
+    return 0;
+}
+
 static int finish_queue(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node)
 {
     struct nq_queue_cfg *q = base;
     const struct cfg_seen *provider = seen_of(&queue_table, seen, "provider");
+    int r;
 
     if (!q->bullmq_queue && !(q->bullmq_queue = strdup(q->name)))
         return cfg_oom(c);
@@ -247,7 +321,8 @@ static int finish_queue(struct cfg_ctx *c, void *base, const struct cfg_seen *se
         q->provider.spool_dir = NULL;
         return cfg_oom(c);
     }
-    return check_bullmq_unique(c, q, seen, node);
+    r = check_exec(c, q, seen, node);
+    return r < 0 ? r : check_bullmq_unique(c, q, seen, node);
 }
 
 /* Names become process titles ("worker email/1"), log fields and --set

@@ -74,6 +74,16 @@ struct nq_provider_cfg {
     char *spool_dir; /* file: default <state_dir>/spool/<queue> */
 };
 
+/* The exec handler: a command run per job (handlers/exec.c). */
+struct nq_exec_cfg {
+    char **argv; /* NULL-terminated; argv[0] an absolute path to an executable file */
+    size_t argc;
+    uint64_t timeout_ms; /* per run; default 30s */
+    char *cwd;           /* working directory; NULL: / */
+    char **env;          /* "NAME=value", NULL-terminated: the child's environment but PATH */
+    size_t n_env;
+};
+
 /* Everything a queue has; `defaults` is the same struct, and each queue starts
  * as a copy of it before its own keys apply. */
 struct nq_queue_cfg {
@@ -95,6 +105,7 @@ struct nq_queue_cfg {
     uint32_t max_rss_mib;         /* recycle a worker above N MiB RSS; 0 = never */
     uint32_t max_crashes;         /* poison job threshold; default 3 */
     struct nq_provider_cfg provider;
+    struct nq_exec_cfg exec; /* handler exec only */
     unsigned line, column; /* 1-based position of the queue's key, for messages */
 };
 
@@ -190,7 +201,7 @@ struct nq_config_key {
     const char *path;  /* "redis.url", "queues.*.backoff.delay": * is a queue or tenant name */
     const char *type;  /* "string", "path", "secret", "file", "integer", "number", "duration",
                         * "enum", "octal mode", "mapping", "retention", "mapping of names",
-                        * "list of files" */
+                        * "list of files", "list of strings", "mapping of strings" */
     const char *def;   /* the default as written in the file; NULL: none, or computed */
     const char *range; /* "1..10000", "100ms..1d", "fixed, exponential"; NULL: any value */
     bool required;

@@ -37,6 +37,10 @@ enum cfg_type {
     CFG_NAMED,        /* NAME -> mapping: array at offset, size_t count at count_offset */
     CFG_SECRET_FILES, /* list of files, each holding one secret: char ** + size_t count */
     CFG_BOOL,         /* bool: true or false */
+    CFG_STRING_LIST,  /* list of strings, ${ENV} expanded, may be empty: char ** + size_t
+                       * count, the array NULL-terminated too (an argv) */
+    CFG_STRING_MAP,   /* NAME -> string, ${ENV} expanded: "NAME=value" char ** + size_t count,
+                       * NULL-terminated (an envp); wiped when freed (they may hold tokens) */
 };
 
 enum {
@@ -82,7 +86,7 @@ struct cfg_row {
     enum cfg_type type;
     unsigned flags;
     size_t offset;
-    size_t count_offset;          /* CFG_NAMED, CFG_SECRET_FILES */
+    size_t count_offset;          /* CFG_NAMED, CFG_SECRET_FILES, CFG_STRING_LIST/MAP */
     uint64_t min, max;            /* CFG_UINT, CFG_DURATION; max for CFG_MODE */
     double fmin, fmax;            /* CFG_FLOAT */
     const char *def;              /* default as written in the file; NULL: none */
@@ -92,8 +96,9 @@ struct cfg_row {
     /* CFG_MAP: a scalar in place of the mapping sets this key of it
      * (`templates: DIR` for `templates: {dir: DIR}`). */
     const char *shorthand;
-    /* CFG_STRING, CFG_PATH: extra check of the expanded value; returns NULL
-     * when fine, else the message. */
+    /* CFG_STRING, CFG_PATH, CFG_STRING_LIST items: extra check of the
+     * expanded value; CFG_STRING_MAP: of each name. Returns NULL when fine,
+     * else the message. */
     const char *(*check)(const char *value);
 };
 

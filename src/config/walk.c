@@ -211,6 +211,8 @@ static const char *const type_desc[] = {
     [CFG_NAMED] = "a mapping",
     [CFG_SECRET_FILES] = "a list of files",
     [CFG_BOOL] = "true or false",
+    [CFG_STRING_LIST] = "a list of strings",
+    [CFG_STRING_MAP] = "a mapping of names to strings",
 };
 
 /* ${NAME} is the environment variable, $$ a dollar. Writes the expansion to
@@ -561,6 +563,8 @@ static int set_scalar(struct cfg_ctx *c, const struct cfg_row *r, void *field, c
     case CFG_MAP:
     case CFG_NAMED:
     case CFG_SECRET_FILES:
+    case CFG_STRING_LIST:
+    case CFG_STRING_MAP:
         break;
     }
     assert(!"not a scalar type");
@@ -822,6 +826,113 @@ static int walk_secret_files(struct cfg_ctx *c, const struct cfg_row *r, void *b
     return 0;
 }
 
+static void free_strings(char **v, size_t n, bool wipe)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (wipe)
+            cfg_free_secret(v[i]);
+        else
+            free(v[i]);
+    }
+    free(v);
+}
+
+/* A fresh zeroed array of n strings owned by base's field (what was there,
+ * a copy of `defaults`, goes): a failure half-way frees what exists. */
+static char **strings_replace(const struct cfg_row *r, void *base, size_t n)
+{
+    char ***field = field_of(base, r);
+    size_t *count = (size_t *) ((char *) base + r->count_offset);
+    char **v = calloc(n + 1, sizeof(*v));
+
+    if (!v)
+        return NULL;
+    free_strings(*field, *count, r->type == CFG_STRING_MAP);
+    *field = v;
+    *count = n;
+    return v;
+}
+
+/* One string item of a list or mapping: ${ENV} expanded, checked. */
+static int string_item(struct cfg_ctx *c, const struct cfg_row *r, int id, char **ret_value)
+{
+    const yaml_node_t *n = node_get(c, id);
+    const char *text = NULL, *problem;
+    int ret;
+
+    if (n->type != YAML_SCALAR_NODE || is_null(n))
+        return cfg_fail(c, id, "must be a string, not %s", kind_of(n));
+    ret = scalar_text(c, id, &text);
+    if (ret >= 0)
+        ret = expand_env(c, id, text, ret_value);
+    if (ret < 0)
+        return ret;
+    problem = r->type == CFG_STRING_LIST && r->check ? r->check(*ret_value) : NULL;
+    return problem ? cfg_fail(c, id, "%s", problem) : 0;
+}
+
+static int walk_string_list(struct cfg_ctx *c, const struct cfg_row *r, void *base, int id)
+{
+    const yaml_node_t *seq = node_get(c, id);
+    size_t n;
+    char **v;
+
+    if (seq->type != YAML_SEQUENCE_NODE)
+        return cfg_fail(c, id, "must be a list of strings, not %s", kind_of(seq));
+    n = (size_t) (seq->data.sequence.items.top - seq->data.sequence.items.start);
+    if (n == 0)
+        return cfg_fail(c, id, "must list at least one string");
+    v = strings_replace(r, base, n);
+    if (!v)
+        return cfg_oom(c);
+    for (size_t i = 0; i < n; i++) {
+        size_t saved = path_push(c, "[%zu]", i);
+        int ret = string_item(c, r, seq->data.sequence.items.start[i], &v[i]);
+
+        path_pop(c, saved);
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
+
+static int walk_string_map(struct cfg_ctx *c, const struct cfg_row *r, void *base, int id)
+{
+    const yaml_node_t *map = node_get(c, id);
+    size_t n;
+    char **v;
+    int ret;
+
+    if (map->type != YAML_MAPPING_NODE)
+        return cfg_fail(c, id, "must be a mapping of names to strings, not %s", kind_of(map));
+    ret = scan_names(c, map);
+    if (ret < 0)
+        return ret;
+    n = (size_t) (map->data.mapping.pairs.top - map->data.mapping.pairs.start);
+    v = strings_replace(r, base, n);
+    if (!v)
+        return cfg_oom(c);
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_pair_t p = map->data.mapping.pairs.start[i];
+        const char *name = (const char *) node_get(c, p.key)->data.scalar.value;
+        const char *problem = r->check ? r->check(name) : NULL;
+        nq_autofree char *value = NULL;
+        size_t saved = path_push_key(c, name);
+
+        ret = problem ? cfg_fail(c, p.key, "%s", problem) : string_item(c, r, p.value, &value);
+        if (ret >= 0 && asprintf(&v[i], "%s=%s", name, value) < 0) {
+            v[i] = NULL;
+            ret = cfg_oom(c);
+        }
+        if (value)
+            explicit_bzero(value, strlen(value));
+        path_pop(c, saved);
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
+
 static int walk_value(struct cfg_ctx *c, const struct cfg_row *r, void *base,
                       const struct cfg_seen *s)
 {
@@ -837,6 +948,10 @@ static int walk_value(struct cfg_ctx *c, const struct cfg_row *r, void *base,
         return walk_named(c, r, base, s->val);
     case CFG_SECRET_FILES:
         return walk_secret_files(c, r, base, s->val);
+    case CFG_STRING_LIST:
+        return walk_string_list(c, r, base, s->val);
+    case CFG_STRING_MAP:
+        return walk_string_map(c, r, base, s->val);
     default:
         return walk_scalar(c, r, base, s);
     }
@@ -895,15 +1010,38 @@ static int apply_defaults(struct cfg_ctx *c, const struct cfg_table *t, void *ba
         const struct cfg_row *r = &t->rows[i];
         int ret = 0;
 
-        if (r->flags & t->exclude)
-            continue;
+        /* A queue-only section's defaults still go into `defaults`: each
+         * queue starts as a copy of it. */
         if (r->type == CFG_MAP)
             ret = apply_defaults(c, r->sub, field_of(base, r));
+        else if (r->flags & t->exclude)
+            continue;
         else if (r->def)
             ret = set_scalar(c, r, field_of(base, r), r->def, 0, 0, false);
         if (ret < 0)
             return ret;
     }
+    return 0;
+}
+
+/* Replaces a string array shared with the copy's source by its own copy;
+ * on failure the strings not copied are NULL. */
+static int dup_array(const struct cfg_row *r, void *base)
+{
+    char ***field = field_of(base, r);
+    size_t n = *(size_t *) ((char *) base + r->count_offset);
+    char **src = *field, **v;
+
+    if (!src)
+        return 0;
+    v = *field = calloc(n + 1, sizeof(*v));
+    if (!v) {
+        *(size_t *) ((char *) base + r->count_offset) = 0;
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!(v[i] = strdup(src[i])))
+            return -ENOMEM;
     return 0;
 }
 
@@ -925,6 +1063,11 @@ static int dup_strings(const struct cfg_table *t, void *base)
         case CFG_MAP:
         case CFG_KEEP:
             if (dup_strings(r->sub, p) < 0)
+                ret = -ENOMEM;
+            break;
+        case CFG_STRING_LIST:
+        case CFG_STRING_MAP:
+            if (dup_array(r, base) < 0)
                 ret = -ENOMEM;
             break;
         case CFG_NAMED:
@@ -975,6 +1118,10 @@ static void free_fields(const struct cfg_table *t, void *base)
             for (size_t j = 0; j < n; j++)
                 cfg_free_secret((*(char ***) f)[j]);
             free(*(void **) f);
+            break;
+        case CFG_STRING_LIST:
+        case CFG_STRING_MAP:
+            free_strings(*(char ***) f, n, r->type == CFG_STRING_MAP);
             break;
         default:
             break;
@@ -1414,6 +1561,7 @@ static const char *const key_type[] = {
     [CFG_ENUM] = "enum",         [CFG_MODE] = "octal mode",  [CFG_MAP] = "mapping",
     [CFG_KEEP] = "retention",    [CFG_NAMED] = "mapping of names",
     [CFG_SECRET_FILES] = "list of files", [CFG_BOOL] = "boolean",
+    [CFG_STRING_LIST] = "list of strings", [CFG_STRING_MAP] = "mapping of strings",
 };
 
 static void describe_range(const struct cfg_row *r, char *buf, size_t size)

@@ -318,6 +318,8 @@ static void values_of_every_type(void **state)
         "    rate_limit: {max: 5, duration: 2m}\n"
         "    retention: {completed: false, failed: {}}\n"
         "    max_rss: 1048576\n    max_stalled: 0\n    drain_timeout: 0\n"
+        "    exec: {argv: [/bin/sh, -c, 'echo $$1', ''], timeout: 5s, cwd: /tmp,\n"
+        "           env: {A_1: '1', B: ''}}\n"
         "tenants:\n  acme: {rate_limit: {max: 3, duration: 1h}}\n  other:\n",
         no_overrides, 0);
     const struct nq_queue_cfg *q = &cfg->queues[0];
@@ -345,6 +347,16 @@ static void values_of_every_type(void **state)
     assert_int_equal(q->max_rss_mib, 1048576);
     assert_int_equal(q->max_stalled, 0);
     assert_int_equal(q->drain_timeout_ms, 0);
+    assert_int_equal(q->exec.argc, 4);
+    assert_string_equal(q->exec.argv[2], "echo $1");
+    assert_string_equal(q->exec.argv[3], "");
+    assert_null(q->exec.argv[4]);
+    assert_int_equal(q->exec.timeout_ms, 5000);
+    assert_string_equal(q->exec.cwd, "/tmp");
+    assert_int_equal(q->exec.n_env, 2);
+    assert_string_equal(q->exec.env[0], "A_1=1");
+    assert_string_equal(q->exec.env[1], "B=");
+    assert_null(q->exec.env[2]);
     assert_int_equal(cfg->n_tenants, 2);
     assert_string_equal(cfg->tenants[0].name, "acme");
     assert_int_equal(cfg->tenants[0].rate_limit.max, 3);
@@ -497,6 +509,44 @@ static const struct {
     { "queues: {email: *nope}\n", "t.yaml:1:17: found undefined alias" },
     { MIN_QUEUE "---\nqueues: {}\n", "t.yaml:5:1: only one YAML document is allowed" },
     { "a: \"\xff\"\n", "t.yaml: invalid leading UTF-8 octet at byte 4" },
+    /* exec */
+#define EXEC_QUEUE "queues:\n  run:\n    handler: exec\n"
+    { EXEC_QUEUE, "t.yaml:3:5: queues.run.exec: required with handler exec (exec: {argv: [...]})" },
+    { MIN_QUEUE "    exec: {argv: [/bin/true]}\n",
+      "t.yaml:4:5: queues.email.exec: the noop handler takes no exec" },
+    { "defaults:\n  exec: {argv: [/bin/true]}\n" MIN_QUEUE,
+      "t.yaml:2:3: defaults.exec: only allowed in a queue, not in defaults" },
+    { EXEC_QUEUE "    exec: {timeout: 1s}\n",
+      "t.yaml:4:11: queues.run.exec.argv: required key is missing" },
+    { EXEC_QUEUE "    exec: {argv: /bin/true}\n",
+      "t.yaml:4:18: queues.run.exec.argv: must be a list of strings, not a scalar" },
+    { EXEC_QUEUE "    exec: {argv: []}\n",
+      "t.yaml:4:18: queues.run.exec.argv: must list at least one string" },
+    { EXEC_QUEUE "    exec: {argv: [/bin/true, [x]]}\n",
+      "t.yaml:4:30: queues.run.exec.argv[1]: must be a string, not a list" },
+    { EXEC_QUEUE "    exec: {argv: [true]}\n",
+      "t.yaml:4:19: queues.run.exec.argv[0]: must be an absolute path (no shell or PATH search "
+      "runs it)" },
+    { EXEC_QUEUE "    exec: {argv: [/nonexistent/notify]}\n",
+      "t.yaml:4:19: queues.run.exec.argv[0]: /nonexistent/notify: No such file or directory" },
+    { EXEC_QUEUE "    exec: {argv: [/etc/passwd]}\n",
+      "t.yaml:4:19: queues.run.exec.argv[0]: /etc/passwd: not an executable file" },
+    { EXEC_QUEUE "    exec: {argv: [/bin]}\n",
+      "t.yaml:4:19: queues.run.exec.argv[0]: /bin: not an executable file" },
+    { EXEC_QUEUE "    exec: {argv: [/bin/true], cwd: /etc/passwd}\n",
+      "t.yaml:4:11: queues.run.exec.cwd: /etc/passwd: not a directory" },
+    { EXEC_QUEUE "    exec: {argv: [/bin/true], timeout: 0}\n",
+      "t.yaml:4:40: queues.run.exec.timeout: must be 100ms..1d" },
+    { EXEC_QUEUE "    exec: {argv: [/bin/true], env: {A-B: x}}\n",
+      "t.yaml:4:37: queues.run.exec.env.A-B: an environment variable name must be letters, "
+      "digits and '_', not starting with a digit" },
+    { EXEC_QUEUE "    exec: {argv: [/bin/true], env: {A: x, A: y}}\n",
+      "t.yaml:4:43: queues.run.exec.env.A: duplicate key (first at 4:37)" },
+    { EXEC_QUEUE "    exec: {argv: [/bin/true], env: {A: [x]}}\n",
+      "t.yaml:4:40: queues.run.exec.env.A: must be a string, not a list" },
+    { EXEC_QUEUE "    exec: {argv: [/bin/true], env: [A=x]}\n",
+      "t.yaml:4:36: queues.run.exec.env: must be a mapping of names to strings, not a list" },
+#undef EXEC_QUEUE
 };
 
 static void errors_name_file_line_column_and_key(void **state)
@@ -1126,7 +1176,8 @@ static void handler_names_round_trip(void **state)
         struct nq_config *cfg;
 
         assert_string_equal(nq_handler_name((enum nq_handler_kind) i), names[i]);
-        (void) snprintf(yaml, sizeof(yaml), "queues:\n  q:\n    handler: %s\n", names[i]);
+        (void) snprintf(yaml, sizeof(yaml), "queues:\n  q:\n    handler: %s\n%s", names[i],
+                        strcmp(names[i], "exec") ? "" : "    exec: {argv: [/bin/true]}\n");
         cfg = parse_ok(yaml, no_overrides, 0);
         assert_int_equal(cfg->queues[0].handler, i);
         (void) nq_config_free(cfg);

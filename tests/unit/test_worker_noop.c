@@ -67,7 +67,7 @@ static void unimplemented_handlers_say_so(void **state)
 
     (void) state;
     assert_non_null(nq_handler_ops_find(NQ_HANDLER_NOOP));
-    assert_null(nq_handler_ops_find(NQ_HANDLER_EXEC));
+    assert_null(nq_handler_ops_find(NQ_HANDLER_EXPORT));
     assert_int_equal(nq_handler_new(&env, &h, &err), -EOPNOTSUPP);
     assert_null(h);
     assert_string_equal(nq_err_str(&err), "handler webhook not implemented yet");
