@@ -1306,10 +1306,9 @@ static int check_depth(struct cfg_ctx *c, const char *buf, size_t len)
     while (!done && r == 0 && yaml_parser_parse(&p, &ev)) {
         if (ev.type == YAML_MAPPING_START_EVENT || ev.type == YAML_SEQUENCE_START_EVENT) {
             if (++depth > CONFIG_MAX_DEPTH)
-                r = nq_err_set(c->err, -EINVAL,
-                               "%s:%zu:%zu: mappings and lists nested deeper than %d levels",
-                               c->name, ev.start_mark.line + 1, ev.start_mark.column + 1,
-                               CONFIG_MAX_DEPTH);
+                r = nq_err_set(
+                    c->err, -EINVAL, "%s:%zu:%zu: mappings and lists nested deeper than %d levels",
+                    c->name, ev.start_mark.line + 1, ev.start_mark.column + 1, CONFIG_MAX_DEPTH);
         } else if (ev.type == YAML_MAPPING_END_EVENT || ev.type == YAML_SEQUENCE_END_EVENT) {
             depth--;
         }

@@ -341,8 +341,7 @@ static void settle_sent(struct worker *w, const struct wcall *c, const struct nq
         if (code == 0) {
             count_finish(w, j);
         } else if (code == NQ_FINISH_CODE_APPLIED) {
-            nq_log(LOG_INFO, "job %s: finish applied by a call whose reply was lost",
-                   j->job->id);
+            nq_log(LOG_INFO, "job %s: finish applied by a call whose reply was lost", j->job->id);
             count_finish(w, j);
         } else if (code == NQ_FINISH_CODE_FOREIGN) {
             nq_log(LOG_WARNING, "job %s: its key no longer held a job hash: failed", j->job->id);
