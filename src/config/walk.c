@@ -299,7 +299,8 @@ static const char *file_kind(mode_t mode)
 /* Reads at most cap bytes of the regular file path into a NUL-terminated
  * buffer. Opened without blocking, so that a FIFO (which would wait for a
  * writer) or a device is refused rather than hang the master on a reload:
- * -EMEDIUMTYPE stands for "not a regular file", and *ret_kind then says what. */
+ * -EISDIR for a directory, -EMEDIUMTYPE for anything else that is not a
+ * regular file, and *ret_kind then says what it is. */
 static int read_file(const char *path, size_t cap, char **ret, size_t *ret_len,
                      const char **ret_kind)
 {
@@ -312,7 +313,7 @@ static int read_file(const char *path, size_t cap, char **ret, size_t *ret_len,
         return -errno;
     if (!S_ISREG(st.st_mode)) {
         *ret_kind = file_kind(st.st_mode);
-        return -EMEDIUMTYPE;
+        return S_ISDIR(st.st_mode) ? -EISDIR : -EMEDIUMTYPE;
     }
     buf = malloc(cap + 1);
     if (!buf)
@@ -343,7 +344,7 @@ static int read_secret(struct cfg_ctx *c, int node, const char *path, char **ret
     size_t len = 0;
     int r = read_file(path, SECRET_MAX_BYTES, &buf, &len, &kind);
 
-    if (r == -EMEDIUMTYPE)
+    if (kind)
         return cfg_fail(c, node, "%s is %s, not a regular file", path, kind);
     if (r == -EFBIG)
         return cfg_fail(c, node, "%s is larger than %u KiB", path, SECRET_MAX_BYTES >> 10);
@@ -1415,8 +1416,9 @@ int nq_config_load(const char *path, char *const *overrides, size_t n_overrides,
     size_t len = 0;
     int r = read_file(path, CONFIG_MAX_BYTES, &buf, &len, &kind);
 
-    if (r == -EMEDIUMTYPE)
-        return nq_err_set(err, -EINVAL, "%s: is %s, not a regular file", path, kind);
+    if (kind)
+        return nq_err_set(err, r == -EISDIR ? r : -EINVAL, "%s: is %s, not a regular file", path,
+                          kind);
     if (r == -EFBIG)
         return nq_err_set(err, r, "%s: larger than %u MiB", path, CONFIG_MAX_BYTES >> 20);
     if (r < 0)
