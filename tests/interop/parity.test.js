@@ -1,0 +1,148 @@
+'use strict';
+// SPDX-License-Identifier: MIT
+// BullMQ parity, part 2 (issue 14): each scenario runs twice on a fresh
+// redis-server, once processed by BullMQ 6.7.0's own Worker and once by
+// notifyq's queue store (nq_driver, with the queue defaults of notifyq's
+// config loader), and the same assertions must hold for both: the reference
+// run proves the test.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const { Queue, Worker } = require('bullmq');
+const IORedis = require('ioredis');
+const H = require('./helpers');
+
+assert.ok(fs.existsSync(H.DRIVER), `build nq_driver first (${H.DRIVER})`);
+
+const LIMIT = { timeout: 60000 };
+
+// The noop handler's rules (nq_driver.c), as a BullMQ processor.
+async function noop(job) {
+  if (job.data.fail === 'retryable') throw new Error('noop: retryable failure');
+  if (job.data.fail === 'permanent') throw new Error('noop: permanent failure');
+  return { ok: true };
+}
+
+// Runs scenario on a fresh Redis for each implementation:
+//   setup({ queue }) adds jobs with BullMQ's Queue;
+//   run({ redis, queue, name }) processes them until done(queue) holds;
+//   check({ queue, events, who }) asserts the outcome.
+async function both(name, { setup, done, driverArgs = [], check }) {
+  for (const who of ['bullmq', 'notifyq']) {
+    const redis = await H.startRedis();
+    const queue = new Queue(name, { connection: redis.connection() });
+    const client = new IORedis(redis.connection());
+    try {
+      await queue.waitUntilReady();
+      const ctx = await setup({ queue });
+      if (who === 'bullmq') {
+        const worker = new Worker(name, noop, { connection: redis.connection() });
+        try {
+          await H.waitFor(() => done(queue, ctx), 20000, `${name}: BullMQ worker done`);
+        } finally {
+          await worker.close();
+        }
+      } else {
+        const r = await H.driver(redis, name, ['-t', '20000', ...driverArgs]);
+        assert.equal(r.code, 0, `${who}: ${r.stderr}`);
+        await H.waitFor(() => done(queue, ctx), 5000, `${name}: notifyq done`);
+      }
+      const events = (await client.xrange(`bull:${name}:events`, '-', '+')).map(([, kv]) => {
+        const e = {};
+        for (let i = 0; i < kv.length; i += 2) e[kv[i]] = kv[i + 1];
+        return e;
+      });
+      await check({ queue, client, events, who, ctx });
+    } finally {
+      client.disconnect();
+      await queue.close();
+      await redis.stop();
+    }
+  }
+}
+
+function failedCount(queue) {
+  return queue.getJobCounts('failed').then((c) => c.failed);
+}
+
+test('a job with attempts and no backoff is retried at once, not delayed', LIMIT, async () => {
+  await both('no-backoff', {
+    setup: async ({ queue }) => {
+      await queue.add('flaky', { fail: 'retryable' }, { attempts: 3 });
+    },
+    done: async (queue) => (await failedCount(queue)) === 1,
+    driverArgs: ['process', '1'],
+    check: async ({ queue, events, who }) => {
+      const job = await queue.getJob('1');
+      assert.equal(await job.getState(), 'failed', who);
+      assert.equal(job.attemptsMade, 3, who);
+      const delayed = events.filter((e) => e.event === 'delayed' && e.jobId === '1');
+      assert.deepEqual(delayed, [], `${who}: no retry went through delayed`);
+      assert.equal(job.delay, 0, who);
+    },
+  });
+});
+
+test("a job's own backoff is not capped by a queue's backoff.max", LIMIT, async () => {
+  const TWO_HOURS = 2 * 3600 * 1000;
+  await both('own-backoff', {
+    setup: async ({ queue }) => {
+      await queue.add('slow', { fail: 'retryable' },
+        { attempts: 2, backoff: { type: 'fixed', delay: TWO_HOURS } });
+      await queue.add('ok', {});
+      return { before: Date.now() };
+    },
+    done: async (queue) => (await queue.getJobCounts('delayed', 'completed')).completed === 1,
+    // A queue whose config sets a default backoff and a cap of one minute:
+    // they are for jobs without a backoff of their own.
+    driverArgs: ['-b', '1000', '-m', '60000', 'process', '1'],
+    check: async ({ queue, client, who, ctx }) => {
+      const job = await queue.getJob('1');
+      assert.equal(await job.getState(), 'delayed', who);
+      const score = Number(await client.zscore('bull:own-backoff:delayed', '1'));
+      const due = Math.floor(score / 4096);
+      assert.ok(due >= ctx.before + TWO_HOURS, `${who}: due ${due - ctx.before} ms after add`);
+      assert.ok(due < Date.now() + TWO_HOURS + 1000, `${who}: due at most 2 h from now`);
+    },
+  });
+});
+
+test('without stackTraceLimit every attempt keeps its trace; with it, the last N', LIMIT,
+  async () => {
+    await both('traces', {
+      setup: async ({ queue }) => {
+        await queue.add('all', { fail: 'retryable' }, { attempts: 12 });
+        await queue.add('two', { fail: 'retryable' }, { attempts: 4, stackTraceLimit: 2 });
+      },
+      done: async (queue) => (await failedCount(queue)) === 2,
+      driverArgs: ['process', '2'],
+      check: async ({ queue, who }) => {
+        const all = await queue.getJob('1');
+        assert.equal(all.attemptsMade, 12, who);
+        assert.equal(all.stacktrace.length, 12, who);
+        const two = await queue.getJob('2');
+        assert.equal(two.attemptsMade, 4, who);
+        assert.equal(two.stacktrace.length, 2, who);
+      },
+    });
+  });
+
+test('a job scheduler with endDate runs the iteration fetched before endDate', LIMIT,
+  async () => {
+    // Iterations at about t, t+1s, t+2s. The one fetched at t+1s is before
+    // endDate (t+1.5s), so BullMQ adds the next (t+2s), past endDate; that
+    // one, fetched after endDate, adds none: three runs in all.
+    await both('sched-end', {
+      setup: async ({ queue }) => {
+        await queue.upsertJobScheduler('tick', { every: 1000, endDate: Date.now() + 1500 },
+          { name: 'tick', data: {} });
+      },
+      done: async (queue) => (await queue.getJobCounts('completed')).completed >= 3,
+      driverArgs: ['process', '3'],
+      check: async ({ queue, who }) => {
+        await H.sleep(300); // room for a fourth iteration, were one added
+        const counts = await queue.getJobCounts('completed', 'delayed', 'waiting', 'active');
+        assert.deepEqual(counts, { completed: 3, delayed: 0, waiting: 0, active: 0 }, who);
+      },
+    });
+  });
