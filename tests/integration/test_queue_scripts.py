@@ -654,3 +654,28 @@ def test_a_resent_finish_is_found_applied_not_refused(q):
     q.r.delete(q.k(f.id + ":lock"))
     assert q.work([resent(f.complete())])[0] == [-2]
     assert q.r.lrange(q.k("active"), 0, -1) == [f.id]
+
+
+def test_dedup_keep_last_if_active_job_is_created_when_the_owner_ends(q):
+    """BullMQ's producer keeps the job added while the dedup owner is active
+    in dn:<id>; our finish creates it (issue 14 item 6)."""
+    assert q.add(dedup="d1") == ["1", "added"]
+    _, [a], _, _ = q.fetch()
+    q.r.hset(q.k("dn:d1"), mapping={
+        "name": "next", "data": '{"n":3}', "jid": "",
+        "opts": '{"delay":5000,"priority":0,"de":{"id":"d1","keepLastIfActive":true}}'})
+    q.r.hdel(q.k("dn:d1"), "jid")
+    q.r.incr(q.k("id"))  # ids burnt by the deduplicated adds
+    t = now_ms()
+    assert q.work([a.complete()], now=t)[0] == [0]
+    assert not q.r.exists(q.k("dn:d1"))
+    h = q.r.hgetall(q.k("3"))
+    assert (h["name"], h["data"], h["deid"], h["delay"]) == ("next", '{"n":3}', "d1", "5000")
+    assert h["timestamp"] == str(t)
+    assert q.r.zscore(q.k("delayed"), "3") == (t + 5000) * 4096
+    assert q.r.get(q.k("de:d1")) == "3" and q.r.pttl(q.k("de:d1")) == -1
+    assert q.event_names()[-4:] == ["added", "delayed", "completed", "drained"]
+    # a job without dedup, or with no follow-up waiting, touches no dn: key
+    q.add("plain")
+    _, [p], _, _ = q.fetch()
+    assert q.work([p.complete()])[0] == [0]

@@ -4,7 +4,8 @@
  * jobs with the sync API and processes them with the async one, as a worker
  * would, with the noop handler's rules (data {"fail":"retryable"} or
  * {"fail":"permanent"} fails that way, {"fail":"ratelimit","retry_after":ms}
- * is rate limited, anything else completes with {"ok":true}).
+ * is rate limited, anything else completes with {"ok":true}; "sleep_ms"
+ * first keeps the job running that long).
  *
  *   nq_driver -s SOCK [-p PREFIX] -q QUEUE add NAME DATA [PRIORITY DELAY ATTEMPTS JOBID]
  *   nq_driver -s SOCK -q QUEUE process COUNT [-c CONCURRENCY] [-t TIMEOUT_MS]
@@ -75,7 +76,7 @@ static void outcome_of(struct nq_job *job, struct nq_outcome *o)
         };
 }
 
-static void handle(struct driver *d, struct nq_job *job)
+static void settle(struct driver *d, struct nq_job *job)
 {
     struct nq_outcome o;
     const char *unrun = nq_job_fail_unrun_reason_borrow(job);
@@ -90,6 +91,47 @@ static void handle(struct driver *d, struct nq_job *job)
         exit(1);
     }
     d->n_pending++;
+}
+
+struct sleeper {
+    struct driver *d;
+    struct nq_job *job;
+};
+
+static void on_slept(evutil_socket_t fd, short what, void *arg)
+{
+    struct sleeper *z = arg;
+    struct driver *d = z->d;
+
+    (void) fd, (void) what;
+    d->in_flight--;
+    settle(d, z->job);
+    free(z);
+    kick(d);
+}
+
+/* Runs job: at once, or after its data's sleep_ms. */
+static void handle(struct driver *d, struct nq_job *job)
+{
+    json_int_t ms = json_integer_value(json_object_get(nq_job_data_borrow(job), "sleep_ms"));
+    struct sleeper *z;
+
+    if (ms <= 0) {
+        settle(d, job);
+        return;
+    }
+    z = malloc(sizeof(*z));
+    if (!z) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    *z = (struct sleeper){ d, job };
+    d->in_flight++;
+    struct timeval tv = { (time_t) (ms / 1000), (suseconds_t) (ms % 1000) * 1000 };
+    if (event_base_once(d->base, -1, EV_TIMEOUT, on_slept, z, &tv) < 0) {
+        fprintf(stderr, "event_base_once failed\n");
+        exit(1);
+    }
 }
 
 static void free_sent(struct driver *d, size_t n)
@@ -165,7 +207,7 @@ static void on_work(void *userdata, int r, struct nq_work_result *res)
 static void submit(struct driver *d)
 {
     size_t n = d->n_pending;
-    uint32_t room = d->target > d->ended ? d->concurrency : 0;
+    uint32_t room = d->target > d->ended ? d->concurrency - d->in_flight : 0;
 
     for (size_t i = 0; i < n; i++) {
         const struct nq_finish *f = &d->pending[i];
@@ -178,7 +220,8 @@ static void submit(struct driver *d)
     if (d->ended >= d->target)
         room = 0;
     if (n == 0 && room == 0) {
-        event_base_loopbreak(d->base);
+        if (!d->in_flight)
+            event_base_loopbreak(d->base);
         return;
     }
     int r = nq_store_work(d->store, d->pending, n, room, on_work, d);

@@ -18,16 +18,18 @@ const LIMIT = { timeout: 60000 };
 
 // The noop handler's rules (nq_driver.c), as a BullMQ processor.
 async function noop(job) {
+  if (job.data.sleep_ms) await H.sleep(job.data.sleep_ms);
   if (job.data.fail === 'retryable') throw new Error('noop: retryable failure');
   if (job.data.fail === 'permanent') throw new Error('noop: permanent failure');
   return { ok: true };
 }
 
 // Runs scenario on a fresh Redis for each implementation:
-//   setup({ queue }) adds jobs with BullMQ's Queue;
-//   run({ redis, queue, name }) processes them until done(queue) holds;
-//   check({ queue, events, who }) asserts the outcome.
-async function both(name, { setup, done, driverArgs = [], check }) {
+//   setup({ queue }) adds jobs with BullMQ's Queue, before any worker runs;
+//   during({ queue }) acts while the worker runs (optional);
+//   done(queue, ctx) says when processing is over;
+//   check({ queue, client, events, who, ctx }) asserts the outcome.
+async function both(name, { setup, during, done, driverArgs = [], check }) {
   for (const who of ['bullmq', 'notifyq']) {
     const redis = await H.startRedis();
     const queue = new Queue(name, { connection: redis.connection() });
@@ -38,13 +40,19 @@ async function both(name, { setup, done, driverArgs = [], check }) {
       if (who === 'bullmq') {
         const worker = new Worker(name, noop, { connection: redis.connection() });
         try {
+          if (during) await during({ queue, ctx });
           await H.waitFor(() => done(queue, ctx), 20000, `${name}: BullMQ worker done`);
         } finally {
           await worker.close();
         }
       } else {
-        const r = await H.driver(redis, name, ['-t', '20000', ...driverArgs]);
-        assert.equal(r.code, 0, `${who}: ${r.stderr}`);
+        const child = H.driverSpawn(redis, name, ['-t', '20000', ...driverArgs]);
+        let stderr = '';
+        child.stderr.on('data', (b) => { stderr += b; });
+        const exited = new Promise((res) => child.once('exit', res));
+        if (during) await during({ queue, ctx });
+        const code = await exited;
+        assert.equal(code, 0, `${who}: ${stderr}`);
         await H.waitFor(() => done(queue, ctx), 5000, `${name}: notifyq done`);
       }
       const events = (await client.xrange(`bull:${name}:events`, '-', '+')).map(([, kv]) => {
@@ -143,6 +151,39 @@ test('a job scheduler with endDate runs the iteration fetched before endDate', L
         await H.sleep(300); // room for a fourth iteration, were one added
         const counts = await queue.getJobCounts('completed', 'delayed', 'waiting', 'active');
         assert.deepEqual(counts, { completed: 3, delayed: 0, waiting: 0, active: 0 }, who);
+      },
+    });
+  });
+
+test('dedup keepLastIfActive: the last job added while the first runs, runs after it', LIMIT,
+  async () => {
+    const de = { id: 'd1', keepLastIfActive: true };
+    await both('dedup-last', {
+      setup: async ({ queue }) => {
+        await queue.add('first', { n: 1, sleep_ms: 1500 }, { deduplication: de });
+      },
+      during: async ({ queue }) => {
+        await H.waitFor(async () => (await queue.getJobCounts('active')).active === 1, 10000,
+          'first job active');
+        for (const n of [2, 3]) {
+          const j = await queue.add('next', { n }, { deduplication: de });
+          assert.equal(j.id, '1'); // deduplicated into the active job
+        }
+      },
+      done: async (queue) => (await queue.getJobCounts('completed')).completed === 2,
+      driverArgs: ['process', '2'],
+      check: async ({ queue, client, events, who }) => {
+        const done = await queue.getCompleted();
+        const next = done.find((j) => j.id !== '1');
+        assert.ok(next, `${who}: a follow-up job ran`);
+        assert.deepEqual(next.data, { n: 3 }, `${who}: with the last data`);
+        assert.equal(next.name, 'next', who);
+        assert.equal(next.deduplicationId, 'd1', who);
+        assert.equal(events.filter((e) => e.event === 'deduplicated').length, 2, who);
+        assert.equal(await client.exists('bull:dedup-last:dn:d1'), 0, who);
+        assert.equal(await client.get('bull:dedup-last:de:d1'), null, who);
+        const counts = await queue.getJobCounts('waiting', 'delayed', 'active', 'failed');
+        assert.deepEqual(counts, { waiting: 0, delayed: 0, active: 0, failed: 0 }, who);
       },
     });
   });

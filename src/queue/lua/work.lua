@@ -101,6 +101,60 @@ local function check_lock(id, token)
   return 0
 end
 
+-- ---- deduplication keepLastIfActive -------------------------------------
+
+-- A job added under a dedup id while that id's job was active waits as
+-- "dn:<id>" (BullMQ's producer writes it, the last add wins); the active
+-- job's end creates it, owning the dedup key, as BullMQ's moveToFinished
+-- does. Its id is the counter's next value (always taken) or its own jobId.
+local function requeue_dedup_next(deid)
+  local nk = base .. 'dn:' .. deid
+  local d = rcall('HMGET', nk, 'name', 'data', 'opts', 'pk', 'pd', 'pdk', 'rjk', 'jid')
+  if not d[3] then return end
+  local id = d[8] or tostring(rcall('INCR', base .. 'id'))
+  if d[8] then rcall('INCR', base .. 'id') end
+  local ok, opts = pcall(cjson.decode, d[3])
+  if not ok or type(opts) ~= 'table' then opts = {} end
+  local de = type(opts.de) == 'table' and opts.de or {}
+  local ttl = tonumber(de.ttl) or 0
+  if ttl > 0 and not de.keepLastIfActive then
+    rcall('SET', base .. 'de:' .. deid, id, 'PX', ttl)
+  else
+    rcall('SET', base .. 'de:' .. deid, id)
+  end
+  local delay, priority = tonumber(opts.delay) or 0, tonumber(opts.priority) or 0
+  local fields = { 'name', d[1] or '', 'data', d[2] or '{}', 'opts', d[3], 'timestamp', now_s,
+                   'delay', delay, 'priority', priority }
+  local extra = { 'parentKey', d[4], 'parent', d[5], 'rjk', d[7], 'deid', de.id or false }
+  for i = 1, #extra, 2 do
+    if extra[i + 1] then
+      fields[#fields + 1] = extra[i]
+      fields[#fields + 1] = tostring(extra[i + 1])
+    end
+  end
+  rcall('HSET', base .. id, unpack(fields))
+  event(base, meta.maxlen, 'added', 'jobId', id, 'name', d[1] or '')
+  if delay > 0 then
+    add_delayed(base, id, now + delay)
+    event(base, meta.maxlen, 'delayed', 'jobId', id, 'delay', now + delay)
+    delayed_changed = true
+  else
+    push_ready(base, id, priority, opts.lifo == true)
+    event(base, meta.maxlen, 'waiting', 'jobId', id)
+    ready_changed = true
+  end
+  if d[6] then rcall('SADD', d[6], base .. id) end
+  rcall('DEL', nk)
+end
+
+-- A job that ended for good frees its dedup key, and lets the job kept
+-- while it was active go on.
+local function end_dedup(id, deid)
+  if deid == '' then return end
+  release_dedup(base, id, deid)
+  requeue_dedup_next(deid)
+end
+
 -- ---- flows: a child that ends updates its parent (§12) -------------------
 
 local function parent_of(jk)
@@ -224,7 +278,7 @@ local function finish_one(a)
   local jk = base .. id
   if kind == 'C' then
     if not write_job(id, jk, 'returnvalue', p1, 'finishedOn', now_s, 'atm', atm) then return -7 end
-    release_dedup(base, id, ARGV[a + 4])
+    end_dedup(id, ARGV[a + 4])
     event(base, meta.maxlen, 'completed', 'jobId', id, 'returnvalue', p1, 'prev', 'active')
     if child then child_completed(jk, p1) end
     settle(id, 'completed', p2)
@@ -233,7 +287,7 @@ local function finish_one(a)
                      'atm', atm) then
       return -7
     end
-    release_dedup(base, id, ARGV[a + 4])
+    end_dedup(id, ARGV[a + 4])
     if p4 == 'd' then rcall('HDEL', jk, 'defa') end
     event(base, meta.maxlen, 'failed', 'jobId', id, 'failedReason', p1, 'prev', 'active')
     if kind == 'F' then
