@@ -379,7 +379,7 @@ int nq_reply_work(const redisReply *r, struct nq_work_result *ret)
         return -EPROTO;
     if ((k = parse_codes(r->element[0], &res)) < 0 || (k = parse_jobs(r->element[1], &res)) < 0 ||
         (k = reply_int(r->element[2], &status)) < 0 || (k = reply_int(r->element[3], &value)) < 0 ||
-        (k = status < 0 || status > NQ_FETCH_PAUSED ? -EPROTO : 0) < 0 ||
+        (k = status < 0 || status > NQ_FETCH_MAXED ? -EPROTO : 0) < 0 ||
         (k = parse_foreign(r->element[4], &res)) < 0) {
         nq_work_result_done(&res);
         return k;

@@ -103,7 +103,8 @@ enum nq_fetch_status {
     NQ_FETCH_OK,           /* jobs fetched (or no fetch asked) */
     NQ_FETCH_EMPTY,        /* nothing to run; value_ms = next delayed due time or 0 */
     NQ_FETCH_RATE_LIMITED, /* value_ms = ms until the limiter opens */
-    NQ_FETCH_PAUSED,       /* paused, or the global concurrency is reached */
+    NQ_FETCH_PAUSED,       /* paused */
+    NQ_FETCH_MAXED,        /* the global concurrency is reached: a finish frees a slot */
 };
 
 /* A finish code besides BullMQ's: the job's key held no hash (a foreign

@@ -131,6 +131,10 @@ static void settle(struct worker *w, struct wjob *j, const struct nq_outcome *o)
 
     if (w->suspect == j)
         w->suspect = NULL;
+    /* At global concurrency, this finish frees a slot: the call that
+     * carries it fetches too, and takes the slot right after it. */
+    if (w->maxed)
+        w->fetch_ready = true;
     if (r < 0) {
         nq_log_errno(LOG_ERR, r,
                      "job %s: planning its finish: %m; the stalled check will "
@@ -405,6 +409,7 @@ static void fetch_status(struct worker *w, const struct nq_work_result *res, uin
 {
     if (asked == 0)
         return;
+    w->maxed = res->status == NQ_FETCH_MAXED;
     switch (res->status) {
     case NQ_FETCH_OK:
         /* Fewer than asked: the queue ran dry. The fetch left a "0" marker,
@@ -422,6 +427,7 @@ static void fetch_status(struct worker *w, const struct nq_work_result *res, uin
                           : NQ_WORKER_RATE_LIMIT_WAIT_MAX_MS);
         break;
     case NQ_FETCH_PAUSED:
+    case NQ_FETCH_MAXED:
         w->fetch_ready = false;
         break;
     }

@@ -314,10 +314,20 @@ def test_pause_resume_and_global_concurrency(q):
     assert q.r.zscore(q.k("marker"), "0") == 0
     assert q.event_names().count("paused") == 1 and q.event_names().count("resumed") == 1
     q.r.hset(q.k("meta"), "concurrency", 1)
-    _, jobs, _, _ = q.fetch(5)
-    assert len(jobs) == 1
+    _, [a], _, _ = q.fetch(5)
     _, jobs, status, _ = q.fetch(5)
-    assert jobs == [] and status == 3
+    assert jobs == [] and status == 4  # maxed, not paused: a finish frees a slot
+    q.r.delete(q.k("marker"))
+    # A finish that frees a slot it does not take marks the queue ready for
+    # the workers waiting on the marker; one that takes it does not.
+    q.add("c")
+    codes, _, _, _ = q.work([a.complete()])
+    assert codes == [0] and q.r.zscore(q.k("marker"), "0") == 0
+    _, [b], _, _ = q.fetch(1)
+    q.r.delete(q.k("marker"))
+    codes, [c], status, _ = q.work([b.complete()], n=5)
+    assert codes == [0] and c.id == "3" and status == 0
+    assert not q.r.exists(q.k("marker"))
 
 
 def test_extend_locks(q):

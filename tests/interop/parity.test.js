@@ -187,3 +187,70 @@ test('dedup keepLastIfActive: the last job added while the first runs, runs afte
       },
     });
   });
+
+// notifyqd itself (the worker, not the driver) on queue `name`, noop handler.
+function startDaemon(redis, name, concurrency) {
+  const { spawn } = require('node:child_process');
+  const path = require('node:path');
+  const dir = path.dirname(redis.socket);
+  const config = path.join(dir, 'notifyq.yaml');
+  fs.writeFileSync(config, [
+    'redis:', `  socket: ${redis.socket}`,
+    'control:', `  socket: ${path.join(dir, 'control.sock')}`,
+    `state_dir: ${path.join(dir, 'state')}`,
+    'queues:', '  q:', '    handler: noop', `    bullmq_queue: ${name}`,
+    `    concurrency: ${concurrency}`, ''].join('\n'));
+  const bin = path.join(path.dirname(path.dirname(H.DRIVER)), '..', 'notifyqd');
+  const child = spawn(bin, ['-f', '-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr.on('data', (b) => { log += b; });
+  return {
+    log: () => log,
+    async stop() {
+      const exited = new Promise((res) => (child.exitCode !== null ? res() : child.once('exit', res)));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+test('global concurrency: a slot freed by a finish starts the next job in that call', LIMIT,
+  async () => {
+    // With setGlobalConcurrency(2) and a worker of concurrency 5, each job
+    // past the first two starts when one ends: in BullMQ's moveToFinished
+    // (fetch next), and in our work call that carries the finish, so its
+    // processedOn is that finish's finishedOn. Waiting for the idle timeout
+    // instead started them in bursts 5 s apart.
+    for (const who of ['bullmq', 'notifyq']) {
+      const redis = await H.startRedis();
+      const queue = new Queue('glob', { connection: redis.connection() });
+      let worker;
+      let daemon;
+      try {
+        await queue.waitUntilReady();
+        await queue.setGlobalConcurrency(2);
+        for (let i = 0; i < 6; i++) await queue.add('j', { sleep_ms: 200 });
+        if (who === 'bullmq') {
+          worker = new Worker('glob', noop, { connection: redis.connection(), concurrency: 5 });
+        } else {
+          daemon = startDaemon(redis, 'glob', 5);
+        }
+        await H.waitFor(async () => (await queue.getJobCounts('completed')).completed === 6,
+          30000, `${who}: 6 jobs completed`);
+        const jobs = await queue.getCompleted();
+        const ends = new Set(jobs.map((j) => j.finishedOn));
+        const byFinish = jobs.filter((j) => ends.has(j.processedOn));
+        assert.equal(byFinish.length, 4, `${who}: jobs started by a finish`);
+        for (const j of jobs) {
+          const overlapping = jobs.filter((k) => k.processedOn <= j.processedOn &&
+            j.processedOn < k.finishedOn);
+          assert.ok(overlapping.length <= 2, `${who}: at most 2 jobs at once`);
+        }
+      } finally {
+        if (worker) await worker.close();
+        if (daemon) await daemon.stop();
+        await queue.close();
+        await redis.stop();
+      }
+    }
+  });

@@ -19,7 +19,7 @@
 -- or 1: a finish sent again ('r') that the job shows applied already;
 -- jobs is a flat list id, token, HGETALL...; status 0 fetched/none asked,
 -- 1 nothing to run (value = next delayed due ms or 0), 2 rate limited (value =
--- ms left), 3 paused or at global concurrency; foreign is a flat list id,
+-- ms left), 3 paused, 4 at global concurrency; foreign is a flat list id,
 -- reason of the jobs fetched or promoted that failed so.
 local base = ARGV[1]
 local now = tonumber(ARGV[2])
@@ -427,7 +427,7 @@ local function fetch(n)
   if meta.paused then return {}, 3, 0 end
   if meta.concurrency then
     local room = meta.concurrency - rcall('LLEN', kActive)
-    if room <= 0 then return {}, 3, 0 end
+    if room <= 0 then return {}, 4, 0 end
     n = math.min(n, room)
   end
   local ids = pop_ids(n)
@@ -475,4 +475,10 @@ if ended > 0 and (n == 0 or value == -1) then
   maybe_drained(base, meta)
 end
 if value == -1 then value = 0 end
+-- Under a global concurrency, slots this call freed and did not take wake
+-- a worker waiting on the marker (mark_ready writes none while maxed).
+if meta.concurrency and #finished > 0 and
+   (rcall('LLEN', base .. 'wait') > 0 or rcall('ZCARD', base .. 'prioritized') > 0) then
+  mark_ready(base, meta)
+end
 return { codes, jobs, status, value, foreign }
