@@ -689,3 +689,24 @@ def test_dedup_keep_last_if_active_job_is_created_when_the_owner_ends(q):
     q.add("plain")
     _, [p], _, _ = q.fetch()
     assert q.work([p.complete()])[0] == [0]
+
+
+def test_add_and_flows_do_not_trip_on_foreign_keys(q):
+    import json
+    import redis as redis_mod
+    q.r.set(q.k("1"), "junk")  # where the next automatic id would go
+    with pytest.raises(redis_mod.exceptions.ResponseError, match="holds a string"):
+        q.add("a")
+    assert q.r.get(q.k("1")) == "junk" and q.r.llen(q.k("wait")) == 0
+    assert q.add("b") == ["2", "added"]
+    # children whose parent key holds a string end; the parent is skipped
+    q.add("c")
+    q.r.set(q.k("par"), "junk")
+    for kid in ("2", "3"):
+        q.r.hset(q.k(kid), mapping={"parentKey": q.k("par"), "parent": json.dumps(
+            {"id": "par", "queueKey": "bull:tq", "fpof": True})})
+        q.r.sadd(q.k("par:dependencies"), q.k(kid))
+    _, [b, c], _, _ = q.fetch(2)
+    assert q.work([b.complete(), c.fail()])[0] == [0, 0]
+    assert q.r.zscore(q.k("completed"), "2") is not None
+    assert q.r.zscore(q.k("failed"), "3") is not None and q.r.get(q.k("par")) == "junk"

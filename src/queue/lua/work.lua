@@ -189,7 +189,7 @@ local function wake_parent(par)
 end
 
 local function release_parent(par, even_if_pending)
-  if rcall('EXISTS', par.key) == 0 then return end
+  if foreign_type(par.key) then return end -- gone, or no job hash
   if not even_if_pending and rcall('SCARD', par.key .. ':dependencies') > 0 then return end
   if rcall('ZREM', par.base .. 'waiting-children', par.id) == 1 then wake_parent(par) end
 end
@@ -212,7 +212,7 @@ local function child_failed(jk, reason)
   if rcall('SREM', par.key .. ':dependencies', jk) == 0 then return end
   if f.fpof then
     rcall('ZADD', par.key .. ':unsuccessful', now, jk)
-    if rcall('EXISTS', par.key) == 0 then return end
+    if foreign_type(par.key) then return end
     local from = rcall('ZREM', par.base .. 'waiting-children', par.id) == 1
     if not from and rcall('ZREM', par.base .. 'delayed', par.id) == 1 then
       rcall('HSET', par.key, 'delay', 0)
