@@ -110,9 +110,9 @@ static const struct cfg_row backoff_rows[] = {
     { "type", CFG_ENUM, .offset = offsetof(struct nq_backoff_cfg, type), .def = "exponential",
       .enums = backoff_enums },
     { "delay", CFG_DURATION, .offset = offsetof(struct nq_backoff_cfg, delay_ms), .min = 0,
-      .max = 7 * DAY, .def = "1s" },
+      .max = 7 * DAY, .def = "0" },
     { "max", CFG_DURATION, .offset = offsetof(struct nq_backoff_cfg, max_ms), .min = 0,
-      .max = 30 * DAY, .def = "1h" },
+      .max = 30 * DAY, .def = "0" },
     { "jitter", CFG_FLOAT, .offset = offsetof(struct nq_backoff_cfg, jitter), .fmin = 0,
       .fmax = 1, .def = "0" },
 };

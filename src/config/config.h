@@ -41,10 +41,12 @@ enum nq_handler_kind {
 
 enum nq_backoff_type { NQ_BACKOFF_FIXED, NQ_BACKOFF_EXPONENTIAL };
 
+/* The backoff of jobs whose options set none. The default, delay 0, is
+ * BullMQ's: such a job is retried at once. */
 struct nq_backoff_cfg {
     enum nq_backoff_type type; /* default exponential */
-    uint64_t delay_ms;         /* default 1s */
-    uint64_t max_ms;           /* cap on one delay; 0 = none. default 1h */
+    uint64_t delay_ms;         /* default 0: retry at once */
+    uint64_t max_ms;           /* cap on one such delay; 0 = none (default) */
     double jitter;             /* 0..1, default 0 */
 };
 

@@ -38,6 +38,10 @@
 
 #define CONFIG_MAX_BYTES (4u << 20)
 #define SECRET_MAX_BYTES (64u << 10)
+/* Mappings and lists nested deeper than this are refused before the
+ * document is built: our deepest key sits at a fraction of it, and libyaml
+ * takes time quadratic in the depth of flow collections ([[[[...). */
+#define CONFIG_MAX_DEPTH 32
 
 /* ---- nodes, positions and messages ---- */
 
@@ -279,18 +283,41 @@ static int expand_env(struct cfg_ctx *c, int node, const char *in, char **ret)
     return 0;
 }
 
-/* Reads at most cap bytes of path into a NUL-terminated buffer. */
-static int read_file(const char *path, size_t cap, char **ret, size_t *ret_len)
+/* What a file that is not a regular one is, for messages. */
+static const char *file_kind(mode_t mode)
 {
-    nq_autoclose int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (S_ISDIR(mode))
+        return "a directory";
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
+    return "not a regular file";
+}
+
+/* Reads at most cap bytes of the regular file path into a NUL-terminated
+ * buffer. Opened without blocking, so that a FIFO (which would wait for a
+ * writer) or a device is refused rather than hang the master on a reload:
+ * -EISDIR for a directory, -EMEDIUMTYPE for anything else that is not a
+ * regular file, and *ret_kind then says what it is. */
+static int read_file(const char *path, size_t cap, char **ret, size_t *ret_len,
+                     const char **ret_kind)
+{
+    nq_autoclose int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     nq_autofree char *buf = NULL;
     struct stat st;
     size_t len = 0;
 
     if (fd < 0 || fstat(fd, &st) < 0)
         return -errno;
-    if (S_ISDIR(st.st_mode))
-        return -EISDIR;
+    if (!S_ISREG(st.st_mode)) {
+        *ret_kind = file_kind(st.st_mode);
+        return S_ISDIR(st.st_mode) ? -EISDIR : -EMEDIUMTYPE;
+    }
     buf = malloc(cap + 1);
     if (!buf)
         return -ENOMEM;
@@ -316,9 +343,12 @@ static int read_file(const char *path, size_t cap, char **ret, size_t *ret_len)
 static int read_secret(struct cfg_ctx *c, int node, const char *path, char **ret)
 {
     char *buf = NULL;
+    const char *kind = NULL;
     size_t len = 0;
-    int r = read_file(path, SECRET_MAX_BYTES, &buf, &len);
+    int r = read_file(path, SECRET_MAX_BYTES, &buf, &len, &kind);
 
+    if (kind)
+        return cfg_fail(c, node, "%s is %s, not a regular file", path, kind);
     if (r == -EFBIG)
         return cfg_fail(c, node, "%s is larger than %u KiB", path, SECRET_MAX_BYTES >> 10);
     if (r < 0)
@@ -1452,12 +1482,46 @@ static int check_root(struct cfg_ctx *c)
     return 0;
 }
 
+/* Refuses nesting beyond CONFIG_MAX_DEPTH from the parser's events, before
+ * a document is built: parsing stops at the first collection too deep, so
+ * its cost stays bounded whatever the depth. A syntax error is left to the
+ * load, which reports it. */
+static int check_depth(struct cfg_ctx *c, const char *buf, size_t len)
+{
+    yaml_parser_t p;
+    yaml_event_t ev;
+    int depth = 0, r = 0;
+    bool done = false;
+
+    if (!yaml_parser_initialize(&p))
+        return cfg_oom(c);
+    yaml_parser_set_input_string(&p, (const unsigned char *) buf, len);
+    while (!done && r == 0 && yaml_parser_parse(&p, &ev)) {
+        if (ev.type == YAML_MAPPING_START_EVENT || ev.type == YAML_SEQUENCE_START_EVENT) {
+            if (++depth > CONFIG_MAX_DEPTH)
+                r = nq_err_set(
+                    c->err, -EINVAL, "%s:%zu:%zu: mappings and lists nested deeper than %d levels",
+                    c->name, ev.start_mark.line + 1, ev.start_mark.column + 1, CONFIG_MAX_DEPTH);
+        } else if (ev.type == YAML_MAPPING_END_EVENT || ev.type == YAML_SEQUENCE_END_EVENT) {
+            depth--;
+        }
+        done = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+    }
+    if (p.error == YAML_MEMORY_ERROR)
+        r = cfg_oom(c);
+    yaml_parser_delete(&p);
+    return r;
+}
+
 static int load_document(struct cfg_ctx *c, const char *buf, size_t len)
 {
     yaml_parser_t p;
     yaml_document_t extra;
     int r = 0;
 
+    if ((r = check_depth(c, buf, len)) < 0)
+        return r;
     if (!yaml_parser_initialize(&p))
         return cfg_oom(c);
     yaml_parser_set_input_string(&p, (const unsigned char *) buf, len);
@@ -1540,9 +1604,13 @@ int nq_config_load(const char *path, char *const *overrides, size_t n_overrides,
                    struct nq_config **ret_cfg, struct nq_err *err)
 {
     char *buf = NULL;
+    const char *kind = NULL;
     size_t len = 0;
-    int r = read_file(path, CONFIG_MAX_BYTES, &buf, &len);
+    int r = read_file(path, CONFIG_MAX_BYTES, &buf, &len, &kind);
 
+    if (kind)
+        return nq_err_set(err, r == -EISDIR ? r : -EINVAL, "%s: is %s, not a regular file", path,
+                          kind);
     if (r == -EFBIG)
         return nq_err_set(err, r, "%s: larger than %u MiB", path, CONFIG_MAX_BYTES >> 20);
     if (r < 0)

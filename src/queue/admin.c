@@ -299,6 +299,8 @@ int nq_admin_retry(struct nq_admin *a, const char *id, struct nq_err *err)
         return nq_err_set(err, -ENOENT, "job %s not found", id);
     if (v == -3)
         return nq_err_set(err, -EINVAL, "job %s is not failed", id);
+    if (v == -9)
+        return nq_err_set(err, -EMEDIUMTYPE, "job %s: its key holds no job hash", id);
     return 0;
 }
 
@@ -341,6 +343,8 @@ int nq_admin_promote(struct nq_admin *a, const char *id, struct nq_err *err)
         return nq_err_set(err, -ENOENT, "job %s not found", id);
     if (v == -3)
         return nq_err_set(err, -EINVAL, "job %s is not delayed", id);
+    if (v == -9)
+        return nq_err_set(err, -EMEDIUMTYPE, "job %s: its key holds no job hash", id);
     return 0;
 }
 
@@ -418,6 +422,8 @@ int nq_admin_progress(struct nq_admin *a, const char *id, const char *json, stru
     int r = script_int(a, NQ_SCRIPT_PROGRESS, extra, NQ_ELEMENTSOF(extra), &v, err);
     if (r < 0)
         return r;
+    if (v == -9)
+        return nq_err_set(err, -EMEDIUMTYPE, "job %s: its key holds no job hash", id);
     return v == -1 ? nq_err_set(err, -ENOENT, "job %s not found", id) : 0;
 }
 

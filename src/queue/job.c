@@ -610,9 +610,7 @@ char *nq_job_stacktrace_append_new(const struct nq_job *job, const char *entry)
     }
     if (json_array_append_new(arr, json_string(entry ? entry : "")) < 0)
         return NULL;
-    if (limit < 0)
-        limit = NQ_JOB_STACKTRACE_KEEP;
-    while (json_array_size(arr) > (size_t) limit)
+    while (limit >= 0 && json_array_size(arr) > (size_t) limit)
         (void) json_array_remove(arr, 0);
     return json_dumps(arr, JSON_COMPACT);
 }

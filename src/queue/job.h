@@ -32,7 +32,6 @@
 
 #define NQ_JOB_DATA_MAX (8u << 20)  /* bytes of `data` */
 #define NQ_JOB_FIELD_MAX (64u << 10) /* bytes of `opts`, `name`, the id */
-#define NQ_JOB_STACKTRACE_KEEP 10   /* stack traces kept when opts say nothing */
 #define NQ_JOB_PRIORITY_MAX 2097151u /* 2^21 - 1, as BullMQ */
 
 /* Our own hash field: worker deaths by signal while the job was in flight. */
@@ -156,8 +155,9 @@ void nq_job_keep(const struct nq_job *job, bool failed, const struct nq_keep_cfg
  * written or -ENOBUFS. */
 int nq_keep_format(const struct nq_keep *keep, char *buf, size_t size) NQ_MUSTCHECK;
 
-/* The job's stacktrace with entry appended, capped to opts.stackTraceLimit
- * (NQ_JOB_STACKTRACE_KEEP when unset; 0 gives []), as compact JSON. Corrupt
+/* The job's stacktrace with entry appended, capped to the last
+ * opts.stackTraceLimit (unset: every one kept, as BullMQ; 0 gives []), as
+ * compact JSON. Corrupt
  * stored traces are dropped, as BullMQ's getters do. NULL on OOM. */
 char *nq_job_stacktrace_append_new(const struct nq_job *job, const char *entry);
 

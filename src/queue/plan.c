@@ -34,9 +34,12 @@ static int plan_failure(const struct nq_job *job, const struct nq_outcome *o,
         return -ENOMEM;
     if (o->kind == NQ_OUTCOME_RETRY && made < attempts) {
         struct nq_backoff b;
+        /* The queue's cap goes with the queue's backoff: a job's own
+         * backoff means what it means in BullMQ. */
+        uint64_t max_ms = job->opts.has_backoff ? 0 : q->backoff.max_ms;
         nq_job_backoff(job, &q->backoff, &b);
-        f->delay_ms = o->retry_after_ms ? o->retry_after_ms
-                                        : nq_backoff_delay_ms(&b, job->atm, q->backoff.max_ms, rnd);
+        f->delay_ms =
+            o->retry_after_ms ? o->retry_after_ms : nq_backoff_delay_ms(&b, job->atm, max_ms, rnd);
         f->kind = f->delay_ms ? NQ_FINISH_RETRY_LATER : NQ_FINISH_RETRY_NOW;
         return 0;
     }

@@ -239,7 +239,10 @@ static void add_finish(struct nq_args *a, const struct nq_finish *f)
         nq_args_adds(a, f->engage_limiter ? "1" : "");
         break;
     }
-    nq_args_adds(a, job->parent_key ? "p" : "");
+    if (f->resent)
+        nq_args_adds(a, job->parent_key ? "pr" : "r");
+    else
+        nq_args_adds(a, job->parent_key ? "p" : "");
 }
 
 void nq_args_work(struct nq_args *a, const struct nq_keys *k, const struct nq_work_args *w,
@@ -348,17 +351,36 @@ static int parse_jobs(const redisReply *r, struct nq_work_result *ret)
     return 0;
 }
 
+static int parse_foreign(const redisReply *r, struct nq_work_result *ret)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2)
+        return -EPROTO;
+    if (r->elements == 0)
+        return 0;
+    ret->foreign = calloc(r->elements, sizeof(*ret->foreign));
+    if (!ret->foreign)
+        return -ENOMEM;
+    for (size_t i = 0; i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            return -EPROTO;
+        ret->foreign[i] = r->element[i]->str;
+    }
+    ret->n_foreign = r->elements / 2;
+    return 0;
+}
+
 int nq_reply_work(const redisReply *r, struct nq_work_result *ret)
 {
     struct nq_work_result res = { 0 };
     long long status, value;
     int k;
 
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5)
         return -EPROTO;
     if ((k = parse_codes(r->element[0], &res)) < 0 || (k = parse_jobs(r->element[1], &res)) < 0 ||
         (k = reply_int(r->element[2], &status)) < 0 || (k = reply_int(r->element[3], &value)) < 0 ||
-        (k = status < 0 || status > NQ_FETCH_PAUSED ? -EPROTO : 0) < 0) {
+        (k = status < 0 || status > NQ_FETCH_MAXED ? -EPROTO : 0) < 0 ||
+        (k = parse_foreign(r->element[4], &res)) < 0) {
         nq_work_result_done(&res);
         return k;
     }
@@ -422,5 +444,6 @@ void nq_work_result_done(struct nq_work_result *r)
         nq_job_free(r->jobs[i]);
     free(r->jobs);
     free(r->codes);
+    free(r->foreign);
     *r = (struct nq_work_result){ 0 };
 }

@@ -81,6 +81,7 @@ struct nq_finish {
     char *stacktrace;         /* owned JSON array, failures only */
     uint64_t delay_ms;        /* RETRY_LATER, RATE_LIMITED */
     bool engage_limiter;      /* RATE_LIMITED on a queue with a limiter */
+    bool resent;              /* sent before in a call whose fate is unknown */
     char keep[64];            /* retention spec (nq_keep_format) */
 };
 
@@ -102,16 +103,28 @@ enum nq_fetch_status {
     NQ_FETCH_OK,           /* jobs fetched (or no fetch asked) */
     NQ_FETCH_EMPTY,        /* nothing to run; value_ms = next delayed due time or 0 */
     NQ_FETCH_RATE_LIMITED, /* value_ms = ms until the limiter opens */
-    NQ_FETCH_PAUSED,       /* paused, or the global concurrency is reached */
+    NQ_FETCH_PAUSED,       /* paused */
+    NQ_FETCH_MAXED,        /* the global concurrency is reached: a finish frees a slot */
 };
 
+/* A finish code besides BullMQ's: the job's key held no hash (a foreign
+ * write); the script failed the job with a reason instead (§ work.lua). */
+#define NQ_FINISH_CODE_FOREIGN (-7)
+/* A resent finish (nq_finish.resent) that the job shows applied already, by
+ * the call whose reply was lost: done, as a 0 would be. */
+#define NQ_FINISH_CODE_APPLIED 1
+
 struct nq_work_result {
-    int *codes; /* per finish, in order: 0 or BullMQ's -1, -2, -3, -6 */
+    int *codes; /* per finish, in order: 0, BullMQ's -1, -2, -3, -6, -7 or 1 */
     size_t n_codes;
     struct nq_job **jobs; /* fetched, locked, decoded; entries may be taken */
     size_t n_jobs;
     enum nq_fetch_status status;
     uint64_t value_ms;
+    /* Jobs the fetch (or a promotion) failed because their key held no
+     * hash: id and reason, n_foreign pairs borrowed from the reply. */
+    const char **foreign;
+    size_t n_foreign;
 };
 
 /* Moves job i out of r (its slot becomes NULL). */

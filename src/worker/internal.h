@@ -130,6 +130,7 @@ struct worker {
     uint32_t fetch_in_flight; /* jobs the calls in flight asked for */
     uint32_t isolate;     /* after a script error: finishes left to send one per call */
     bool fetch_ready;     /* the queue may have runnable jobs: fetch */
+    bool maxed;           /* the last fetch met the global concurrency */
     bool deep;            /* the last fetch got all it asked for */
     bool marker_waiting;  /* a BZPOPMIN is in flight */
     bool waking;          /* ev_wake armed */

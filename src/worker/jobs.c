@@ -132,6 +132,10 @@ static void settle(struct worker *w, struct wjob *j, const struct nq_outcome *o)
 
     if (w->suspect == j)
         w->suspect = NULL;
+    /* At global concurrency, this finish frees a slot: the call that
+     * carries it fetches too, and takes the slot right after it. */
+    if (w->maxed)
+        w->fetch_ready = true;
     if (r < 0) {
         nq_log_errno(LOG_ERR, r,
                      "job %s: planning its finish: %m; the stalled check will "
@@ -386,8 +390,10 @@ static void count_finish(struct worker *w, const struct wjob *j)
 }
 
 /* The finishes of call c that Redis answered, in the order it sent them:
- * each confirmed or refused (a lock lost to the stalled check or to another
- * worker is not retried: the job belongs to someone else now). */
+ * each confirmed, found applied by an earlier call whose reply was lost,
+ * failed for a key that no longer holds a job, or refused (a lock lost to
+ * the stalled check or to another worker is not retried: the job belongs to
+ * someone else now). */
 static void settle_sent(struct worker *w, const struct wcall *c, const struct nq_work_result *res)
 {
     size_t i = 0;
@@ -400,11 +406,21 @@ static void settle_sent(struct worker *w, const struct wcall *c, const struct nq
         int code = i < res->n_codes ? res->codes[i] : -EPROTO;
 
         i++;
-        if (code == 0)
+        if (code == 0) {
             count_finish(w, j);
-        else
+        } else if (code == NQ_FINISH_CODE_APPLIED) {
+            nq_log(LOG_INFO, "job %s: finish applied by a call whose reply was lost", j->job->id);
+            count_finish(w, j);
+        } else if (code == NQ_FINISH_CODE_FOREIGN) {
+            nq_log(LOG_WARNING, "job %s: its key no longer held a job hash: failed", j->job->id);
+            w->counters.failed++;
+            w->finished++;
+        } else if (!j->fin.resent || j->fin.kind != NQ_FINISH_RETURNED) {
+            /* (A returned job sent again is back in wait, by the lost call
+             * or the stalled check: not ours either way, and no finish.) */
             nq_log(LOG_WARNING, "job %s: finish refused (%d: %s), dropped", j->job->id, code,
                    finish_code_name(code));
+        }
         wjob_free(w, j);
     }
 }
@@ -418,9 +434,11 @@ static uint32_t count_sent(const struct worker *w, const struct wcall *c)
     return n;
 }
 
-/* The finishes of call c, whose fate is unknown, go back to the head of
- * pending, in their order. */
-static void unsend(struct worker *w, const struct wcall *c)
+/* The finishes of call c go back to the head of pending, in their order.
+ * ran: Redis may have run the call (its reply was lost, or the script
+ * failed half way): sent again, each is checked against what the job shows
+ * before it is called refused. */
+static void unsend(struct worker *w, const struct wcall *c, bool ran)
 {
     struct wjob *j = w->lists[WJ_SENDING].last, *prev;
     struct wjob_list_head *p = &w->lists[WJ_PENDING];
@@ -432,6 +450,7 @@ static void unsend(struct worker *w, const struct wcall *c)
         list_unlink(w, j);
         j->list = WJ_PENDING;
         j->sent_in = NULL;
+        j->fin.resent |= ran;
         j->next = p->first;
         if (p->first)
             p->first->prev = j;
@@ -454,6 +473,7 @@ static void fetch_status(struct worker *w, const struct nq_work_result *res, uin
 {
     if (asked == 0)
         return;
+    w->maxed = res->status == NQ_FETCH_MAXED;
     switch (res->status) {
     case NQ_FETCH_OK:
         /* Fewer than asked: the queue ran dry. The fetch left a "0" marker,
@@ -471,6 +491,7 @@ static void fetch_status(struct worker *w, const struct nq_work_result *res, uin
                           : NQ_WORKER_RATE_LIMIT_WAIT_MAX_MS);
         break;
     case NQ_FETCH_PAUSED:
+    case NQ_FETCH_MAXED:
         w->fetch_ready = false;
         break;
     }
@@ -491,7 +512,7 @@ static void work_failed(struct worker *w, const struct wcall *c, int r)
     while (j && j->sent_in != c)
         j = j->next;
     if (r == -ECONNRESET) {
-        unsend(w, c);
+        unsend(w, c, true);
         if (c->fetch_asked)
             w->orphans = true;
         return;
@@ -508,7 +529,7 @@ static void work_failed(struct worker *w, const struct wcall *c, int r)
         nq_log_errno(r == -EAGAIN ? LOG_INFO : LOG_ERR, r,
                      "work call failed: %m; retrying%s in %dms",
                      w->isolate ? " its finishes one by one" : "", NQ_WORKER_ERROR_BACKOFF_MS);
-        unsend(w, c);
+        unsend(w, c, r != -EAGAIN);
     }
     w->fetch_ready = false;
     wake_after(w, NQ_WORKER_ERROR_BACKOFF_MS);
@@ -532,6 +553,11 @@ static void on_work(void *userdata, int r, struct nq_work_result *res)
     if (w->isolate && count_sent(w, c))
         w->isolate--;
     settle_sent(w, c, res);
+    for (size_t i = 0; i < res->n_foreign; i++) {
+        nq_log(LOG_WARNING, "job %s failed unrun: %s", res->foreign[2 * i],
+               res->foreign[2 * i + 1]);
+        w->counters.failed++;
+    }
     nq_worker_check_recycle(w);
     for (size_t i = 0; i < res->n_jobs; i++) {
         struct nq_job *job = nq_work_result_take_job(res, i);

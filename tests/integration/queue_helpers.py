@@ -91,14 +91,15 @@ class Queue:
 
     # -- work --------------------------------------------------------------
     def work(self, finishes=(), n=0, now=None, lock_ms=30000, prefix="w1:", name="",
-             limit_max=0, limit_ms=0):
+             limit_max=0, limit_ms=0, foreign=False):
         now = now if now is not None else now_ms()
         args = [now, lock_ms, prefix, self.seq, n, name, limit_max, limit_ms, len(finishes)]
         self.seq += n
         for f in finishes:
             assert len(f) == 10, f
             args.extend(f)
-        codes, jobs, status, value = self.script("work", *args)
+        codes, jobs, status, value, self.last_foreign = self.script("work", *args)
+        assert foreign or self.last_foreign == [], self.last_foreign
         out = []
         for i in range(0, len(jobs), 3):
             h = jobs[i + 2]

@@ -314,10 +314,20 @@ def test_pause_resume_and_global_concurrency(q):
     assert q.r.zscore(q.k("marker"), "0") == 0
     assert q.event_names().count("paused") == 1 and q.event_names().count("resumed") == 1
     q.r.hset(q.k("meta"), "concurrency", 1)
-    _, jobs, _, _ = q.fetch(5)
-    assert len(jobs) == 1
+    _, [a], _, _ = q.fetch(5)
     _, jobs, status, _ = q.fetch(5)
-    assert jobs == [] and status == 3
+    assert jobs == [] and status == 4  # maxed, not paused: a finish frees a slot
+    q.r.delete(q.k("marker"))
+    # A finish that frees a slot it does not take marks the queue ready for
+    # the workers waiting on the marker; one that takes it does not.
+    q.add("c")
+    codes, _, _, _ = q.work([a.complete()])
+    assert codes == [0] and q.r.zscore(q.k("marker"), "0") == 0
+    _, [b], _, _ = q.fetch(1)
+    q.r.delete(q.k("marker"))
+    codes, [c], status, _ = q.work([b.complete()], n=5)
+    assert codes == [0] and c.id == "3" and status == 0
+    assert not q.r.exists(q.k("marker"))
 
 
 def test_extend_locks(q):
@@ -529,3 +539,174 @@ def test_flow_child_flags(q):
     q.work([by["pn:k:0"].fail("nope"), by["pn:k:1"].complete()])
     assert q.r.zscore(q.k("waiting-children"), "pn") is not None
     assert q.r.sismember(q.k("pn:dependencies"), q.k("pn:k:0"))
+
+
+# ---- a job key that is not a hash (issue 9 item 9) -------------------------
+
+FOREIGN = "job key held a string, not a job hash; kept as bull:tq:%s:foreign"
+
+
+def assert_failed_foreign(q, job_id, value="junk"):
+    h = q.r.hgetall(q.k(job_id))
+    assert h["failedReason"] == FOREIGN % job_id and "finishedOn" in h
+    assert q.r.zscore(q.k("failed"), job_id) is not None
+    assert q.r.get(q.k(job_id + ":foreign")) == value
+    assert not q.r.exists(q.k(job_id + ":lock"))
+    assert job_id not in q.r.lrange(q.k("active"), 0, -1)
+    assert {"event": "failed", "jobId": job_id, "failedReason": FOREIGN % job_id,
+            "prev": "waiting"} in q.events() or any(
+        e.get("event") == "failed" and e.get("jobId") == job_id for e in q.events())
+
+
+def test_fetch_fails_a_foreign_job_key_and_keeps_its_neighbours(q):
+    for i in range(3):
+        q.add("j%d" % i)
+    q.r.delete(q.k("2"))
+    q.r.set(q.k("2"), "junk")
+    codes, jobs, status, _ = q.work((), 3, foreign=True)
+    assert [j.id for j in jobs] == ["1", "3"] and status == 0
+    assert q.last_foreign == ["2", FOREIGN % "2"]
+    assert sorted(q.r.lrange(q.k("active"), 0, -1)) == ["1", "3"]
+    for j in jobs:
+        assert q.r.get(q.k(j.id + ":lock")) == j.token
+    assert_failed_foreign(q, "2")
+    # the neighbours finish normally, and the failed entry is a readable job
+    codes, _, _, _ = q.work([j.complete() for j in jobs])
+    assert codes == [0, 0]
+    assert q.r.zcard(q.k("completed")) == 2
+    # retention deletes the kept value with its job
+    q.script("remove", "2")
+    assert not q.r.exists(q.k("2")) and not q.r.exists(q.k("2:foreign"))
+
+
+def test_finish_on_a_foreign_job_key_fails_it_alone(q):
+    for i in range(3):
+        q.add("j%d" % i)
+    _, jobs, _, _ = q.fetch(3)
+    q.r.delete(q.k("2"))
+    q.r.set(q.k("2"), "junk")
+    codes, _, _, _ = q.work([j.complete() for j in jobs])
+    assert codes == [0, -7, 0]
+    assert q.r.zrange(q.k("completed"), 0, -1) == ["1", "3"]
+    assert_failed_foreign(q, "2")
+    assert q.r.llen(q.k("active")) == 0
+
+
+def test_delayed_foreign_job_key_fails_when_due(q):
+    q.add("a", delay=1)
+    q.add("b", delay=1)
+    q.r.delete(q.k("1"))
+    q.r.set(q.k("1"), "junk")
+    time_now = now_ms() + 10
+    codes, jobs, status, _ = q.work((), 5, now=time_now, foreign=True)
+    assert [j.id for j in jobs] == ["2"]
+    assert q.r.zcard(q.k("delayed")) == 0
+    assert_failed_foreign(q, "1")
+
+
+def test_stalled_check_and_recover_fail_a_foreign_job_key(q):
+    for i in range(4):
+        q.add("j%d" % i)
+    _, jobs, _, _ = q.fetch(2, prefix="dead:")
+    for j in jobs:
+        q.r.delete(q.k(j.id))
+        q.r.set(q.k(j.id), "junk")
+    r = q.script("recover", now_ms(), "dead:", 1, "SIGKILL", 3, "")
+    assert r[0] == [] and sorted(r[1]) == ["1", "2"]
+    for j in jobs:
+        assert_failed_foreign(q, j.id)
+    _, [c], _, _ = q.fetch(1, lock_ms=30000)
+    q.script("stalled", now_ms(), 30000, 1)
+    q.r.delete(q.k("stalled-check"), q.k(c.id + ":lock"), q.k(c.id))
+    q.r.set(q.k(c.id), "junk")
+    assert q.script("stalled", now_ms(), 30000, 1) == [[], []]
+    assert_failed_foreign(q, c.id)
+    assert q.r.llen(q.k("active")) == 0 and q.r.lrange(q.k("wait"), 0, -1) == ["4"]
+
+
+def test_admin_scripts_refuse_a_foreign_job_key(q):
+    q.add("a", delay=60000)
+    q.add("b")
+    _, [b], _, _ = q.fetch()
+    q.work([b.fail()])
+    for jid in ("1", "2"):
+        q.r.delete(q.k(jid))
+        q.r.set(q.k(jid), "junk")
+    assert q.script("promote", "1") == -9
+    assert q.r.zscore(q.k("delayed"), "1") is not None
+    assert q.script("retry", "one", "failed", "2", "") == -9
+    assert q.r.zscore(q.k("failed"), "2") is not None
+    assert q.script("retry", "all", "failed", now_ms(), "") == 0
+    assert q.script("progress", "1", "5") == -9
+    assert q.r.get(q.k("1")) == "junk"
+
+
+# ---- finishes sent again after a lost reply (issue 9 item 11) ---------------
+
+def resent(t):
+    return t[:9] + [t[9] + "r"]
+
+
+def test_a_resent_finish_is_found_applied_not_refused(q):
+    for i in range(5):
+        q.add("j%d" % i)
+    _, [a, b, c, d, e], _, _ = q.fetch(5)
+    first = [a.complete(), b.fail(), c.retry_later(60000), d.complete(keep="0"),
+             e.rate_limited(60000)]
+    assert q.work(first)[0] == [0, 0, 0, 0, 0]
+    # Sent again as a worker does after the reply was lost: found applied.
+    assert q.work([resent(f) for f in first])[0] == [1, 1, 1, 1, 1]
+    # Without the flag, as BullMQ answers: the lock is gone.
+    assert q.work([first[0], first[3]])[0] == [-2, -1]
+    # A finish that was never applied is still refused when sent again.
+    q.add("late")
+    _, [f], _, _ = q.fetch(1)
+    q.r.delete(q.k(f.id + ":lock"))
+    assert q.work([resent(f.complete())])[0] == [-2]
+    assert q.r.lrange(q.k("active"), 0, -1) == [f.id]
+
+
+def test_dedup_keep_last_if_active_job_is_created_when_the_owner_ends(q):
+    """BullMQ's producer keeps the job added while the dedup owner is active
+    in dn:<id>; our finish creates it (issue 14 item 6)."""
+    assert q.add(dedup="d1") == ["1", "added"]
+    _, [a], _, _ = q.fetch()
+    q.r.hset(q.k("dn:d1"), mapping={
+        "name": "next", "data": '{"n":3}', "jid": "",
+        "opts": '{"delay":5000,"priority":0,"de":{"id":"d1","keepLastIfActive":true}}'})
+    q.r.hdel(q.k("dn:d1"), "jid")
+    q.r.incr(q.k("id"))  # ids burnt by the deduplicated adds
+    t = now_ms()
+    assert q.work([a.complete()], now=t)[0] == [0]
+    assert not q.r.exists(q.k("dn:d1"))
+    h = q.r.hgetall(q.k("3"))
+    assert (h["name"], h["data"], h["deid"], h["delay"]) == ("next", '{"n":3}', "d1", "5000")
+    assert h["timestamp"] == str(t)
+    assert q.r.zscore(q.k("delayed"), "3") == (t + 5000) * 4096
+    assert q.r.get(q.k("de:d1")) == "3" and q.r.pttl(q.k("de:d1")) == -1
+    assert q.event_names()[-4:] == ["added", "delayed", "completed", "drained"]
+    # a job without dedup, or with no follow-up waiting, touches no dn: key
+    q.add("plain")
+    _, [p], _, _ = q.fetch()
+    assert q.work([p.complete()])[0] == [0]
+
+
+def test_add_and_flows_do_not_trip_on_foreign_keys(q):
+    import json
+    import redis as redis_mod
+    q.r.set(q.k("1"), "junk")  # where the next automatic id would go
+    with pytest.raises(redis_mod.exceptions.ResponseError, match="holds a string"):
+        q.add("a")
+    assert q.r.get(q.k("1")) == "junk" and q.r.llen(q.k("wait")) == 0
+    assert q.add("b") == ["2", "added"]
+    # children whose parent key holds a string end; the parent is skipped
+    q.add("c")
+    q.r.set(q.k("par"), "junk")
+    for kid in ("2", "3"):
+        q.r.hset(q.k(kid), mapping={"parentKey": q.k("par"), "parent": json.dumps(
+            {"id": "par", "queueKey": "bull:tq", "fpof": True})})
+        q.r.sadd(q.k("par:dependencies"), q.k(kid))
+    _, [b, c], _, _ = q.fetch(2)
+    assert q.work([b.complete(), c.fail()])[0] == [0, 0]
+    assert q.r.zscore(q.k("completed"), "2") is not None
+    assert q.r.zscore(q.k("failed"), "3") is not None and q.r.get(q.k("par")) == "junk"

@@ -4,11 +4,16 @@
  * jobs with the sync API and processes them with the async one, as a worker
  * would, with the noop handler's rules (data {"fail":"retryable"} or
  * {"fail":"permanent"} fails that way, {"fail":"ratelimit","retry_after":ms}
- * is rate limited, anything else completes with {"ok":true}).
+ * is rate limited, anything else completes with {"ok":true}; "sleep_ms"
+ * first keeps the job running that long).
  *
  *   nq_driver -s SOCK [-p PREFIX] -q QUEUE add NAME DATA [PRIORITY DELAY ATTEMPTS JOBID]
  *   nq_driver -s SOCK -q QUEUE process COUNT [-c CONCURRENCY] [-t TIMEOUT_MS]
- *             [-a ATTEMPTS] [-b BACKOFF_MS] [-i STALLED_INTERVAL_MS] [-n NAME]
+ *             [-a ATTEMPTS] [-b BACKOFF_MS] [-m BACKOFF_MAX_MS]
+ *             [-i STALLED_INTERVAL_MS] [-n NAME]
+ *   (options before the command; the queue's settings are the defaults of
+ *   notifyq's config loader, which -a, -b and -m change as the queue's
+ *   attempts, backoff.delay and backoff.max would)
  *   nq_driver -s SOCK -q QUEUE ADMIN ARGS...   the sync admin API, one call:
  *             counts | job ID | remove ID | retry ID | retry-all STATE |
  *             promote ID | clean STATE GRACE_MS LIMIT | purge STATE | pause |
@@ -71,7 +76,7 @@ static void outcome_of(struct nq_job *job, struct nq_outcome *o)
         };
 }
 
-static void handle(struct driver *d, struct nq_job *job)
+static void settle(struct driver *d, struct nq_job *job)
 {
     struct nq_outcome o;
     const char *unrun = nq_job_fail_unrun_reason_borrow(job);
@@ -86,6 +91,47 @@ static void handle(struct driver *d, struct nq_job *job)
         exit(1);
     }
     d->n_pending++;
+}
+
+struct sleeper {
+    struct driver *d;
+    struct nq_job *job;
+};
+
+static void on_slept(evutil_socket_t fd, short what, void *arg)
+{
+    struct sleeper *z = arg;
+    struct driver *d = z->d;
+
+    (void) fd, (void) what;
+    d->in_flight--;
+    settle(d, z->job);
+    free(z);
+    kick(d);
+}
+
+/* Runs job: at once, or after its data's sleep_ms. */
+static void handle(struct driver *d, struct nq_job *job)
+{
+    json_int_t ms = json_integer_value(json_object_get(nq_job_data_borrow(job), "sleep_ms"));
+    struct sleeper *z;
+
+    if (ms <= 0) {
+        settle(d, job);
+        return;
+    }
+    z = malloc(sizeof(*z));
+    if (!z) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    *z = (struct sleeper){ d, job };
+    d->in_flight++;
+    struct timeval tv = { (time_t) (ms / 1000), (suseconds_t) (ms % 1000) * 1000 };
+    if (event_base_once(d->base, -1, EV_TIMEOUT, on_slept, z, &tv) < 0) {
+        fprintf(stderr, "event_base_once failed\n");
+        exit(1);
+    }
 }
 
 static void free_sent(struct driver *d, size_t n)
@@ -161,7 +207,7 @@ static void on_work(void *userdata, int r, struct nq_work_result *res)
 static void submit(struct driver *d)
 {
     size_t n = d->n_pending;
-    uint32_t room = d->target > d->ended ? d->concurrency : 0;
+    uint32_t room = d->target > d->ended ? d->concurrency - d->in_flight : 0;
 
     for (size_t i = 0; i < n; i++) {
         const struct nq_finish *f = &d->pending[i];
@@ -174,7 +220,8 @@ static void submit(struct driver *d)
     if (d->ended >= d->target)
         room = 0;
     if (n == 0 && room == 0) {
-        event_base_loopbreak(d->base);
+        if (!d->in_flight)
+            event_base_loopbreak(d->base);
         return;
     }
     int r = nq_store_work(d->store, d->pending, n, room, on_work, d);
@@ -388,44 +435,74 @@ static int admin(struct nq_redis_cfg *redis, const char *queue, int argc, char *
     return 0;
 }
 
-int main(int argc, char **argv)
+/* The settings of a queue whose config sets nothing but its handler. */
+static struct nq_config *queue_defaults(struct nq_queue_cfg *ret)
+{
+    struct nq_config *cfg = NULL;
+    struct nq_err err = { 0 };
+
+    if (nq_config_parse_string("nq_driver", "queues:\n  q:\n    handler: noop\n", NULL, 0, &cfg,
+                               &err) < 0) {
+        fprintf(stderr, "queue defaults: %s\n", nq_err_str(&err));
+        exit(2);
+    }
+    *ret = cfg->queues[0];
+    return cfg;
+}
+
+static int run(int argc, char **argv, struct driver *d)
 {
     struct nq_redis_cfg redis = { .prefix = "bull" };
-    struct driver d = { .concurrency = 1 };
     const char *queue = NULL, *name = NULL;
     uint64_t timeout_ms = 20000;
     int c;
 
-    d.q = (struct nq_queue_cfg){
-        .attempts = 1, .backoff = { .type = NQ_BACKOFF_EXPONENTIAL, .delay_ms = 1000 },
-        .retention = { .completed = { .keep_all = true }, .failed = { .keep_all = true } },
-        .max_stalled = 1,
-    };
     nq_log_init("nq_driver");
     signal(SIGPIPE, SIG_IGN); /* hiredis writes with write(2): a dead server must not kill us */
-    while ((c = getopt(argc, argv, "+s:p:q:c:t:a:b:i:n:")) != -1) {
+    while ((c = getopt(argc, argv, "+s:p:q:c:t:a:b:m:i:n:")) != -1) {
         switch (c) {
         case 's': redis.socket = optarg; break;
         case 'p': redis.prefix = optarg; break;
         case 'q': queue = optarg; break;
-        case 'c': d.concurrency = (uint32_t) atoi(optarg); break;
+        case 'c':
+            d->concurrency = (uint32_t) atoi(optarg);
+            break;
         case 't': timeout_ms = strtoull(optarg, NULL, 10); break;
-        case 'a': d.q.attempts = (uint32_t) atoi(optarg); break;
-        case 'b': d.q.backoff.delay_ms = strtoull(optarg, NULL, 10); break;
-        case 'i': d.stalled_interval_ms = strtoull(optarg, NULL, 10); break;
+        case 'a':
+            d->q.attempts = (uint32_t) atoi(optarg);
+            break;
+        case 'b':
+            d->q.backoff.delay_ms = strtoull(optarg, NULL, 10);
+            break;
+        case 'm':
+            d->q.backoff.max_ms = strtoull(optarg, NULL, 10);
+            break;
+        case 'i':
+            d->stalled_interval_ms = strtoull(optarg, NULL, 10);
+            break;
         case 'n': name = optarg; break;
         default: return 2;
         }
     }
-    if (!redis.socket || !queue || optind >= argc || d.concurrency < 1 ||
-        d.concurrency > MAX_CONC)
+    if (!redis.socket || !queue || optind >= argc || d->concurrency < 1 ||
+        d->concurrency > MAX_CONC)
         return 2;
     if (strcmp(argv[optind], "add") == 0)
         return add(&redis, queue, argc - optind - 1, argv + optind + 1);
     if (strcmp(argv[optind], "process") == 0 && optind + 1 < argc) {
-        d.target = (uint32_t) atoi(argv[optind + 1]);
+        d->target = (uint32_t) atoi(argv[optind + 1]);
         srand((unsigned) getpid());
-        return process(&redis, queue, &d, name, timeout_ms);
+        return process(&redis, queue, d, name, timeout_ms);
     }
     return admin(&redis, queue, argc - optind, argv + optind);
+}
+
+int main(int argc, char **argv)
+{
+    struct driver d = { .concurrency = 1 };
+    struct nq_config *cfg = queue_defaults(&d.q);
+    int r = run(argc, argv, &d);
+
+    nq_config_free(cfg);
+    return r;
 }

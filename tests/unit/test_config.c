@@ -134,8 +134,8 @@ static void defaults_are_config_hs(void **state)
     assert_int_equal(q->concurrency, 1);
     assert_int_equal(q->attempts, 1);
     assert_int_equal(q->backoff.type, NQ_BACKOFF_EXPONENTIAL);
-    assert_int_equal(q->backoff.delay_ms, 1000);
-    assert_int_equal(q->backoff.max_ms, 3600000);
+    assert_int_equal(q->backoff.delay_ms, 0); /* BullMQ retries at once */
+    assert_int_equal(q->backoff.max_ms, 0);
     assert_true(q->backoff.jitter == 0);
     assert_int_equal(q->rate_limit.max, 0);
     assert_true(q->retention.completed.keep_all);
@@ -843,8 +843,9 @@ static void unusable_secret_files_are_errors(void **state)
                     nul);
     parse_bad(yaml, no_overrides, 0, want);
     (void) snprintf(yaml, sizeof(yaml), "redis:\n  password_file: %s\n" MIN_QUEUE, t->dir);
-    (void) snprintf(want, sizeof(want), "t.yaml:2:3: redis.password_file: cannot read %s: Is a "
-                                        "directory", t->dir);
+    (void) snprintf(want, sizeof(want),
+                    "t.yaml:2:3: redis.password_file: %s is a directory, not a regular file",
+                    t->dir);
     parse_bad(yaml, no_overrides, 0, want);
     (void) snprintf(yaml, sizeof(yaml), "http:\n  token_files:\n    - %s\n    - /nonexistent\n"
                                         MIN_QUEUE, empty);
@@ -1161,6 +1162,9 @@ static void load_reports_unreadable_files(void **state)
     assert_int_equal(nq_config_load("/nonexistent/notifyq.yaml", NULL, 0, &cfg, &err), -ENOENT);
     assert_string_equal(nq_err_str(&err), "/nonexistent/notifyq.yaml: No such file or directory");
     assert_int_equal(nq_config_load("/", NULL, 0, &cfg, &err), -EISDIR);
+    assert_string_equal(nq_err_str(&err), "/: is a directory, not a regular file");
+    assert_int_equal(nq_config_load("/dev/null", NULL, 0, &cfg, &err), -EINVAL);
+    assert_string_equal(nq_err_str(&err), "/dev/null: is a character device, not a regular file");
     assert_ptr_equal(cfg, &sentinel);
     assert_null(nq_config_free(NULL));
 }

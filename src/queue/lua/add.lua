@@ -4,7 +4,8 @@
 --       10 dedup id or '', 11 dedup ttl ms (0 = until the job ends),
 --       12 dedup extend ('1'), 13 dedup replace ('1').
 -- Returns { job id, 'added' | 'duplicated' | 'deduplicated' }; for the last
--- two the id is the existing job's.
+-- two the id is the existing job's. A new id whose key holds something else
+-- than a hash (a foreign write) is an error, before anything is written.
 local base = ARGV[1]
 local kMeta = base .. 'meta'
 local meta = queue_meta(base)
@@ -18,6 +19,12 @@ if ARGV[2] ~= '' then
   if rcall('EXISTS', base .. job_id) == 1 then
     event(base, meta.maxlen, 'duplicated', 'jobId', job_id)
     return { job_id, 'duplicated' }
+  end
+else
+  local t = foreign_type(base .. job_id)
+  if t and t ~= 'none' then
+    return redis.error_reply('job key ' .. base .. job_id .. ' holds a ' .. t ..
+                             ', not a job hash')
   end
 end
 

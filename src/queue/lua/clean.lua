@@ -11,11 +11,14 @@ local key = base .. state
 local meta = queue_meta(base)
 local deleted = {}
 
+-- A job whose key holds no hash has no age: it is left to the fetch, which
+-- fails it.
 local function take(id)
-  local jk = base .. id
-  if rcall('HGET', jk, 'rjk') then return false end
-  local ts = tonumber(rcall('HGET', jk, 'timestamp')) or 0
-  return ts <= cutoff
+  local h = redis.pcall('HMGET', base .. id, 'rjk', 'timestamp')
+  if is_wrongtype(h) then return false end
+  h = check_reply(h)
+  if h[1] then return false end
+  return (tonumber(h[2]) or 0) <= cutoff
 end
 
 if state == 'completed' or state == 'failed' then
@@ -39,7 +42,9 @@ else
   return redis.error_reply('clean: unsupported state ' .. state)
 end
 for _, id in ipairs(deleted) do
-  local deid = rcall('HGET', base .. id, 'deid')
+  local deid = redis.pcall('HGET', base .. id, 'deid')
+  if is_wrongtype(deid) then deid = false end
+  deid = check_reply(deid)
   if deid and rcall('GET', base .. 'de:' .. deid) == id then rcall('DEL', base .. 'de:' .. deid) end
   delete_job_keys(base, id)
 end

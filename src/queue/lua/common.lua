@@ -95,11 +95,54 @@ local function push_front(base, id, priority)
   end
 end
 
--- Deletes a job's own keys (not its membership in sets/lists).
+-- Deletes a job's own keys (not its membership in sets/lists), with the
+-- foreign value fail_foreign kept aside.
 local function delete_job_keys(base, id)
   local jk = base .. id
   rcall('DEL', jk, jk .. ':logs', jk .. ':dependencies', jk .. ':processed', jk .. ':failed',
-        jk .. ':unsuccessful', jk .. ':lock')
+        jk .. ':unsuccessful', jk .. ':lock', jk .. ':foreign')
+end
+
+-- Whether r, a redis.pcall result, is Redis refusing a command on a key of
+-- another type: a job key that someone overwrote with a string, a list...
+-- Redis applies a script's writes up to an error, so the first command on a
+-- job's hash goes through pcall and is checked with this before anything
+-- else is written for that job.
+local function is_wrongtype(r)
+  return type(r) == 'table' and type(r.err) == 'string' and string.find(r.err, 'WRONGTYPE', 1, true) ~= nil
+end
+
+-- Raises the error of a pcall result that is no WRONGTYPE, as redis.call would.
+local function check_reply(r)
+  if type(r) == 'table' and r.err then error(r) end
+  return r
+end
+
+-- The type of a job's key when it is not a hash ('none' for no key), else nil.
+local function foreign_type(jk)
+  local t = rcall('TYPE', jk)
+  t = type(t) == 'table' and t.ok or t
+  if t == 'hash' then return nil end
+  return t
+end
+
+-- A job whose key holds no hash cannot run, and no script must trip on it
+-- again: the value is kept aside under "<key>:foreign" (deleted with the
+-- job), and the id ends in failed with a reason, as a readable job. Not its
+-- set or list memberships, nor its lock: the caller handles those.
+local function fail_foreign(base, id, maxlen, now_s, prev)
+  local jk = base .. id
+  local kind = foreign_type(jk) or 'hash'
+  local reason = 'job key held a ' .. kind .. ', not a job hash'
+  if kind ~= 'none' and kind ~= 'hash' then
+    rcall('RENAME', jk, jk .. ':foreign')
+    reason = reason .. '; kept as ' .. jk .. ':foreign'
+  end
+  rcall('HSET', jk, 'name', '', 'data', '{}', 'opts', '{}', 'timestamp', now_s,
+        'failedReason', reason, 'finishedOn', now_s)
+  rcall('ZADD', base .. 'failed', now_s, id)
+  event(base, maxlen, 'failed', 'jobId', id, 'failedReason', reason, 'prev', prev)
+  return reason
 end
 
 -- A deduplication key without TTL lives until its job ends; one with a TTL

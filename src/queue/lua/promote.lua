@@ -1,8 +1,11 @@
 -- notifyq promote: a delayed job runs now (§8.6 promote).
--- ARGV: 1 base, 2 id. Returns 0, -1 no such job, -3 not delayed.
+-- ARGV: 1 base, 2 id. Returns 0, -1 no such job, -3 not delayed, -9 its key
+-- holds no hash (the fetch fails it when it is due).
 local base, id = ARGV[1], ARGV[2]
 local jk = base .. id
-if rcall('EXISTS', jk) == 0 then return -1 end
+local t = foreign_type(jk)
+if t == 'none' then return -1 end
+if t then return -9 end
 if rcall('ZREM', base .. 'delayed', id) == 0 then return -3 end
 local meta = queue_meta(base)
 push_ready(base, id, tonumber(rcall('HGET', jk, 'priority')) or 0, false)

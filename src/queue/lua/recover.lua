@@ -49,6 +49,25 @@ local function requeue(id, jk, stc)
   requeued[#requeued + 1] = id
 end
 
+-- A job of the dead worker counts a stall (and a crash); one whose key
+-- holds no hash fails at once.
+local function take_back(id, jk)
+  local stc = redis.pcall('HINCRBY', jk, 'stc', 1)
+  if is_wrongtype(stc) then
+    fail_foreign(base, id, meta.maxlen, ARGV[2], 'active')
+    failed[#failed + 1] = id
+    return
+  end
+  stc = check_reply(stc)
+  local crashes = 0
+  if signal ~= '' then crashes = rcall('HINCRBY', jk, 'nqcrash', 1) end
+  if signal ~= '' and max_crashes > 0 and crashes >= max_crashes then
+    fail_poison(id, jk, crashes)
+  else
+    requeue(id, jk, stc)
+  end
+end
+
 for _, id in ipairs(rcall('LRANGE', kActive, 0, -1)) do
   local jk = base .. id
   local lock = rcall('GET', jk .. ':lock')
@@ -61,14 +80,7 @@ for _, id in ipairs(rcall('LRANGE', kActive, 0, -1)) do
       event(base, meta.maxlen, 'waiting', 'jobId', id, 'prev', 'active')
       requeued[#requeued + 1] = id
     else
-      local stc = rcall('HINCRBY', jk, 'stc', 1)
-      local crashes = 0
-      if signal ~= '' then crashes = rcall('HINCRBY', jk, 'nqcrash', 1) end
-      if signal ~= '' and max_crashes > 0 and crashes >= max_crashes then
-        fail_poison(id, jk, crashes)
-      else
-        requeue(id, jk, stc)
-      end
+      take_back(id, jk)
     end
   end
 end

@@ -6,7 +6,10 @@ local base, id = ARGV[1], ARGV[2]
 local jk = base .. id
 if rcall('EXISTS', jk) == 0 then return -1 end
 if rcall('EXISTS', jk .. ':lock') == 1 then return 0 end
-local h = rcall('HMGET', jk, 'rjk', 'deid')
+-- A key that holds no hash is removed all the same, as the job it stands for.
+local h = redis.pcall('HMGET', jk, 'rjk', 'deid')
+if is_wrongtype(h) then h = { false, false } end
+h = check_reply(h)
 if h[1] then
   local score = rcall('ZSCORE', base .. 'repeat', h[1])
   if score and id == 'repeat:' .. h[1] .. ':' .. score then return -8 end

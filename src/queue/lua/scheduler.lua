@@ -16,6 +16,10 @@ local s = rcall('HMGET', sk, 'name', 'data', 'opts', 'every', 'pattern', 'tz', '
 local every, offset = tonumber(s[4]), tonumber(s[7])
 local ic = tonumber(s[11]) or 1
 if s[10] and ic >= tonumber(s[10]) then return { '', 'done' } end
+-- As BullMQ's worker: no next iteration once the one fetched is past
+-- endDate; the one fetched before it still adds the next, even if that one
+-- falls after endDate.
+if s[9] and now > tonumber(s[9]) then return { '', 'done' } end
 
 local next_ms
 if every then
@@ -33,7 +37,6 @@ else
   next_ms = tonumber(ARGV[5])
   if not next_ms then return redis.error_reply('scheduler: pattern needs next ms') end
 end
-if s[9] and next_ms > tonumber(s[9]) then return { '', 'done' } end
 
 local meta = queue_meta(base)
 local next_id = 'repeat:' .. sid .. ':' .. string.format('%d', next_ms)

@@ -2,7 +2,12 @@
 -- ARGV: 1 base, 2 id. Returns { state, HGETALL } with state 'unknown' and an
 -- empty hash for a missing job.
 local base, id = ARGV[1], ARGV[2]
-local h = rcall('HGETALL', base .. id)
+local h = redis.pcall('HGETALL', base .. id)
+if is_wrongtype(h) then
+  return redis.error_reply('job key ' .. base .. id .. ' holds a ' .. foreign_type(base .. id) ..
+                           ', not a job hash')
+end
+h = check_reply(h)
 if #h == 0 then return { 'unknown', h } end
 local zsets = { 'completed', 'failed', 'delayed', 'prioritized', 'waiting-children' }
 for _, s in ipairs(zsets) do

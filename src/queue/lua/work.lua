@@ -3,7 +3,8 @@
 --       6 N (0 = finish only), 7 worker name or '', 8 limiter max (0 none),
 --       9 limiter duration ms, 10 K, then K finishes of 10 fields each:
 --       id, token, kind, attemptsMade after, deid or '', p1, p2, p3, p4,
---       'p' when the job is a flow child (has parentKey), else empty
+--       flags: 'p' the job is a flow child (has parentKey), 'r' the finish
+--       was sent before in a call whose reply was lost, 'pr' both, or empty
 -- kinds: C completed (p1 returnvalue, p2 retention)
 --        F failed, attempts exhausted (p1 reason, p2 stacktrace, p3 retention,
 --          p4 'd' = drop defa)            P failed permanently (same, no
@@ -12,11 +13,14 @@
 --        W retry now (p1 reason, p2 stacktrace, p3 priority, p4 'l' = lifo)
 --        L rate limited, no attempt spent (p3 delay ms, p4 '1' = engage limiter)
 --        R returned unrun, no attempt spent (p3 priority)
--- Returns { codes, jobs, status, value }: codes[i] is 0 or BullMQ's error for
--- finish i (-1 no job, -2 no lock, -6 lock of another token, -3 not active);
+-- Returns { codes, jobs, status, value, foreign }: codes[i] is 0 or BullMQ's
+-- error for finish i (-1 no job, -2 no lock, -6 lock of another token, -3 not
+-- active), or -7: the job's key held no hash, the job failed (fail_foreign),
+-- or 1: a finish sent again ('r') that the job shows applied already;
 -- jobs is a flat list id, token, HGETALL...; status 0 fetched/none asked,
 -- 1 nothing to run (value = next delayed due ms or 0), 2 rate limited (value =
--- ms left), 3 paused or at global concurrency.
+-- ms left), 3 paused, 4 at global concurrency; foreign is a flat list id,
+-- reason of the jobs fetched or promoted that failed so.
 local base = ARGV[1]
 local now = tonumber(ARGV[2])
 local now_s = ARGV[2]
@@ -29,6 +33,7 @@ local settled = { completed = {}, failed = {} } -- ZADD pairs per set
 local specs = { completed = {}, failed = {} }   -- distinct retention specs, in order
 local ready_changed, delayed_changed = false, false
 local ended = 0                -- jobs completed or failed for good
+local foreign = {}             -- id, reason of fetched/promoted jobs failed for their key
 
 local function settle(id, set, spec)
   ended = ended + 1
@@ -96,6 +101,60 @@ local function check_lock(id, token)
   return 0
 end
 
+-- ---- deduplication keepLastIfActive -------------------------------------
+
+-- A job added under a dedup id while that id's job was active waits as
+-- "dn:<id>" (BullMQ's producer writes it, the last add wins); the active
+-- job's end creates it, owning the dedup key, as BullMQ's moveToFinished
+-- does. Its id is the counter's next value (always taken) or its own jobId.
+local function requeue_dedup_next(deid)
+  local nk = base .. 'dn:' .. deid
+  local d = rcall('HMGET', nk, 'name', 'data', 'opts', 'pk', 'pd', 'pdk', 'rjk', 'jid')
+  if not d[3] then return end
+  local id = d[8] or tostring(rcall('INCR', base .. 'id'))
+  if d[8] then rcall('INCR', base .. 'id') end
+  local ok, opts = pcall(cjson.decode, d[3])
+  if not ok or type(opts) ~= 'table' then opts = {} end
+  local de = type(opts.de) == 'table' and opts.de or {}
+  local ttl = tonumber(de.ttl) or 0
+  if ttl > 0 and not de.keepLastIfActive then
+    rcall('SET', base .. 'de:' .. deid, id, 'PX', ttl)
+  else
+    rcall('SET', base .. 'de:' .. deid, id)
+  end
+  local delay, priority = tonumber(opts.delay) or 0, tonumber(opts.priority) or 0
+  local fields = { 'name', d[1] or '', 'data', d[2] or '{}', 'opts', d[3], 'timestamp', now_s,
+                   'delay', delay, 'priority', priority }
+  local extra = { 'parentKey', d[4], 'parent', d[5], 'rjk', d[7], 'deid', de.id or false }
+  for i = 1, #extra, 2 do
+    if extra[i + 1] then
+      fields[#fields + 1] = extra[i]
+      fields[#fields + 1] = tostring(extra[i + 1])
+    end
+  end
+  rcall('HSET', base .. id, unpack(fields))
+  event(base, meta.maxlen, 'added', 'jobId', id, 'name', d[1] or '')
+  if delay > 0 then
+    add_delayed(base, id, now + delay)
+    event(base, meta.maxlen, 'delayed', 'jobId', id, 'delay', now + delay)
+    delayed_changed = true
+  else
+    push_ready(base, id, priority, opts.lifo == true)
+    event(base, meta.maxlen, 'waiting', 'jobId', id)
+    ready_changed = true
+  end
+  if d[6] then rcall('SADD', d[6], base .. id) end
+  rcall('DEL', nk)
+end
+
+-- A job that ended for good frees its dedup key, and lets the job kept
+-- while it was active go on.
+local function end_dedup(id, deid)
+  if deid == '' then return end
+  release_dedup(base, id, deid)
+  requeue_dedup_next(deid)
+end
+
 -- ---- flows: a child that ends updates its parent (§12) -------------------
 
 local function parent_of(jk)
@@ -130,7 +189,7 @@ local function wake_parent(par)
 end
 
 local function release_parent(par, even_if_pending)
-  if rcall('EXISTS', par.key) == 0 then return end
+  if foreign_type(par.key) then return end -- gone, or no job hash
   if not even_if_pending and rcall('SCARD', par.key .. ':dependencies') > 0 then return end
   if rcall('ZREM', par.base .. 'waiting-children', par.id) == 1 then wake_parent(par) end
 end
@@ -153,7 +212,7 @@ local function child_failed(jk, reason)
   if rcall('SREM', par.key .. ':dependencies', jk) == 0 then return end
   if f.fpof then
     rcall('ZADD', par.key .. ':unsuccessful', now, jk)
-    if rcall('EXISTS', par.key) == 0 then return end
+    if foreign_type(par.key) then return end
     local from = rcall('ZREM', par.base .. 'waiting-children', par.id) == 1
     if not from and rcall('ZREM', par.base .. 'delayed', par.id) == 1 then
       rcall('HSET', par.key, 'delay', 0)
@@ -172,22 +231,63 @@ local function child_failed(jk, reason)
   end
 end
 
+-- The first write to a finished job's hash: false (and the job failed)
+-- when its key holds something else, which nothing before has written to.
+local function write_job(id, jk, ...)
+  local r = redis.pcall('HSET', jk, ...)
+  if not is_wrongtype(r) then
+    check_reply(r)
+    return true
+  end
+  fail_foreign(base, id, meta.maxlen, now_s, 'active')
+  ended = ended + 1
+  return false
+end
+
+-- A finish sent again after its call's reply was lost, refused with code:
+-- whether the lost call applied it. attemptsMade moves only by finishes, so
+-- a job that reached this finish's count and the state it leads to has had
+-- it; a job gone (-1) had it when this finish removes it (a retention spec).
+-- A rate-limited finish spends no attempt: it shows as a delayed job.
+local function applied_before(id, kind, atm, spec, code)
+  local jk = base .. id
+  if kind == 'R' then return false end
+  if kind == 'L' then return rcall('ZSCORE', base .. 'delayed', id) ~= false end
+  local final = kind == 'C' or kind == 'F' or kind == 'P'
+  if code == -1 then return final and spec ~= '' end
+  local made = redis.pcall('HGET', jk, 'atm')
+  if type(made) ~= 'string' or tonumber(made) < tonumber(atm) then return false end
+  if kind == 'C' then return rcall('ZSCORE', base .. 'completed', id) ~= false end
+  if final then return rcall('ZSCORE', base .. 'failed', id) ~= false end
+  return true -- retried: it may have been fetched again since
+end
+
 local function finish_one(a)
   local id, kind, atm = ARGV[a], ARGV[a + 2], ARGV[a + 3]
   local p1, p2, p3, p4 = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
-  local child = ARGV[a + 9] == 'p'
+  local flags = ARGV[a + 9]
+  local child = flags == 'p' or flags == 'pr'
   local code = check_lock(id, ARGV[a + 1])
-  if code ~= 0 then return code end
+  if code ~= 0 then
+    if (flags == 'r' or flags == 'pr') and
+       applied_before(id, kind, atm, kind == 'C' and p2 or p3, code) then
+      return 1
+    end
+    return code
+  end
   local jk = base .. id
   if kind == 'C' then
-    release_dedup(base, id, ARGV[a + 4])
-    rcall('HSET', jk, 'returnvalue', p1, 'finishedOn', now_s, 'atm', atm)
+    if not write_job(id, jk, 'returnvalue', p1, 'finishedOn', now_s, 'atm', atm) then return -7 end
+    end_dedup(id, ARGV[a + 4])
     event(base, meta.maxlen, 'completed', 'jobId', id, 'returnvalue', p1, 'prev', 'active')
     if child then child_completed(jk, p1) end
     settle(id, 'completed', p2)
   elseif kind == 'F' or kind == 'P' then
-    release_dedup(base, id, ARGV[a + 4])
-    rcall('HSET', jk, 'failedReason', p1, 'stacktrace', p2, 'finishedOn', now_s, 'atm', atm)
+    if not write_job(id, jk, 'failedReason', p1, 'stacktrace', p2, 'finishedOn', now_s,
+                     'atm', atm) then
+      return -7
+    end
+    end_dedup(id, ARGV[a + 4])
     if p4 == 'd' then rcall('HDEL', jk, 'defa') end
     event(base, meta.maxlen, 'failed', 'jobId', id, 'failedReason', p1, 'prev', 'active')
     if kind == 'F' then
@@ -197,17 +297,21 @@ local function finish_one(a)
     settle(id, 'failed', p3)
   elseif kind == 'D' or kind == 'L' then
     local delay = tonumber(p3)
+    local ok
     if kind == 'D' then
-      rcall('HSET', jk, 'failedReason', p1, 'stacktrace', p2, 'atm', atm, 'delay', delay)
+      ok = write_job(id, jk, 'failedReason', p1, 'stacktrace', p2, 'atm', atm, 'delay', p3)
     else
-      rcall('HSET', jk, 'delay', delay)
-      if p4 == '1' then rcall('SET', base .. 'limiter', 9007199254740991, 'PX', delay) end
+      ok = write_job(id, jk, 'delay', p3)
+    end
+    if not ok then return -7 end
+    if kind == 'L' and p4 == '1' then
+      rcall('SET', base .. 'limiter', 9007199254740991, 'PX', delay)
     end
     add_delayed(base, id, now + delay)
     event(base, meta.maxlen, 'delayed', 'jobId', id, 'delay', now + delay)
     delayed_changed = true
   elseif kind == 'W' then
-    rcall('HSET', jk, 'failedReason', p1, 'stacktrace', p2, 'atm', atm)
+    if not write_job(id, jk, 'failedReason', p1, 'stacktrace', p2, 'atm', atm) then return -7 end
     push_ready(base, id, tonumber(p3) or 0, p4 == 'l')
     event(base, meta.maxlen, 'waiting', 'jobId', id, 'prev', 'active')
     ready_changed = true
@@ -248,9 +352,15 @@ local function promote_due()
   if #due == 0 then return end
   for _, id in ipairs(due) do
     local jk = base .. id
-    push_ready(base, id, tonumber(rcall('HGET', jk, 'priority')) or 0, false)
-    rcall('HSET', jk, 'delay', 0)
-    event(base, meta.maxlen, 'waiting', 'jobId', id, 'prev', 'delayed')
+    local priority = redis.pcall('HGET', jk, 'priority')
+    if is_wrongtype(priority) then
+      foreign[#foreign + 1] = id
+      foreign[#foreign + 1] = fail_foreign(base, id, meta.maxlen, now_s, 'delayed')
+    else
+      push_ready(base, id, tonumber(check_reply(priority)) or 0, false)
+      rcall('HSET', jk, 'delay', 0)
+      event(base, meta.maxlen, 'waiting', 'jobId', id, 'prev', 'delayed')
+    end
   end
   bulk('ZREM', base .. 'delayed', due)
   mark_ready(base, meta)
@@ -281,14 +391,23 @@ end
 -- Locks one job for this worker and returns its hash with the fetch applied
 -- (the writes come first, so the hash read back is the truth), and whether
 -- it carries a deferred failure (looked up only when a limiter counts).
+-- Returns nil for a job whose key holds no hash: it failed instead.
 local function activate(id, token, lock_ms, name, limited)
   local jk = base .. id
+  -- The first command on the job: a key of another type fails the job
+  -- before anything is written for it. A garbled ats (not ours: workers
+  -- write integers) restarts the count rather than fail the whole call.
+  local ats = redis.pcall('HINCRBY', jk, 'ats', 1)
+  if type(ats) == 'table' and ats.err then
+    if is_wrongtype(ats) then
+      foreign[#foreign + 1] = id
+      foreign[#foreign + 1] = fail_foreign(base, id, meta.maxlen, now_s, 'waiting')
+      return nil
+    end
+    rcall('HSET', jk, 'ats', '1')
+  end
   rcall('SET', jk .. ':lock', token, 'PX', lock_ms)
   event(base, meta.maxlen, 'active', 'jobId', id, 'prev', 'waiting')
-  -- A garbled ats (not ours: workers write integers) restarts the count
-  -- rather than fail the whole call.
-  local ats = redis.pcall('HINCRBY', jk, 'ats', 1)
-  if type(ats) == 'table' and ats.err then rcall('HSET', jk, 'ats', '1') end
   if name ~= '' then
     rcall('HSET', jk, 'processedOn', now_s, 'pb', name)
   else
@@ -308,22 +427,25 @@ local function fetch(n)
   if meta.paused then return {}, 3, 0 end
   if meta.concurrency then
     local room = meta.concurrency - rcall('LLEN', kActive)
-    if room <= 0 then return {}, 3, 0 end
+    if room <= 0 then return {}, 4, 0 end
     n = math.min(n, room)
   end
   local ids = pop_ids(n)
   if #ids == 0 then return {}, 1, next_delayed(base) or -1 end
-  bulk('LPUSH', kActive, ids)
-  local jobs, counted = {}, 0
+  local jobs, counted, taken = {}, 0, {}
   local seq = tonumber(ARGV[5])
   for i, id in ipairs(ids) do
     local token = ARGV[4] .. string.format('%d', seq + i - 1)
     local h, defa = activate(id, token, ARGV[3], ARGV[7], max > 0)
-    if not defa then counted = counted + 1 end
-    jobs[#jobs + 1] = id
-    jobs[#jobs + 1] = token
-    jobs[#jobs + 1] = h
+    if h then
+      if not defa then counted = counted + 1 end
+      taken[#taken + 1] = id
+      jobs[#jobs + 1] = id
+      jobs[#jobs + 1] = token
+      jobs[#jobs + 1] = h
+    end
   end
+  if #taken > 0 then bulk('LPUSH', kActive, taken) end
   if max > 0 and counted > 0 then
     local kLimiter = base .. 'limiter'
     if rcall('INCRBY', kLimiter, counted) == counted then
@@ -353,4 +475,10 @@ if ended > 0 and (n == 0 or value == -1) then
   maybe_drained(base, meta)
 end
 if value == -1 then value = 0 end
-return { codes, jobs, status, value }
+-- Under a global concurrency, slots this call freed and did not take wake
+-- a worker waiting on the marker (mark_ready writes none while maxed).
+if meta.concurrency and #finished > 0 and
+   (rcall('LLEN', base .. 'wait') > 0 or rcall('ZCARD', base .. 'prioritized') > 0) then
+  mark_ready(base, meta)
+end
+return { codes, jobs, status, value, foreign }
