@@ -554,8 +554,8 @@ static void on_work(void *userdata, int r, struct nq_work_result *res)
         w->isolate--;
     settle_sent(w, c, res);
     for (size_t i = 0; i < res->n_foreign; i++) {
-        nq_log(LOG_WARNING, "job %s failed unrun: %s", res->foreign[2 * i],
-               res->foreign[2 * i + 1]);
+        nq_log(LOG_WARNING, "queue %s, job %s: failed without being run: %s", w->q->name,
+               res->foreign[2 * i], res->foreign[2 * i + 1]);
         w->counters.failed++;
     }
     nq_worker_check_recycle(w);

@@ -192,4 +192,4 @@ def test_a_job_key_overwritten_with_a_string_fails_alone(daemon_factory, redis_s
     wait_for(lambda: counters(d, jobs.name)["completed"] == 4, timeout=DONE_TIMEOUT,
              what="4 completed")
     assert counters(d, jobs.name)["failed"] == 1
-    d.wait_for_log(r"job %s failed unrun: job key held a string" % bad)
+    d.wait_for_log(r"job %s: failed without being run: job key held a string" % bad)
