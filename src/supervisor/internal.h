@@ -2,8 +2,8 @@
 /*
  * The master's model, shared by the supervisor's files (master.c: loop,
  * signals, reload, stop, systemd; slot.c: one child's life; control.c: the
- * control socket; status.c: status and metrics replies). Included from
- * nowhere else but the supervisor's own unit tests.
+ * control socket; status.c: status and metrics replies; spawn.c: the
+ * fork). Included from nowhere else but the supervisor's own unit tests.
  *
  * Ownership: the master owns every slot (one list, m->slots), every queue
  * state (m->queues) and at most two configuration generations (current, and
@@ -24,8 +24,7 @@
 #include <jansson.h>
 
 #include "common/err.h"
-#include "supervisor/child.h"
-#include "supervisor/frame.h"
+#include "proc/proc.h"
 #include "supervisor/restart.h"
 #include "supervisor/supervisor.h"
 
@@ -191,6 +190,14 @@ void nq_recovery_dispatch(struct nq_master *m, struct nq_qstate *q);
 /* A worker of q confirmed the recovery of prefix. */
 void nq_recovery_done(struct nq_qstate *q, const char *prefix);
 void nq_recovery_free_all(struct nq_qstate *q);
+
+/* spawn.c */
+/* Forks a child that runs child_main(ctx) through nq_child_run() (proc.h).
+ * Returns 0 and sets *ret_pid, or a negative errno; never returns in the
+ * child. ctx->fd must be the child's end of a socketpair; master_base is
+ * the master's event base. */
+int nq_child_spawn(struct event_base *master_base, const struct nq_child_ctx *ctx,
+                   nq_child_main_fn child_main, pid_t *ret_pid) NQ_MUSTCHECK;
 
 /* status.c */
 const char *nq_master_state_name(const struct nq_master *m);

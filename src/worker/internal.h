@@ -27,10 +27,8 @@
 #include <stdint.h>
 
 #include "handlers/handler.h"
+#include "proc/proc.h"
 #include "queue/store.h"
-#include "supervisor/channel.h"
-#include "supervisor/child.h"
-#include "supervisor/frame.h"
 
 struct event;
 struct event_base;
@@ -91,7 +89,7 @@ struct wjob_list_head {
     uint32_t n;
 };
 
-/* A recovery the master asked for (frame.h "recover"). */
+/* A recovery the master asked for (proc/proc.h "recover"). */
 struct wrecovery {
     struct nq_frame_recover what;
     bool in_flight;

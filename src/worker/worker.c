@@ -31,7 +31,7 @@
 
 #include "common/log.h"
 #include "config/config.h"
-#include "supervisor/restart.h"
+#include "proc/proc.h"
 #include "worker/internal.h"
 #include "worker/worker.h"
 

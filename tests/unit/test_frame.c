@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "supervisor/frame.h"
+#include "proc/proc.h"
 
 static const struct nq_frame_metrics sample = {
     .pid = 4242,

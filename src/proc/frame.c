@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The frame codec (format in frame.h). JSON rather than a packed struct: a
+ * The frame codec (format in proc.h). JSON rather than a packed struct: a
  * frame is small and sent once a second, jansson already links into every
  * process, and optional fields can be added within a version without a
  * layout change. Decoding checks every known field's type and range.
@@ -17,7 +17,7 @@
 
 #include <jansson.h>
 
-#include "supervisor/frame.h"
+#include "proc/proc.h"
 
 static const char *const worker_state_names[] = {
     [NQ_WORKER_STARTING] = "starting", [NQ_WORKER_RUNNING] = "running",
