@@ -328,7 +328,7 @@ static int daemon_call(const char *cmd, const char *queue, json_t **ret_reply)
     nq_autofree char *line = NULL;
     json_error_t jerr;
     const char *error = NULL;
-    int r, ok = 0;
+    int r, ok = 0, refused = 0;
 
     req = queue ? json_pack("{s:s, s:s}", "cmd", cmd, "queue", queue)
                 : json_pack("{s:s}", "cmd", cmd);
@@ -346,12 +346,20 @@ static int daemon_call(const char *cmd, const char *queue, json_t **ret_reply)
         return CTL_EXIT_UNREACHABLE;
     }
     reply = json_loads(line, JSON_REJECT_DUPLICATES, &jerr);
-    if (!reply || json_unpack_ex(reply, &jerr, 0, "{s:b, s?:s}", "ok", &ok, "error", &error) < 0) {
+    if (!reply || json_unpack_ex(reply, &jerr, 0, "{s:b, s?:s, s?:b}", "ok", &ok, "error", &error,
+                                 "refused", &refused) < 0) {
         ctl_error("%s: not a notifyqd reply: %s", socket_path, jerr.text);
         return CTL_EXIT_UNREACHABLE;
     }
     if (!ok && error && strcmp(error, "permission denied") == 0) {
         explain_unreachable(-EACCES);
+        return CTL_EXIT_UNREACHABLE;
+    }
+    /* Turned away before any request was read (too many connections): we
+     * did not get to talk to the daemon. */
+    if (!ok && refused) {
+        ctl_error("%s: %s: notifyqd turned this connection away", socket_path,
+                  error ? error : "refused");
         return CTL_EXIT_UNREACHABLE;
     }
     if (!ok) {

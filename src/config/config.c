@@ -193,6 +193,9 @@ static const struct cfg_row queue_rows[] = {
     { "max_jobs", CFG_UINT, Q(max_jobs), .min = 0, .max = 1000000000, .def = "0" },
     { "max_rss", CFG_UINT, Q(max_rss_mib), .min = 0, .max = 1048576, .def = "0" },
     { "max_crashes", CFG_UINT, Q(max_crashes), .min = 1, .max = 1000, .def = "3" },
+    { "unresponsive_after", CFG_DURATION, Q(unresponsive_after_ms), .min = 2 * SEC, .max = DAY,
+      .def = "10s" },
+    { "kill_after", CFG_DURATION, Q(kill_after_ms), .min = 0, .max = DAY, .def = "60s" },
     { "provider", CFG_MAP, CFG_QUEUE_ONLY, Q(provider), .sub = &provider_table },
 };
 #undef Q
@@ -435,6 +438,14 @@ static const struct cfg_row http_rows[] = {
 };
 static const struct cfg_table http_table = { ROWS(http_rows) };
 
+static const struct cfg_row health_rows[] = {
+    { "max_waiting", CFG_UINT, .offset = offsetof(struct nq_health_cfg, max_waiting), .min = 0,
+      .max = 1000000000, .def = "10000" },
+    { "max_failure_rate", CFG_FLOAT, .offset = offsetof(struct nq_health_cfg, max_failure_rate),
+      .fmin = 0, .fmax = 1, .def = "0.5" },
+};
+static const struct cfg_table health_table = { ROWS(health_rows) };
+
 /* ---- the top level ---- */
 
 static int finish_top(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node)
@@ -460,6 +471,7 @@ static const struct cfg_row top_rows[] = {
     { "postgres", CFG_MAP, T(postgres), .sub = &postgres_table },
     { "control", CFG_MAP, T(control), .sub = &control_table },
     { "http", CFG_MAP, T(http), .sub = &http_table },
+    { "health", CFG_MAP, T(health), .sub = &health_table },
     { "defaults", CFG_MAP, T(defaults), .sub = &defaults_table },
     { "queues", CFG_NAMED, CFG_REQUIRED, T(queues), .count_offset = offsetof(struct nq_config,
                                                                               n_queues),

@@ -118,6 +118,10 @@ struct nq_slot {
     struct event *ev_read, *ev_timer;
     uint64_t started_ms;
     uint64_t drain_timeout_ms, min_uptime_ms;
+    uint64_t unresponsive_after_ms, kill_after_ms;
+    uint64_t last_frame_ms; /* of this incarnation; its start until its first frame */
+    bool unresponsive;      /* silent for unresponsive_after */
+    bool killed_silent;     /* SIGKILLed for its silence, not reaped yet */
     int wait_status;        /* for NQ_SLOT_EV_EXIT */
     bool reported;          /* this incarnation sent a frame */
     unsigned bad_frames;    /* of this incarnation; only the first is logged */
@@ -176,6 +180,10 @@ void nq_slot_start(struct nq_slot *s);
 void nq_slot_event(struct nq_slot *s, enum nq_slot_event ev);
 void nq_slot_command(struct nq_slot *s, enum nq_command cmd);
 bool nq_slot_crash_looping(const struct nq_slot *s);
+/* Once a second: marks a worker silent for unresponsive_after as
+ * unresponsive, and kills one silent for kill_after (reaped and replaced as
+ * any dead worker, its jobs recovered). */
+void nq_slot_check_silence(struct nq_slot *s, uint64_t now_ms);
 /* "SIGKILL", or "signal 99" for a number without a name. */
 void nq_signal_name(int sig, char *buf, size_t size);
 /* Reaps every exited child (waitpid loop) and feeds the slots. */

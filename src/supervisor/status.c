@@ -27,9 +27,9 @@ static const char *slot_state_name(const struct nq_slot *s)
 {
     switch (s->state) {
     case NQ_SLOT_STARTING:
-        return "starting";
+        return s->unresponsive ? "unresponsive" : "starting";
     case NQ_SLOT_RUNNING:
-        return nq_worker_state_name(s->metrics.state);
+        return s->unresponsive ? "unresponsive" : nq_worker_state_name(s->metrics.state);
     case NQ_SLOT_DRAINING:
         return "draining";
     case NQ_SLOT_WAITING_RESTART:
@@ -42,7 +42,7 @@ static const char *slot_state_name(const struct nq_slot *s)
 
 /* The current generation's slots of q: configured, running, and how. */
 struct census {
-    unsigned configured, running;
+    unsigned configured, running, unresponsive;
     bool crash_looping, all_idle;
     uint64_t in_flight, rss_kib;
 };
@@ -58,6 +58,7 @@ static struct census count(const struct nq_master *m, const struct nq_qstate *q)
         if (s->q != q)
             continue;
         c.running += s->pid != 0;
+        c.unresponsive += s->pid != 0 && s->unresponsive;
         c.crash_looping = c.crash_looping || nq_slot_crash_looping(s);
         c.all_idle = c.all_idle && s->state == NQ_SLOT_RUNNING &&
                      s->metrics.state == NQ_WORKER_IDLE;
@@ -75,7 +76,7 @@ const char *nq_qstate_state_name(const struct nq_master *m, const struct nq_qsta
         return "draining";
     if (c.crash_looping)
         return "crash-looping";
-    if (c.running < c.configured)
+    if (c.running < c.configured || c.unresponsive > 0)
         return "degraded";
     if (q->paused)
         return "paused";
