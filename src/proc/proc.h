@@ -33,6 +33,10 @@
  *   "rss_kib"    integer >= 0
  *   "note"       optional string, free text for an operator (truncated to
  *                NQ_FRAME_NOTE_MAX - 1 bytes)
+ *   "redis"      optional "connecting"|"connected"|"disconnected": the
+ *                child's Redis connection, absent in a child without one;
+ *                "connecting" until it first connected, "disconnected"
+ *                once it lost the connection (it reconnects by itself)
  *   "timing"     optional {"le_ms":[...], "count":[...], "sum_ms":N}: the
  *                processing times of this incarnation's jobs as a histogram;
  *                le_ms are the upper bounds of the first NQ_TIMING_BUCKETS - 1
@@ -95,6 +99,14 @@ enum nq_worker_state {
     NQ_WORKER_DRAINING,
 };
 
+/* A child's Redis connection, as it reports it. */
+enum nq_redis_state {
+    NQ_REDIS_NONE, /* it has none (idle handler, admin child): not sent */
+    NQ_REDIS_CONNECTING,
+    NQ_REDIS_CONNECTED,
+    NQ_REDIS_DISCONNECTED,
+};
+
 enum nq_command {
     NQ_CMD_DRAIN,
     NQ_CMD_PAUSE,
@@ -140,6 +152,7 @@ struct nq_frame_metrics {
     uint64_t in_flight;
     uint64_t rss_kib;
     char note[NQ_FRAME_NOTE_MAX]; /* "" when absent */
+    enum nq_redis_state redis;    /* NQ_REDIS_NONE when absent */
     struct nq_timing timing;      /* zero when absent */
     struct nq_job_counts jobs;    /* known = false when absent */
 };
@@ -189,6 +202,7 @@ int nq_frame_recv(int fd, char *buf, struct nq_frame *ret, struct nq_err *err) N
 /* "idle", "drain"...: the wire names. NULL for values out of range. */
 const char *nq_worker_state_name(enum nq_worker_state s);
 const char *nq_command_name(enum nq_command c);
+const char *nq_redis_state_name(enum nq_redis_state s);
 
 /*
  * The channel: the child's end of its socketpair. Send frames up, receive

@@ -41,8 +41,11 @@ struct nq_queue_cfg;
 #define NQ_READY_TIMEOUT_MS 5000
 /* A reload whose new children have not all reported by then fails. */
 #define NQ_RELOAD_TIMEOUT_MS 10000
-/* Per-minute rates: one sample of the totals per second. */
-#define NQ_RATE_WINDOW_S 60
+/* Rates: one sample of the totals per second, kept for the failure rate
+ * of health (5 minutes); per-minute rates use the last 60. */
+#define NQ_RATE_WINDOW_S 300
+/* The failure rate of health is over this long. */
+#define NQ_HEALTH_WINDOW_S 300
 /* A recovery a worker has not confirmed by then goes to another worker. */
 #define NQ_RECOVERY_RESEND_MS 10000
 /* Recoveries waiting for a worker of their queue, per queue; older ones are
@@ -210,6 +213,10 @@ int nq_child_spawn(struct event_base *master_base, const struct nq_child_ctx *ct
 /* status.c */
 const char *nq_master_state_name(const struct nq_master *m);
 const char *nq_qstate_state_name(const struct nq_master *m, const struct nq_qstate *q);
+/* What q did in the last `seconds` (at most NQ_RATE_WINDOW_S; less while
+ * the master is younger). */
+struct nq_counters nq_qstate_recent(const struct nq_master *m, const struct nq_qstate *q,
+                                    unsigned seconds);
 struct nq_counters nq_qstate_per_minute(const struct nq_master *m, const struct nq_qstate *q);
 json_t *nq_status_json(const struct nq_master *m);
 json_t *nq_metrics_json(const struct nq_master *m);

@@ -117,6 +117,7 @@ struct worker {
     struct wjob_list_head lists[WJ__LISTS];
     struct wjob *suspect; /* to run alone, because it was in flight in a crash */
     bool connected;
+    enum nq_redis_state redis; /* as the metrics frames say it */
     struct wcall calls[NQ_WORKER_CALLS_MAX];
     /* The finishes of the call being built, kept from call to call: a
      * fresh array of a few KiB per call made glibc consolidate its free

@@ -76,6 +76,7 @@ static void send_metrics(struct worker *w, uint64_t rss)
         .rss_kib = rss,
         .timing = w->timing,
         .jobs = w->jobs,
+        .redis = w->redis,
     };
     int r;
 
@@ -295,6 +296,8 @@ static void on_store_state(void *userdata, bool connected)
     struct worker *w = userdata;
 
     nq_jobs_connected(w, connected);
+    w->redis = connected ? NQ_REDIS_CONNECTED : NQ_REDIS_DISCONNECTED;
+    nq_worker_report(w); /* the master shows it at once, note or not */
     set_note(w, connected ? (w->recycle_reason[0] ? "recycling" : "") : "redis unreachable");
     if (connected)
         nq_upkeep_connected(w);
@@ -367,6 +370,10 @@ static int worker_start(struct worker *w)
                         w->ctx->incarnation);
     if (r >= 0)
         (void) snprintf(w->worker_name, sizeof(w->worker_name), "notifyq-%ld", (long) getpid());
+    /* Until it has talked to Redis, so that a Redis down at start does not
+     * look healthy. */
+    w->redis = NQ_REDIS_CONNECTING;
+    (void) snprintf(w->note, sizeof(w->note), "not connected to Redis yet");
     w->store = r < 0 ? NULL : nq_store_new(w->base, &o, on_store_state, w);
     if (!w->store) {
         nq_log(LOG_ERR, "cannot create the queue store for %s", o.queue);
