@@ -103,6 +103,7 @@ struct worker {
     struct event_base *base;
     struct nq_channel *ch;
     struct nq_store *store;
+    struct nq_store *counter;  /* idle (no handler), slot 0: only counts the backlog */
     struct nq_handler *handler;
     struct event *ev_tick, *ev_term, *ev_quit;
     struct event *ev_kick;     /* runs the next work call, after this iteration */
@@ -184,6 +185,10 @@ void nq_jobs_free_all(struct worker *w);
 /* upkeep.c */
 int nq_upkeep_setup(struct worker *w) NQ_MUSTCHECK;
 void nq_upkeep_connected(struct worker *w);
+/* An idle worker of slot 0 reads its queue's counts with w->counter, so a
+ * backlog on a queue whose handler does not exist yet still shows. */
+int nq_upkeep_setup_counts(struct worker *w) NQ_MUSTCHECK;
+void nq_upkeep_counts_connected(struct worker *w);
 void nq_upkeep_recover(struct worker *w, const struct nq_frame_recover *what);
 /* A worker without a store (idle: no handler) confirms at once: the dead
  * sibling was idle too and held no job. */

@@ -120,3 +120,26 @@ def test_a_backlog_over_max_waiting_is_unhealthy(daemon_factory, redis_server):
     jobs.pause(False)
     wait_all_done(jobs, 4)
     wait_for(lambda: d.queue(jobs.name)["state"] == "ok", timeout=10)
+
+
+def test_backlog_of_a_queue_without_a_handler_yet_shows(daemon_factory, redis_server):
+    jobs = Jobs(redis_server)
+    d = daemon_factory()
+    d.write_config({jobs.name: {"handler": "export", "bullmq_queue": jobs.name,
+                                "processes": 2}}, extra=HEALTH % (5, "0.5"))
+    d.start()
+    d.wait_ready(timeout=10)
+    jobs.add({}, n=3)
+    wait_for(lambda: (d.queue(jobs.name)["jobs"] or {}).get("waiting") == 3, timeout=10,
+             what="3 waiting counted")
+    q = d.queue(jobs.name)
+    assert q["state"] == "idle"
+    assert [w["redis"] for w in q["workers"]] == ["connected", None]
+    rc, r = row(d, jobs.name)
+    assert rc == 0 and r["WAITING"] == "3" and r["STATE"] == "idle"
+    # Nothing takes them: past max_waiting the queue is unhealthy.
+    jobs.add({}, n=3)
+    wait_for(lambda: d.queue(jobs.name)["state"] == "unhealthy", timeout=10)
+    rc, r = row(d, jobs.name)
+    assert rc == 1 and r["WAITING"] == "6"
+    assert jobs.count("wait") == 6 and jobs.count("active") == 0
