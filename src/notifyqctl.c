@@ -541,16 +541,15 @@ static int print_status(const json_t *st)
 {
     struct ctl_table queues = {
         .n_cols = 16,
-        .header = { "QUEUE", "HANDLER", "PROCS", "RESTARTS", "WAITING", "ACTIVE", "DELAYED",
-                    "DLQ", "IN-FLIGHT", "COMPLETED", "FAILED", "RETRIED", "OK/MIN", "ERR/MIN",
-                    "FAIL%", "STATE" },
+        .header = { "QUEUE", "HANDLER", "PROCS", "RESTARTS", "WAITING", "ACTIVE", "DELAYED", "DLQ",
+                    "IN-FLIGHT", "COMPLETED", "FAILED", "RETRIED", "OK/MIN", "ERR/MIN", "FAIL%",
+                    "STATE" },
         .right = { false, false, true, true, true, true, true, true, true, true, true, true, true,
                    true, true, false },
     };
     struct ctl_table workers = {
         .n_cols = 8,
-        .header = { "WORKER", "PID", "UPTIME", "IN-FLIGHT", "STATE", "REDIS", "LAST-EXIT",
-                    "NOTE" },
+        .header = { "WORKER", "PID", "UPTIME", "IN-FLIGHT", "STATE", "REDIS", "LAST-EXIT", "NOTE" },
         .right = { false, true, true, true, false, false, false, false },
     };
     char pid[24], uptime[48], generation[24];

@@ -382,8 +382,7 @@ static int decode_metrics(json_t *o, struct nq_frame_metrics *m, struct nq_err *
     (void) snprintf(m->note, sizeof(m->note), "%s", note ? json_string_value(note) : "");
     m->redis = NQ_REDIS_NONE;
     if (json_object_get(o, "redis")) {
-        r = get_enum(o, "redis", redis_state_names, NQ_ELEMENTSOF(redis_state_names), &state,
-                     err);
+        r = get_enum(o, "redis", redis_state_names, NQ_ELEMENTSOF(redis_state_names), &state, err);
         if (r < 0)
             return r;
         m->redis = (enum nq_redis_state) state;

@@ -324,8 +324,8 @@ static bool peer_allowed(const struct nq_control *c, int fd, struct ucred *cred)
 static void refuse(int fd, const char *error)
 {
     char line[128];
-    int n = snprintf(line, sizeof(line), "{\"ok\":false,\"error\":\"%s\",\"refused\":true}\n",
-                     error);
+    int n =
+        snprintf(line, sizeof(line), "{\"ok\":false,\"error\":\"%s\",\"refused\":true}\n", error);
 
     (void) send(fd, line, (size_t) n, MSG_DONTWAIT | MSG_NOSIGNAL);
     (void) close(fd);
@@ -391,9 +391,10 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
                    (cred.uid != 0 &&
                     c->n_conns >= NQ_CONTROL_MAX_CONNECTIONS - NQ_CONTROL_ROOT_RESERVED)) {
             if (!c->warned_full)
-                nq_log(LOG_WARNING, "control socket: %u connections open, refusing pid %ld "
-                       "uid %ld (the last %d are kept for root)", c->n_conns, (long) cred.pid,
-                       (long) cred.uid, NQ_CONTROL_ROOT_RESERVED);
+                nq_log(LOG_WARNING,
+                       "control socket: %u connections open, refusing pid %ld "
+                       "uid %ld (the last %d are kept for root)",
+                       c->n_conns, (long) cred.pid, (long) cred.uid, NQ_CONTROL_ROOT_RESERVED);
             c->warned_full = true;
             refuse(fd, "too many connections");
         } else if (conn_new(c, fd) < 0) {

@@ -121,14 +121,12 @@ static json_t *health_json(const struct nq_master *m, const struct nq_qstate *q)
     const struct nq_health_cfg *cfg = &m->current->cfg->health;
     struct health h = judge(m, q);
 
-    return json_pack("{s:b, s:b, s:I, s:I, s:o, s:I, s:f}", "backlog", h.backlog, "failing",
-                     h.failing, "attempts_5m", (json_int_t) h.attempts, "failures_5m",
-                     (json_int_t) h.failures,
-                     "failure_rate",
-                     h.attempts ? json_real((double) h.failures / (double) h.attempts)
-                                : json_null(),
-                     "max_waiting", (json_int_t) cfg->max_waiting, "max_failure_rate",
-                     cfg->max_failure_rate);
+    return json_pack(
+        "{s:b, s:b, s:I, s:I, s:o, s:I, s:f}", "backlog", h.backlog, "failing", h.failing,
+        "attempts_5m", (json_int_t) h.attempts, "failures_5m", (json_int_t) h.failures,
+        "failure_rate",
+        h.attempts ? json_real((double) h.failures / (double) h.attempts) : json_null(),
+        "max_waiting", (json_int_t) cfg->max_waiting, "max_failure_rate", cfg->max_failure_rate);
 }
 
 struct nq_counters nq_qstate_recent(const struct nq_master *m, const struct nq_qstate *q,
@@ -219,11 +217,10 @@ static json_t *worker_json(const struct nq_slot *s, uint64_t now)
     const char *redis = s->pid ? nq_redis_state_name(s->metrics.redis) : NULL;
 
     return json_pack("{s:I, s:o, s:I, s:I, s:s, s:o, s:s, s:I, s:b, s:I, s:o}", "slot",
-                     (json_int_t) s->index, "pid",
-                     s->pid ? json_integer(s->pid) : json_null(), "uptime_s",
-                     (json_int_t) (s->pid ? (now - s->started_ms) / 1000 : 0), "in_flight",
-                     (json_int_t) s->metrics.in_flight, "state", slot_state_name(s), "last_exit",
-                     last_exit_json(s), "note", s->metrics.note, "rss_kib",
+                     (json_int_t) s->index, "pid", s->pid ? json_integer(s->pid) : json_null(),
+                     "uptime_s", (json_int_t) (s->pid ? (now - s->started_ms) / 1000 : 0),
+                     "in_flight", (json_int_t) s->metrics.in_flight, "state", slot_state_name(s),
+                     "last_exit", last_exit_json(s), "note", s->metrics.note, "rss_kib",
                      (json_int_t) s->metrics.rss_kib, "crash_looping", nq_slot_crash_looping(s),
                      "generation", (json_int_t) (s->gen ? s->gen->number : 0), "redis",
                      redis ? json_string(redis) : json_null());
@@ -264,10 +261,9 @@ static json_t *queue_json(const struct nq_master *m, const struct nq_qstate *q)
                      "configured", (json_int_t) c.configured, "running", (json_int_t) c.running,
                      "concurrency", (json_int_t) qc->concurrency, "restarts",
                      (json_int_t) q->restarts, "recycles", (json_int_t) q->recycles, "retiring",
-                     (json_int_t) retiring(m, q), "in_flight", (json_int_t) c.in_flight,
-                     "workers", workers_json(m, q), "counters",
-                     counters_json(nq_qstate_totals(m, q), true), "per_minute",
-                     counters_json(nq_qstate_per_minute(m, q), false), "jobs",
+                     (json_int_t) retiring(m, q), "in_flight", (json_int_t) c.in_flight, "workers",
+                     workers_json(m, q), "counters", counters_json(nq_qstate_totals(m, q), true),
+                     "per_minute", counters_json(nq_qstate_per_minute(m, q), false), "jobs",
                      jobs_json(&q->jobs), "health", health_json(m, q));
 }
 

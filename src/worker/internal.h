@@ -103,7 +103,7 @@ struct worker {
     struct event_base *base;
     struct nq_channel *ch;
     struct nq_store *store;
-    struct nq_store *counter;  /* idle (no handler), slot 0: only counts the backlog */
+    struct nq_store *counter; /* idle (no handler), slot 0: only counts the backlog */
     struct nq_handler *handler;
     struct event *ev_tick, *ev_term, *ev_quit;
     struct event *ev_kick;     /* runs the next work call, after this iteration */
