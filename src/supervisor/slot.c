@@ -210,7 +210,9 @@ static int read_frames(struct nq_slot *s)
             heard_from(s);
         if (r == 1 && f.type == NQ_FRAME_METRICS && f.metrics.pid == s->pid) {
             s->metrics = f.metrics;
-            if (f.metrics.jobs.known)
+            /* One reader per queue, the current generation's slot 0: a
+             * retiring one's older read must not replace a newer one. */
+            if (f.metrics.jobs.known && s->gen && s->gen == s->m->current)
                 s->q->jobs = f.metrics.jobs;
             got = 1;
             continue;

@@ -132,16 +132,14 @@ static json_t *health_json(const struct nq_master *m, const struct nq_qstate *q)
 struct nq_counters nq_qstate_recent(const struct nq_master *m, const struct nq_qstate *q,
                                     unsigned seconds)
 {
-    struct nq_counters now = nq_qstate_totals(m, q), then;
+    struct nq_counters now = nq_qstate_totals(m, q), then = { 0 };
     size_t n = NQ_ELEMENTSOF(q->window);
-    unsigned back;
 
-    if (q->window_len == 0)
-        return (struct nq_counters){ 0 };
-    /* The newest sample is at window_pos - 1; the one `seconds` before it,
-     * or the oldest while the ring is not that long yet. */
-    back = seconds < q->window_len - 1 ? seconds : q->window_len - 1;
-    then = q->window[(q->window_pos + n - 1 - back) % n];
+    /* The newest sample is at window_pos - 1. Without one from `seconds`
+     * before it the master is younger than that, and its totals (zero at
+     * its start) are all recent. */
+    if (q->window_len > seconds)
+        then = q->window[(q->window_pos + n - 1 - seconds) % n];
     return (struct nq_counters){
         .fetched = now.fetched - then.fetched,
         .completed = now.completed - then.completed,

@@ -149,15 +149,16 @@ static struct model *model_new(void)
                                         .concurrency = 1 };
     x->cfg.queues = x->qcfg;
     x->cfg.n_queues = 2;
+    x->cfg.health = (struct nq_health_cfg){ .max_waiting = 10000, .max_failure_rate = 0.5 };
     x->gen = (struct nq_generation){ .number = 3, .cfg = &x->cfg, .slots = x->gslots,
                                      .n_slots = 3 };
     x->email = (struct nq_qstate){ .name = "email", .cfg = &x->qcfg[0], .restarts = 4,
                                    .past = { .fetched = 10, .completed = 10 }, .next = &x->sms };
     x->sms = (struct nq_qstate){ .name = "sms", .cfg = &x->qcfg[1], .paused = true };
-    /* email's totals a minute ago */
+    /* email's totals a minute ago, in a ring of the last 61 seconds */
     x->email.window[0] = (struct nq_counters){ .completed = 2, .failed = 1 };
-    x->email.window_pos = 1;
-    x->email.window_len = 1;
+    x->email.window_pos = 61;
+    x->email.window_len = 61;
 
     struct nq_slot *s = x->slots;
     s[0] = (struct nq_slot){ .q = &x->email, .gen = &x->gen, .queue_name = "email", .index = 0,
@@ -317,8 +318,9 @@ static void redis_silence_and_health_make_the_state(void **state)
 
     /* A backlog over max_waiting (0 is no limit). */
     x->sms.jobs = (struct nq_job_counts){ .known = true, .waiting = 11 };
+    x->cfg.health.max_waiting = 0;
     assert_string_equal(sms_state(x, &st, &sms), "ok");
-    x->cfg.health = (struct nq_health_cfg){ .max_waiting = 10, .max_failure_rate = 0.5 };
+    x->cfg.health.max_waiting = 10;
     assert_string_equal(sms_state(x, &st, &sms), "unhealthy");
     assert_true(json_is_true(json_object_get(json_object_get(sms, "health"), "backlog")));
     x->sms.jobs.waiting = 10;
