@@ -328,7 +328,7 @@ static int daemon_call(const char *cmd, const char *queue, json_t **ret_reply)
     nq_autofree char *line = NULL;
     json_error_t jerr;
     const char *error = NULL;
-    int r, ok = 0;
+    int r, ok = 0, refused = 0;
 
     req = queue ? json_pack("{s:s, s:s}", "cmd", cmd, "queue", queue)
                 : json_pack("{s:s}", "cmd", cmd);
@@ -346,12 +346,20 @@ static int daemon_call(const char *cmd, const char *queue, json_t **ret_reply)
         return CTL_EXIT_UNREACHABLE;
     }
     reply = json_loads(line, JSON_REJECT_DUPLICATES, &jerr);
-    if (!reply || json_unpack_ex(reply, &jerr, 0, "{s:b, s?:s}", "ok", &ok, "error", &error) < 0) {
+    if (!reply || json_unpack_ex(reply, &jerr, 0, "{s:b, s?:s, s?:b}", "ok", &ok, "error", &error,
+                                 "refused", &refused) < 0) {
         ctl_error("%s: not a notifyqd reply: %s", socket_path, jerr.text);
         return CTL_EXIT_UNREACHABLE;
     }
     if (!ok && error && strcmp(error, "permission denied") == 0) {
         explain_unreachable(-EACCES);
+        return CTL_EXIT_UNREACHABLE;
+    }
+    /* Turned away before any request was read (too many connections): we
+     * did not get to talk to the daemon. */
+    if (!ok && refused) {
+        ctl_error("%s: %s: notifyqd turned this connection away", socket_path,
+                  error ? error : "refused");
         return CTL_EXIT_UNREACHABLE;
     }
     if (!ok) {
@@ -452,10 +460,30 @@ static json_int_t queue_in_flight(const json_t *queue)
     return sum;
 }
 
-/* WAITING..DLQ are the queue's jobs in Redis as its workers last read them
- * ("-" until one did; DLQ is the failed set, the dead-letter queue);
- * COMPLETED, FAILED, RETRIED and /MIN count what this daemon did since it
- * started. */
+/* The columns are defined once, in notifyqctl(1) under "status". */
+static const char *per_minute(const json_t *q, bool errors, char *buf, size_t size)
+{
+    const json_t *pm = json_object_get(q, "per_minute");
+    const json_t *v = json_object_get(pm, errors ? "failed" : "completed");
+
+    if (!json_is_integer(v))
+        return "-";
+    (void) snprintf(buf, size, "%" JSON_INTEGER_FORMAT,
+                    json_integer_value(v) +
+                        (errors ? json_integer_value(json_object_get(pm, "retried")) : 0));
+    return buf;
+}
+
+static const char *failure_rate(const json_t *q, char *buf, size_t size)
+{
+    const json_t *v = json_object_get(json_object_get(q, "health"), "failure_rate");
+
+    if (!json_is_number(v))
+        return "-";
+    (void) snprintf(buf, size, "%.0f%%", json_number_value(v) * 100);
+    return buf;
+}
+
 static int add_queue_row(struct ctl_table *t, const json_t *q)
 {
     const json_t *procs = json_object_get(q, "processes");
@@ -463,7 +491,7 @@ static int add_queue_row(struct ctl_table *t, const json_t *q)
     const json_t *jobs = json_object_get(q, "jobs");
     char running[24], configured[24], procs_s[48], restarts[24], in_flight[24];
     char waiting[24], active[24], delayed[24], failed[24];
-    char completed[24], failed_n[24], retried[24], per_min[24];
+    char completed[24], failed_n[24], retried[24], ok_min[24], err_min[24], rate[24];
 
     (void) snprintf(procs_s, sizeof(procs_s), "%s/%s",
                     jint(procs, "running", running, sizeof(running)),
@@ -482,7 +510,9 @@ static int add_queue_row(struct ctl_table *t, const json_t *q)
         jint(counters, "completed", completed, sizeof(completed)),
         jint(counters, "failed", failed_n, sizeof(failed_n)),
         jint(counters, "retried", retried, sizeof(retried)),
-        jint(json_object_get(q, "per_minute"), "completed", per_min, sizeof(per_min)),
+        per_minute(q, false, ok_min, sizeof(ok_min)),
+        per_minute(q, true, err_min, sizeof(err_min)),
+        failure_rate(q, rate, sizeof(rate)),
         jstr(q, "state"),
     };
     return ctl_table_add(t, row);
@@ -500,6 +530,7 @@ static int add_worker_row(struct ctl_table *t, const json_t *q, const json_t *w)
         format_uptime(w, uptime, sizeof(uptime)),
         jint(w, "in_flight", in_flight, sizeof(in_flight)),
         jstr(w, "state"),
+        jstr(w, "redis"),
         format_exit(w, last_exit, sizeof(last_exit)),
         jstr_or(w, "note", ""),
     };
@@ -509,16 +540,17 @@ static int add_worker_row(struct ctl_table *t, const json_t *q, const json_t *w)
 static int print_status(const json_t *st)
 {
     struct ctl_table queues = {
-        .n_cols = 14,
-        .header = { "QUEUE", "HANDLER", "PROCS", "RESTARTS", "WAITING", "ACTIVE", "DELAYED",
-                    "DLQ", "IN-FLIGHT", "COMPLETED", "FAILED", "RETRIED", "/MIN", "STATE" },
+        .n_cols = 16,
+        .header = { "QUEUE", "HANDLER", "PROCS", "RESTARTS", "WAITING", "ACTIVE", "DELAYED", "DLQ",
+                    "IN-FLIGHT", "COMPLETED", "FAILED", "RETRIED", "OK/MIN", "ERR/MIN", "FAIL%",
+                    "STATE" },
         .right = { false, false, true, true, true, true, true, true, true, true, true, true, true,
-                   false },
+                   true, true, false },
     };
     struct ctl_table workers = {
-        .n_cols = 7,
-        .header = { "WORKER", "PID", "UPTIME", "IN-FLIGHT", "STATE", "LAST-EXIT", "NOTE" },
-        .right = { false, true, true, true, false, false, false },
+        .n_cols = 8,
+        .header = { "WORKER", "PID", "UPTIME", "IN-FLIGHT", "STATE", "REDIS", "LAST-EXIT", "NOTE" },
+        .right = { false, true, true, true, false, false, false, false },
     };
     char pid[24], uptime[48], generation[24];
     const json_t *q, *w;
@@ -547,11 +579,14 @@ static int print_status(const json_t *st)
     return r;
 }
 
-/* 1 when a queue is degraded or crash-looping, or runs fewer workers than
- * configured while the daemon is not in a reload or drain, where that is
- * expected; 0 when healthy. */
+/* 1 when a queue is in any state but ok, idle, paused or draining
+ * (degraded, crash-looping, disconnected, connecting, unhealthy, or one a
+ * newer daemon adds), or runs fewer workers than configured while the
+ * daemon is not in a reload or drain, where that is expected; 0 when
+ * healthy. */
 static int status_health(const json_t *st)
 {
+    static const char *const fine[] = { "ok", "idle", "paused", "draining" };
     bool steady = strcmp(jstr(st, "state"), "running") == 0;
     const json_t *q;
     size_t i;
@@ -559,8 +594,11 @@ static int status_health(const json_t *st)
     json_array_foreach(json_object_get(st, "queues"), i, q) {
         const char *state = jstr(q, "state");
         const json_t *procs = json_object_get(q, "processes");
+        bool ok = false;
 
-        if (strcmp(state, "degraded") == 0 || strcmp(state, "crash-looping") == 0)
+        for (size_t k = 0; k < NQ_ELEMENTSOF(fine); k++)
+            ok = ok || strcmp(state, fine[k]) == 0;
+        if (!ok)
             return CTL_EXIT_DEGRADED;
         if (steady && json_integer_value(json_object_get(procs, "running")) <
                           json_integer_value(json_object_get(procs, "configured")))

@@ -217,6 +217,9 @@ static const struct cfg_row queue_rows[] = {
     { "max_jobs", CFG_UINT, Q(max_jobs), .min = 0, .max = 1000000000, .def = "0" },
     { "max_rss", CFG_UINT, Q(max_rss_mib), .min = 0, .max = 1048576, .def = "0" },
     { "max_crashes", CFG_UINT, Q(max_crashes), .min = 1, .max = 1000, .def = "3" },
+    { "unresponsive_after", CFG_DURATION, Q(unresponsive_after_ms), .min = 2 * SEC, .max = DAY,
+      .def = "10s" },
+    { "kill_after", CFG_DURATION, Q(kill_after_ms), .min = 0, .max = DAY, .def = "60s" },
     { "provider", CFG_MAP, CFG_QUEUE_ONLY, Q(provider), .sub = &provider_table },
     { "exec", CFG_MAP, CFG_QUEUE_ONLY, Q(exec), .sub = &exec_table },
 };
@@ -516,6 +519,13 @@ static const struct cfg_row templates_rows[] = {
     { "strict", CFG_BOOL, .offset = offsetof(struct nq_templates_cfg, strict), .def = "false" },
 };
 static const struct cfg_table templates_table = { ROWS(templates_rows) };
+static const struct cfg_row health_rows[] = {
+    { "max_waiting", CFG_UINT, .offset = offsetof(struct nq_health_cfg, max_waiting), .min = 0,
+      .max = 1000000000, .def = "10000" },
+    { "max_failure_rate", CFG_FLOAT, .offset = offsetof(struct nq_health_cfg, max_failure_rate),
+      .fmin = 0, .fmax = 1, .def = "0.5" },
+};
+static const struct cfg_table health_table = { ROWS(health_rows) };
 
 /* ---- the top level ---- */
 
@@ -542,6 +552,7 @@ static const struct cfg_row top_rows[] = {
     { "postgres", CFG_MAP, T(postgres), .sub = &postgres_table },
     { "control", CFG_MAP, T(control), .sub = &control_table },
     { "http", CFG_MAP, T(http), .sub = &http_table },
+    { "health", CFG_MAP, T(health), .sub = &health_table },
     { "defaults", CFG_MAP, T(defaults), .sub = &defaults_table },
     { "queues", CFG_NAMED, CFG_REQUIRED, T(queues), .count_offset = offsetof(struct nq_config,
                                                                               n_queues),

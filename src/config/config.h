@@ -106,6 +106,8 @@ struct nq_queue_cfg {
     uint32_t max_jobs;            /* recycle a worker after N finished jobs; 0 = never */
     uint32_t max_rss_mib;         /* recycle a worker above N MiB RSS; 0 = never */
     uint32_t max_crashes;         /* poison job threshold; default 3 */
+    uint64_t unresponsive_after_ms; /* 10s: a worker silent this long is unresponsive */
+    uint64_t kill_after_ms;         /* 60s: ... and this long is killed and replaced; 0 = never */
     struct nq_provider_cfg provider;
     struct nq_exec_cfg exec; /* handler exec only */
     unsigned line, column; /* 1-based position of the queue's key, for messages */
@@ -141,6 +143,13 @@ struct nq_http_cfg {
     size_t n_tokens;
 };
 
+/* When notifyqctl status (and the admin API's /health) call a queue
+ * unhealthy. */
+struct nq_health_cfg {
+    uint32_t max_waiting;    /* waiting jobs above this; 0 = no limit. default 10000 */
+    double max_failure_rate; /* failed share of the last 5 minutes' attempts; 1 = never. 0.5 */
+};
+
 /* Per-tenant overrides (a tenant is job data's tenantId). */
 struct nq_tenant_cfg {
     char *name;
@@ -161,6 +170,7 @@ struct nq_config {
     struct nq_postgres_cfg postgres;
     struct nq_control_cfg control;
     struct nq_http_cfg http;
+    struct nq_health_cfg health;
     struct nq_queue_cfg defaults;
     struct nq_queue_cfg *queues; /* in file order */
     size_t n_queues;

@@ -3,7 +3,13 @@
  * The control socket server. Connections are libevent bufferevents whose
  * input is capped at one maximal line (the read high-water mark), so a
  * client cannot make the master buffer more than NQ_CONTROL_LINE_MAX bytes
- * per connection, and connections are capped at NQ_CONTROL_MAX_CONNECTIONS.
+ * per connection; a connection whose unsent replies exceed
+ * NQ_CONTROL_OUTPUT_MAX is not read until they are sent, so pipelined
+ * requests nobody reads the replies of wait in the client's socket, not in
+ * the master. Connections are capped at NQ_CONTROL_MAX_CONNECTIONS, the last
+ * NQ_CONTROL_ROOT_RESERVED of them for root, and each is closed after
+ * NQ_CONTROL_IDLE_TIMEOUT_S without a request (or without reading a
+ * reply), so idle connections cannot lock the operator out.
  * Requests run synchronously in the master's loop: each is a lookup or a
  * short action (a reload parses the file and forks; it does not wait).
  */
@@ -37,6 +43,7 @@ struct conn {
     struct nq_control *c;
     struct bufferevent *bev;
     bool closing; /* reply queued, then close */
+    bool held;    /* not read until its unsent replies are sent */
     struct conn *prev, *next;
 };
 
@@ -51,6 +58,7 @@ struct nq_control {
     ino_t ino;
     struct conn *conns;
     unsigned n_conns;
+    bool warned_full; /* logged a refusal since the count was last low */
 };
 
 static const char *const cmd_names[] = {
@@ -115,6 +123,8 @@ static void conn_free(struct conn *k)
     if (k->next)
         k->next->prev = k->prev;
     c->n_conns--;
+    if (c->n_conns < NQ_CONTROL_MAX_CONNECTIONS / 2)
+        c->warned_full = false;
     bufferevent_free(k->bev);
     free(k);
 }
@@ -205,14 +215,24 @@ static void close_after_reply(struct conn *k)
         conn_free(k);
 }
 
-static void on_conn_read(struct bufferevent *bev, void *arg)
+/* Answers the complete lines buffered, until the unsent replies pass
+ * NQ_CONTROL_OUTPUT_MAX: then stops reading until they are sent. */
+static void serve(struct conn *k)
 {
-    struct conn *k = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = bufferevent_get_input(k->bev);
+    struct evbuffer *out = bufferevent_get_output(k->bev);
     char *line;
     size_t len;
 
-    while ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF))) {
+    for (;;) {
+        if (evbuffer_get_length(out) > NQ_CONTROL_OUTPUT_MAX) {
+            k->held = true;
+            (void) bufferevent_disable(k->bev, EV_READ);
+            return;
+        }
+        line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
+        if (!line)
+            break;
         bool close = handle_line(k, line, len);
 
         free(line);
@@ -227,12 +247,25 @@ static void on_conn_read(struct bufferevent *bev, void *arg)
     }
 }
 
+static void on_conn_read(struct bufferevent *bev, void *arg)
+{
+    serve(arg);
+}
+
+/* Every reply queued has been sent. */
 static void on_conn_write(struct bufferevent *bev, void *arg)
 {
     struct conn *k = arg;
 
-    if (k->closing)
+    if (k->closing) {
         conn_free(k);
+        return;
+    }
+    if (k->held) {
+        k->held = false;
+        (void) bufferevent_enable(bev, EV_READ);
+        serve(k);
+    }
 }
 
 static void on_conn_event(struct bufferevent *bev, short what, void *arg)
@@ -286,11 +319,13 @@ static bool peer_allowed(const struct nq_control *c, int fd, struct ucred *cred)
 }
 
 /* For connections refused before they get a bufferevent: one line, best
- * effort, never blocking. */
+ * effort, never blocking. "refused" tells notifyqctl it could not talk to
+ * the daemon at all (exit 2), unlike an error the daemon gives a request. */
 static void refuse(int fd, const char *error)
 {
     char line[128];
-    int n = snprintf(line, sizeof(line), "{\"ok\":false,\"error\":\"%s\"}\n", error);
+    int n =
+        snprintf(line, sizeof(line), "{\"ok\":false,\"error\":\"%s\",\"refused\":true}\n", error);
 
     (void) send(fd, line, (size_t) n, MSG_DONTWAIT | MSG_NOSIGNAL);
     (void) close(fd);
@@ -352,7 +387,15 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
             nq_log(LOG_NOTICE, "control socket: refused pid %ld uid %ld: not root, ours or in "
                    "the control group", (long) cred.pid, (long) cred.uid);
             refuse(fd, "permission denied");
-        } else if (c->n_conns >= NQ_CONTROL_MAX_CONNECTIONS) {
+        } else if (c->n_conns >= NQ_CONTROL_MAX_CONNECTIONS ||
+                   (cred.uid != 0 &&
+                    c->n_conns >= NQ_CONTROL_MAX_CONNECTIONS - NQ_CONTROL_ROOT_RESERVED)) {
+            if (!c->warned_full)
+                nq_log(LOG_WARNING,
+                       "control socket: %u connections open, refusing pid %ld "
+                       "uid %ld (the last %d are kept for root)",
+                       c->n_conns, (long) cred.pid, (long) cred.uid, NQ_CONTROL_ROOT_RESERVED);
+            c->warned_full = true;
             refuse(fd, "too many connections");
         } else if (conn_new(c, fd) < 0) {
             refuse(fd, "out of memory");
@@ -415,9 +458,11 @@ static int resolve_group(struct nq_control *c, const char *group, struct nq_err 
 static void make_parent(const char *path)
 {
     nq_autofree char *copy = strdup(path);
+    const char *dir = copy ? dirname(copy) : NULL;
 
-    if (copy && mkdir(dirname(copy), 0755) == 0)
-        nq_log(LOG_INFO, "created %s", dirname(copy));
+    /* dirname() may edit its argument: ask it once. */
+    if (dir && mkdir(dir, 0755) == 0)
+        nq_log(LOG_INFO, "created %s", dir);
 }
 
 static int bind_socket(struct nq_control *c, const struct nq_control_cfg *cfg, struct nq_err *err)

@@ -6,7 +6,9 @@
  * several requests may share a connection. Peers are checked with
  * SO_PEERCRED: root, the daemon's own uid, or a member of control.group
  * (primary or supplementary); anyone else gets
- * {"ok":false,"error":"permission denied"} and is disconnected.
+ * {"ok":false,"error":"permission denied","refused":true} and is
+ * disconnected; so is anyone beyond the connection limit ("too many
+ * connections").
  *
  * The socket is created before any child is forked (children close it),
  * with control.mode and control.group. A socket left by a dead daemon is
@@ -31,7 +33,13 @@ struct nq_master;
 #define NQ_CONTROL_LINE_MAX 65536
 #define NQ_CONTROL_QUEUE_MAX 256
 #define NQ_CONTROL_MAX_CONNECTIONS 64
-#define NQ_CONTROL_IDLE_TIMEOUT_S 60
+/* Of those, the last ones only root may take. */
+#define NQ_CONTROL_ROOT_RESERVED 4
+/* A connection sends a request within this long of its start or of its
+ * last reply, and reads a reply within this long, or is closed. */
+#define NQ_CONTROL_IDLE_TIMEOUT_S 10
+/* A connection with more replies than this unsent is not read. */
+#define NQ_CONTROL_OUTPUT_MAX (256 * 1024)
 
 enum nq_control_cmd {
     NQ_CONTROL_STATUS,

@@ -2,8 +2,8 @@
 /*
  * The master's model, shared by the supervisor's files (master.c: loop,
  * signals, reload, stop, systemd; slot.c: one child's life; control.c: the
- * control socket; status.c: status and metrics replies). Included from
- * nowhere else but the supervisor's own unit tests.
+ * control socket; status.c: status and metrics replies; spawn.c: the
+ * fork). Included from nowhere else but the supervisor's own unit tests.
  *
  * Ownership: the master owns every slot (one list, m->slots), every queue
  * state (m->queues) and at most two configuration generations (current, and
@@ -24,8 +24,7 @@
 #include <jansson.h>
 
 #include "common/err.h"
-#include "supervisor/child.h"
-#include "supervisor/frame.h"
+#include "proc/proc.h"
 #include "supervisor/restart.h"
 #include "supervisor/supervisor.h"
 
@@ -42,8 +41,11 @@ struct nq_queue_cfg;
 #define NQ_READY_TIMEOUT_MS 5000
 /* A reload whose new children have not all reported by then fails. */
 #define NQ_RELOAD_TIMEOUT_MS 10000
-/* Per-minute rates: one sample of the totals per second. */
-#define NQ_RATE_WINDOW_S 60
+/* Rates: one sample of the totals per second, kept for the failure rate
+ * of health (5 minutes); per-minute rates use the last 60. */
+#define NQ_RATE_WINDOW_S 300
+/* The failure rate of health is over this long. */
+#define NQ_HEALTH_WINDOW_S 300
 /* A recovery a worker has not confirmed by then goes to another worker. */
 #define NQ_RECOVERY_RESEND_MS 10000
 /* Recoveries waiting for a worker of their queue, per queue; older ones are
@@ -119,6 +121,10 @@ struct nq_slot {
     struct event *ev_read, *ev_timer;
     uint64_t started_ms;
     uint64_t drain_timeout_ms, min_uptime_ms;
+    uint64_t unresponsive_after_ms, kill_after_ms;
+    uint64_t last_frame_ms; /* of this incarnation; its start until its first frame */
+    bool unresponsive;      /* silent for unresponsive_after */
+    bool killed_silent;     /* SIGKILLed for its silence, not reaped yet */
     int wait_status;        /* for NQ_SLOT_EV_EXIT */
     bool reported;          /* this incarnation sent a frame */
     unsigned bad_frames;    /* of this incarnation; only the first is logged */
@@ -177,6 +183,10 @@ void nq_slot_start(struct nq_slot *s);
 void nq_slot_event(struct nq_slot *s, enum nq_slot_event ev);
 void nq_slot_command(struct nq_slot *s, enum nq_command cmd);
 bool nq_slot_crash_looping(const struct nq_slot *s);
+/* Once a second: marks a worker silent for unresponsive_after as
+ * unresponsive, and kills one silent for kill_after (reaped and replaced as
+ * any dead worker, its jobs recovered). */
+void nq_slot_check_silence(struct nq_slot *s, uint64_t now_ms);
 /* "SIGKILL", or "signal 99" for a number without a name. */
 void nq_signal_name(int sig, char *buf, size_t size);
 /* Reaps every exited child (waitpid loop) and feeds the slots. */
@@ -192,9 +202,21 @@ void nq_recovery_dispatch(struct nq_master *m, struct nq_qstate *q);
 void nq_recovery_done(struct nq_qstate *q, const char *prefix);
 void nq_recovery_free_all(struct nq_qstate *q);
 
+/* spawn.c */
+/* Forks a child that runs child_main(ctx) through nq_child_run() (proc.h).
+ * Returns 0 and sets *ret_pid, or a negative errno; never returns in the
+ * child. ctx->fd must be the child's end of a socketpair; master_base is
+ * the master's event base. */
+int nq_child_spawn(struct event_base *master_base, const struct nq_child_ctx *ctx,
+                   nq_child_main_fn child_main, pid_t *ret_pid) NQ_MUSTCHECK;
+
 /* status.c */
 const char *nq_master_state_name(const struct nq_master *m);
 const char *nq_qstate_state_name(const struct nq_master *m, const struct nq_qstate *q);
+/* What q did in the last `seconds` (at most NQ_RATE_WINDOW_S; less while
+ * the master is younger). */
+struct nq_counters nq_qstate_recent(const struct nq_master *m, const struct nq_qstate *q,
+                                    unsigned seconds);
 struct nq_counters nq_qstate_per_minute(const struct nq_master *m, const struct nq_qstate *q);
 json_t *nq_status_json(const struct nq_master *m);
 json_t *nq_metrics_json(const struct nq_master *m);

@@ -443,9 +443,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct nq_master *m = arg;
     uint64_t now = nq_mono_ms();
 
-    for (struct nq_slot *s = m->slots; s; s = s->next)
+    for (struct nq_slot *s = m->slots; s; s = s->next) {
         if (s->pid && now - s->started_ms >= s->min_uptime_ms)
             nq_restart_stable(&s->restart);
+        nq_slot_check_silence(s, now);
+    }
     for (struct nq_qstate *q = m->queues; q; q = q->next) {
         if (q->recoveries)
             nq_recovery_dispatch(m, q);

@@ -3,7 +3,7 @@
  * Fast recovery. BullMQ finds a dead worker's jobs only when their locks
  * expire (lock_duration, 30 s by default) and a stalled check runs. The
  * master knows the moment a worker dies, and which lock tokens it used (the
- * prefix it gave the incarnation, child.h), so it asks a live worker of the
+ * prefix it gave the incarnation, proc/proc.h), so it asks a live worker of the
  * same queue to take those jobs back at once: requeued as a stall, or failed
  * as a poison job after max_crashes deaths by signal (the store decides).
  * The master holds no Redis connection; this is bookkeeping only.

@@ -17,10 +17,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "proc/proc.h"
+
 #define NQ_RESTART_FIRST_DELAY_MS 100
 #define NQ_RESTART_MAX_DELAY_MS 30000
 #define NQ_RESTART_CRASH_LOOP 3
-#define NQ_EXIT_CONFIG 78
 
 struct nq_restart {
     uint64_t delay_ms;    /* the last delay given; 0 after a reset */

@@ -58,6 +58,8 @@ struct nq_slot *nq_slot_new(struct nq_master *m, struct nq_generation *g, struct
     s->state = NQ_SLOT_WAITING_RESTART;
     s->drain_timeout_ms = qcfg->drain_timeout_ms;
     s->min_uptime_ms = qcfg->min_uptime_ms;
+    s->unresponsive_after_ms = qcfg->unresponsive_after_ms;
+    s->kill_after_ms = qcfg->kill_after_ms;
     s->queue_name = strdup(qcfg->name);
     s->ev_timer = evtimer_new(m->base, on_slot_timer, s);
     if (!s->queue_name || !s->ev_timer) {
@@ -174,6 +176,22 @@ static void take_other_frame(struct nq_slot *s, const struct nq_frame *f)
                "sends", s->queue_name, s->index, (long) s->pid);
 }
 
+/* Any frame proves the process runs its loop. */
+static void heard_from(struct nq_slot *s)
+{
+    uint64_t now = nq_mono_ms();
+
+    if (s->unresponsive && !s->killed_silent) {
+        char t[32];
+
+        format_ms(now - s->last_frame_ms, t, sizeof(t));
+        nq_log(LOG_NOTICE, "worker %s/%u (pid %ld) responds again after %s of silence",
+               s->queue_name, s->index, (long) s->pid, t);
+        s->unresponsive = false;
+    }
+    s->last_frame_ms = now;
+}
+
 /* Reads every queued frame. Frames from a child are untrusted: a bad one is
  * logged (once per incarnation, so a broken child cannot flood the log)
  * and dropped. Returns 1 when a metrics frame was taken, 0 otherwise. */
@@ -188,9 +206,13 @@ static int read_frames(struct nq_slot *s)
         r = nq_frame_recv(s->fd, buf, &f, &err);
         if (r == -EAGAIN)
             break;
+        if (r == 1)
+            heard_from(s);
         if (r == 1 && f.type == NQ_FRAME_METRICS && f.metrics.pid == s->pid) {
             s->metrics = f.metrics;
-            if (f.metrics.jobs.known)
+            /* One reader per queue, the current generation's slot 0: a
+             * retiring one's older read must not replace a newer one. */
+            if (f.metrics.jobs.known && s->gen && s->gen == s->m->current)
                 s->q->jobs = f.metrics.jobs;
             got = 1;
             continue;
@@ -306,7 +328,8 @@ static int spawn(struct nq_slot *s)
     if (nq_token_prefix(s->token_prefix, sizeof(s->token_prefix), s->m->hostname, pid,
                         ctx.incarnation) < 0)
         s->token_prefix[0] = 0; /* cannot happen: the hostname is short */
-    s->started_ms = nq_mono_ms();
+    s->started_ms = s->last_frame_ms = nq_mono_ms();
+    s->unresponsive = s->killed_silent = false;
     s->reported = false;
     s->bad_frames = 0;
     memset(&s->metrics, 0, sizeof(s->metrics));
@@ -541,6 +564,35 @@ bool nq_slot_crash_looping(const struct nq_slot *s)
     /* Still true while the next incarnation is young: it has proved nothing
      * yet. The master's tick forgets the crashes once it reaches min_uptime. */
     return s->state != NQ_SLOT_EXITED && nq_restart_crash_looping(&s->restart);
+}
+
+void nq_slot_check_silence(struct nq_slot *s, uint64_t now)
+{
+    uint64_t silent = now - s->last_frame_ms;
+    char t[32];
+
+    /* A draining worker has its own deadline; a reaped one is silent. */
+    if (!s->pid || s->killed_silent ||
+        (s->state != NQ_SLOT_STARTING && s->state != NQ_SLOT_RUNNING) ||
+        silent < s->unresponsive_after_ms)
+        return;
+    /* The master may have been the busy one: frames already queued count. */
+    if (read_frames(s))
+        nq_slot_event(s, NQ_SLOT_EV_FRAME);
+    if (s->last_frame_ms >= now)
+        return;
+    format_ms(silent, t, sizeof(t));
+    if (!s->unresponsive && silent >= s->unresponsive_after_ms) {
+        s->unresponsive = true;
+        nq_log(LOG_WARNING, "worker %s/%u (pid %ld) has sent nothing for %s: unresponsive",
+               s->queue_name, s->index, (long) s->pid, t);
+    }
+    if (s->kill_after_ms && silent >= s->kill_after_ms) {
+        s->killed_silent = true;
+        nq_log(LOG_ERR, "worker %s/%u (pid %ld) has sent nothing for %s: killing it to replace it",
+               s->queue_name, s->index, (long) s->pid, t);
+        (void) kill(s->pid, SIGKILL);
+    }
 }
 
 void nq_master_reap(struct nq_master *m)

@@ -27,9 +27,9 @@ static const char *slot_state_name(const struct nq_slot *s)
 {
     switch (s->state) {
     case NQ_SLOT_STARTING:
-        return "starting";
+        return s->unresponsive ? "unresponsive" : "starting";
     case NQ_SLOT_RUNNING:
-        return nq_worker_state_name(s->metrics.state);
+        return s->unresponsive ? "unresponsive" : nq_worker_state_name(s->metrics.state);
     case NQ_SLOT_DRAINING:
         return "draining";
     case NQ_SLOT_WAITING_RESTART:
@@ -42,7 +42,8 @@ static const char *slot_state_name(const struct nq_slot *s)
 
 /* The current generation's slots of q: configured, running, and how. */
 struct census {
-    unsigned configured, running;
+    unsigned configured, running, unresponsive;
+    unsigned redis_connecting, redis_disconnected; /* live workers saying so */
     bool crash_looping, all_idle;
     uint64_t in_flight, rss_kib;
 };
@@ -58,6 +59,11 @@ static struct census count(const struct nq_master *m, const struct nq_qstate *q)
         if (s->q != q)
             continue;
         c.running += s->pid != 0;
+        c.unresponsive += s->pid != 0 && s->unresponsive;
+        /* One that has not reported yet has not connected yet either. */
+        c.redis_connecting += s->pid != 0 && (s->state == NQ_SLOT_STARTING ||
+                                              s->metrics.redis == NQ_REDIS_CONNECTING);
+        c.redis_disconnected += s->pid != 0 && s->metrics.redis == NQ_REDIS_DISCONNECTED;
         c.crash_looping = c.crash_looping || nq_slot_crash_looping(s);
         c.all_idle = c.all_idle && s->state == NQ_SLOT_RUNNING &&
                      s->metrics.state == NQ_WORKER_IDLE;
@@ -67,37 +73,84 @@ static struct census count(const struct nq_master *m, const struct nq_qstate *q)
     return c;
 }
 
+/* Health by the thresholds of the config's `health` section, over what q
+ * did in the last NQ_HEALTH_WINDOW_S and its backlog as last read. */
+struct health {
+    uint64_t attempts, failures; /* ended in the window; a retry is a failure */
+    bool backlog, failing;       /* over max_waiting, over max_failure_rate */
+};
+
+static struct health judge(const struct nq_master *m, const struct nq_qstate *q)
+{
+    const struct nq_health_cfg *h = &m->current->cfg->health;
+    struct nq_counters d = nq_qstate_recent(m, q, NQ_HEALTH_WINDOW_S);
+    struct health v = {
+        .attempts = d.completed + d.failed + d.retried,
+        .failures = d.failed + d.retried,
+    };
+
+    v.backlog = h->max_waiting > 0 && q->jobs.known && q->jobs.waiting > h->max_waiting;
+    v.failing = v.attempts > 0 && (double) v.failures > h->max_failure_rate * (double) v.attempts;
+    return v;
+}
+
 const char *nq_qstate_state_name(const struct nq_master *m, const struct nq_qstate *q)
 {
     struct census c = count(m, q);
+    struct health h = judge(m, q);
 
     if (m->stopping)
         return "draining";
     if (c.crash_looping)
         return "crash-looping";
-    if (c.running < c.configured)
+    if (c.running < c.configured || c.unresponsive > 0)
         return "degraded";
+    if (c.redis_disconnected > 0)
+        return "disconnected";
+    if (c.redis_connecting > 0)
+        return "connecting";
     if (q->paused)
         return "paused";
+    if (h.backlog || h.failing)
+        return "unhealthy";
     return c.all_idle && c.configured ? "idle" : "ok";
 }
 
-struct nq_counters nq_qstate_per_minute(const struct nq_master *m, const struct nq_qstate *q)
+static json_t *health_json(const struct nq_master *m, const struct nq_qstate *q)
 {
-    struct nq_counters now = nq_qstate_totals(m, q), then;
+    const struct nq_health_cfg *cfg = &m->current->cfg->health;
+    struct health h = judge(m, q);
+
+    return json_pack(
+        "{s:b, s:b, s:I, s:I, s:o, s:I, s:f}", "backlog", h.backlog, "failing", h.failing,
+        "attempts_5m", (json_int_t) h.attempts, "failures_5m", (json_int_t) h.failures,
+        "failure_rate",
+        h.attempts ? json_real((double) h.failures / (double) h.attempts) : json_null(),
+        "max_waiting", (json_int_t) cfg->max_waiting, "max_failure_rate", cfg->max_failure_rate);
+}
+
+struct nq_counters nq_qstate_recent(const struct nq_master *m, const struct nq_qstate *q,
+                                    unsigned seconds)
+{
+    struct nq_counters now = nq_qstate_totals(m, q), then = { 0 };
     size_t n = NQ_ELEMENTSOF(q->window);
 
-    if (q->window_len == 0)
-        return (struct nq_counters){ 0 };
-    /* The oldest sample: 60 s ago once the ring is full, earlier than that
-     * the master's first second. */
-    then = q->window[(q->window_pos + n - q->window_len) % n];
+    /* The newest sample is at window_pos - 1. Without one from `seconds`
+     * before it the master is younger than that, and its totals (zero at
+     * its start) are all recent. */
+    if (q->window_len > seconds)
+        then = q->window[(q->window_pos + n - 1 - seconds) % n];
     return (struct nq_counters){
         .fetched = now.fetched - then.fetched,
         .completed = now.completed - then.completed,
         .failed = now.failed - then.failed,
         .retried = now.retried - then.retried,
     };
+}
+
+struct nq_counters nq_qstate_per_minute(const struct nq_master *m, const struct nq_qstate *q)
+{
+    return nq_qstate_recent(m, q, 60);
 }
 
 static json_t *counters_json(struct nq_counters c, bool with_fetched)
@@ -159,14 +212,16 @@ static json_t *last_exit_json(const struct nq_slot *s)
 
 static json_t *worker_json(const struct nq_slot *s, uint64_t now)
 {
-    return json_pack("{s:I, s:o, s:I, s:I, s:s, s:o, s:s, s:I, s:b, s:I}", "slot",
-                     (json_int_t) s->index, "pid",
-                     s->pid ? json_integer(s->pid) : json_null(), "uptime_s",
-                     (json_int_t) (s->pid ? (now - s->started_ms) / 1000 : 0), "in_flight",
-                     (json_int_t) s->metrics.in_flight, "state", slot_state_name(s), "last_exit",
-                     last_exit_json(s), "note", s->metrics.note, "rss_kib",
+    const char *redis = s->pid ? nq_redis_state_name(s->metrics.redis) : NULL;
+
+    return json_pack("{s:I, s:o, s:I, s:I, s:s, s:o, s:s, s:I, s:b, s:I, s:o}", "slot",
+                     (json_int_t) s->index, "pid", s->pid ? json_integer(s->pid) : json_null(),
+                     "uptime_s", (json_int_t) (s->pid ? (now - s->started_ms) / 1000 : 0),
+                     "in_flight", (json_int_t) s->metrics.in_flight, "state", slot_state_name(s),
+                     "last_exit", last_exit_json(s), "note", s->metrics.note, "rss_kib",
                      (json_int_t) s->metrics.rss_kib, "crash_looping", nq_slot_crash_looping(s),
-                     "generation", (json_int_t) (s->gen ? s->gen->number : 0));
+                     "generation", (json_int_t) (s->gen ? s->gen->number : 0), "redis",
+                     redis ? json_string(redis) : json_null());
 }
 
 static json_t *workers_json(const struct nq_master *m, const struct nq_qstate *q)
@@ -198,17 +253,16 @@ static json_t *queue_json(const struct nq_master *m, const struct nq_qstate *q)
     struct census c = count(m, q);
 
     return json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o, "
-                     "s:o}",
+                     "s:o, s:o}",
                      "name", qc->name, "handler", nq_handler_name(qc->handler), "bullmq_queue",
                      qc->bullmq_queue, "state", nq_qstate_state_name(m, q), "processes",
                      "configured", (json_int_t) c.configured, "running", (json_int_t) c.running,
                      "concurrency", (json_int_t) qc->concurrency, "restarts",
                      (json_int_t) q->restarts, "recycles", (json_int_t) q->recycles, "retiring",
-                     (json_int_t) retiring(m, q), "in_flight", (json_int_t) c.in_flight,
-                     "workers", workers_json(m, q), "counters",
-                     counters_json(nq_qstate_totals(m, q), true), "per_minute",
-                     counters_json(nq_qstate_per_minute(m, q), false), "jobs",
-                     jobs_json(&q->jobs));
+                     (json_int_t) retiring(m, q), "in_flight", (json_int_t) c.in_flight, "workers",
+                     workers_json(m, q), "counters", counters_json(nq_qstate_totals(m, q), true),
+                     "per_minute", counters_json(nq_qstate_per_minute(m, q), false), "jobs",
+                     jobs_json(&q->jobs), "health", health_json(m, q));
 }
 
 static json_t *queue_metrics_json(const struct nq_master *m, const struct nq_qstate *q)

@@ -2,7 +2,7 @@
 /*
  * The master process of notifyqd: one libevent loop that pre-forks every
  * worker, reaps and restarts them (restart.h), aggregates their metrics
- * frames (frame.h), answers notifyqctl on the control socket (control.h),
+ * frames (proc/proc.h), answers notifyqctl on the control socket (control.h),
  * reloads on SIGHUP, drains on SIGTERM/SIGINT, stops fast on SIGQUIT, and
  * talks to systemd (READY, RELOADING, STOPPING, WATCHDOG, STATUS).
  * It opens no Redis, HTTP or database connection: the children's entry
@@ -15,7 +15,7 @@
 
 #include <stddef.h>
 
-#include "supervisor/child.h"
+#include "proc/proc.h"
 
 struct nq_config;
 

@@ -27,10 +27,8 @@
 #include <stdint.h>
 
 #include "handlers/handler.h"
+#include "proc/proc.h"
 #include "queue/store.h"
-#include "supervisor/channel.h"
-#include "supervisor/child.h"
-#include "supervisor/frame.h"
 
 struct event;
 struct event_base;
@@ -92,7 +90,7 @@ struct wjob_list_head {
     uint32_t n;
 };
 
-/* A recovery the master asked for (frame.h "recover"). */
+/* A recovery the master asked for (proc/proc.h "recover"). */
 struct wrecovery {
     struct nq_frame_recover what;
     bool in_flight;
@@ -106,6 +104,7 @@ struct worker {
     struct event_base *base;
     struct nq_channel *ch;
     struct nq_store *store;
+    struct nq_store *counter; /* idle (no handler), slot 0: only counts the backlog */
     struct nq_handler *handler;
     struct event *ev_tick, *ev_term, *ev_quit;
     struct event *ev_kick;     /* runs the next work call, after this iteration */
@@ -120,6 +119,7 @@ struct worker {
     struct wjob_list_head lists[WJ__LISTS];
     struct wjob *suspect; /* to run alone, because it was in flight in a crash */
     bool connected;
+    enum nq_redis_state redis; /* as the metrics frames say it */
     struct wcall calls[NQ_WORKER_CALLS_MAX];
     /* The finishes of the call being built, kept from call to call: a
      * fresh array of a few KiB per call made glibc consolidate its free
@@ -187,6 +187,10 @@ void nq_jobs_free_all(struct worker *w);
 /* upkeep.c */
 int nq_upkeep_setup(struct worker *w) NQ_MUSTCHECK;
 void nq_upkeep_connected(struct worker *w);
+/* An idle worker of slot 0 reads its queue's counts with w->counter, so a
+ * backlog on a queue whose handler does not exist yet still shows. */
+int nq_upkeep_setup_counts(struct worker *w) NQ_MUSTCHECK;
+void nq_upkeep_counts_connected(struct worker *w);
 void nq_upkeep_recover(struct worker *w, const struct nq_frame_recover *what);
 /* A worker without a store (idle: no handler) confirms at once: the dead
  * sibling was idle too and held no job. */

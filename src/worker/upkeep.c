@@ -144,7 +144,7 @@ static void read_counts(struct worker *w)
 
     if (!w->ev_counts || w->counts_in_flight || !w->connected)
         return;
-    r = nq_store_counts(w->store, on_counts, w);
+    r = nq_store_counts(w->store ? w->store : w->counter, on_counts, w);
     if (r == 0)
         w->counts_in_flight = true;
     else if (r != -ENOTCONN)
@@ -362,6 +362,15 @@ void nq_upkeep_scheduler_next(struct worker *w, const struct nq_job *job)
 
 /* ---- lifecycle -------------------------------------------------------------------- */
 
+static int add_counts_timer(struct worker *w)
+{
+    w->ev_counts = event_new(w->base, -1, EV_PERSIST, on_counts_timer, w);
+    if (!w->ev_counts)
+        return -ENOMEM;
+    arm_ms(w->ev_counts, NQ_WORKER_COUNTS_MS);
+    return 0;
+}
+
 int nq_upkeep_setup(struct worker *w)
 {
     w->ev_lock = event_new(w->base, -1, EV_PERSIST, on_lock_timer, w);
@@ -369,13 +378,17 @@ int nq_upkeep_setup(struct worker *w)
     if (!w->ev_lock || !w->ev_stalled)
         return -ENOMEM;
     arm_ms(w->ev_lock, w->q->lock_duration_ms / 2 ? w->q->lock_duration_ms / 2 : 1);
-    if (w->ctx->slot == 0) {
-        w->ev_counts = event_new(w->base, -1, EV_PERSIST, on_counts_timer, w);
-        if (!w->ev_counts)
-            return -ENOMEM;
-        arm_ms(w->ev_counts, NQ_WORKER_COUNTS_MS);
-    }
-    return 0;
+    return w->ctx->slot == 0 ? add_counts_timer(w) : 0;
+}
+
+int nq_upkeep_setup_counts(struct worker *w)
+{
+    return add_counts_timer(w);
+}
+
+void nq_upkeep_counts_connected(struct worker *w)
+{
+    read_counts(w);
 }
 
 void nq_upkeep_connected(struct worker *w)

@@ -31,7 +31,7 @@
 
 #include "common/log.h"
 #include "config/config.h"
-#include "supervisor/restart.h"
+#include "proc/proc.h"
 #include "worker/internal.h"
 #include "worker/worker.h"
 
@@ -76,6 +76,7 @@ static void send_metrics(struct worker *w, uint64_t rss)
         .rss_kib = rss,
         .timing = w->timing,
         .jobs = w->jobs,
+        .redis = w->redis,
     };
     int r;
 
@@ -295,6 +296,8 @@ static void on_store_state(void *userdata, bool connected)
     struct worker *w = userdata;
 
     nq_jobs_connected(w, connected);
+    w->redis = connected ? NQ_REDIS_CONNECTED : NQ_REDIS_DISCONNECTED;
+    nq_worker_report(w); /* the master shows it at once, note or not */
     set_note(w, connected ? (w->recycle_reason[0] ? "recycling" : "") : "redis unreachable");
     if (connected)
         nq_upkeep_connected(w);
@@ -329,6 +332,34 @@ static int worker_setup(struct worker *w)
     return 0;
 }
 
+static void on_counter_state(void *userdata, bool connected)
+{
+    struct worker *w = userdata;
+
+    w->connected = connected;
+    w->redis = connected ? NQ_REDIS_CONNECTED : NQ_REDIS_DISCONNECTED;
+    nq_worker_report(w);
+    if (connected)
+        nq_upkeep_counts_connected(w);
+}
+
+/* A queue whose handler does not exist yet fetches nothing, but its
+ * backlog must not be invisible: slot 0 still counts its jobs. Returns 1
+ * (idle), or -ENOMEM with the exit status in w->exit_code. */
+static int idle_start(struct worker *w, const struct nq_store_opts *o)
+{
+    if (w->ctx->slot != 0)
+        return 1;
+    w->redis = NQ_REDIS_CONNECTING;
+    w->counter = nq_store_new(w->base, o, on_counter_state, w);
+    if (!w->counter || nq_upkeep_setup_counts(w) < 0) {
+        nq_log(LOG_ERR, "cannot create the queue store for %s", o->queue);
+        w->exit_code = 1;
+        return -ENOMEM;
+    }
+    return 1;
+}
+
 /* The handler and the store. Returns 0, 1 when the handler is not
  * implemented (the worker idles), or a negative errno with the exit status
  * in w->exit_code. */
@@ -350,24 +381,32 @@ static int worker_start(struct worker *w)
         .limiter_duration_ms = w->q->rate_limit.duration_ms,
     };
     struct nq_err err = { "" };
-    int r = nq_handler_new(&env, &w->handler, &err);
+    int r = nq_token_prefix(w->token_prefix, sizeof(w->token_prefix),
+                            w->ctx->hostname ? w->ctx->hostname : "localhost", getpid(),
+                            w->ctx->incarnation);
 
+    if (r < 0) {
+        nq_log(LOG_ERR, "host name too long for a lock token");
+        w->exit_code = 1;
+        return r;
+    }
+    (void) snprintf(w->worker_name, sizeof(w->worker_name), "notifyq-%ld", (long) getpid());
+    r = nq_handler_new(&env, &w->handler, &err);
     if (r == -EOPNOTSUPP) {
         nq_log(LOG_WARNING, "%s, fetching no jobs", nq_err_str(&err));
         (void) snprintf(w->note, sizeof(w->note), "%s", nq_err_str(&err));
-        return 1;
+        return idle_start(w, &o);
     }
     if (r < 0) {
         nq_log(LOG_ERR, "handler %s: %s", nq_handler_name(w->q->handler), nq_err_str(&err));
         w->exit_code = r == -ENOMEM ? 1 : NQ_EXIT_CONFIG;
         return r;
     }
-    r = nq_token_prefix(w->token_prefix, sizeof(w->token_prefix),
-                        w->ctx->hostname ? w->ctx->hostname : "localhost", getpid(),
-                        w->ctx->incarnation);
-    if (r >= 0)
-        (void) snprintf(w->worker_name, sizeof(w->worker_name), "notifyq-%ld", (long) getpid());
-    w->store = r < 0 ? NULL : nq_store_new(w->base, &o, on_store_state, w);
+    /* Until it has talked to Redis, so that a Redis down at start does not
+     * look healthy. */
+    w->redis = NQ_REDIS_CONNECTING;
+    (void) snprintf(w->note, sizeof(w->note), "not connected to Redis yet");
+    w->store = nq_store_new(w->base, &o, on_store_state, w);
     if (!w->store) {
         nq_log(LOG_ERR, "cannot create the queue store for %s", o.queue);
         w->exit_code = 1;
@@ -384,6 +423,7 @@ static void worker_done(struct worker *w)
     /* The store first: its pending callbacks run with -ECANCELED while the
      * jobs and recoveries they point at still exist. */
     w->store = nq_store_free(w->store);
+    w->counter = nq_store_free(w->counter);
     nq_jobs_free_all(w);
     nq_upkeep_free(w);
     w->handler = nq_handler_free(w->handler);

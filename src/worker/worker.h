@@ -19,7 +19,7 @@
 #ifndef NQ_WORKER_WORKER_H
 #define NQ_WORKER_WORKER_H
 
-#include "supervisor/child.h"
+#include "proc/proc.h"
 
 /* The worker's entry function (nq_child_main_fn): returns its exit status,
  * 0 after a drain or stop, 78 when its handler cannot run with this

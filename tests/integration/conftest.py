@@ -304,7 +304,8 @@ class Daemon:
         return kids
 
     def ready(self):
-        """The master answers and every queue runs all its workers."""
+        """The master answers, every queue runs all its workers, and they
+        have connected to Redis."""
         if self.proc.poll() is not None:
             raise AssertionError("notifyqd exited with %s:\n%s"
                                  % (self.proc.returncode, self.log_text()[-3000:]))
@@ -314,6 +315,8 @@ class Daemon:
         for q in st["queues"]:
             p = q["processes"]
             if p["running"] != p["configured"] or not all(w.get("pid") for w in q["workers"]):
+                return None
+            if q["state"] == "connecting":
                 return None
         self.track_children()
         return st

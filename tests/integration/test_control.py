@@ -187,7 +187,8 @@ def test_peer_credentials_refuse_strangers_on_an_open_socket(daemon_factory, as_
     d.wait_ready()
     assert stat.S_IMODE(os.stat(d.sock).st_mode) == 0o666
     out = raw_request_as_nobody(d.sock, b'{"cmd":"stop"}\n')
-    assert json.loads(out.split(b"\n")[0]) == {"ok": False, "error": "permission denied"}
+    assert json.loads(out.split(b"\n")[0]) == {"ok": False, "error": "permission denied",
+                                               "refused": True}
     assert d.proc.poll() is None
     r = as_nobody("-s", d.sock, "status")
     assert r.returncode == 2 and "permission denied" in r.stderr

@@ -105,14 +105,32 @@ def test_status_table(fake):
     assert lines[0] == "notifyqd 0.1.0, pid 4242, up 1d1h, running, generation 1"
     header = lines.index(next(l for l in lines if l.startswith("QUEUE")))
     assert lines[header + 1].split() == ["email", "noop", "2/2", "7", "-", "-", "-", "-",
-                                         "1", "8", "1", "1", "4", "ok"]
+                                         "1", "8", "1", "1", "4", "0", "-", "ok"]
     workers = [l.split() for l in lines if l.startswith("email/")]
-    assert workers == [["email/0", "1001", "1h2m", "0", "running", "-"],
-                       ["email/1", "1002", "1h2m", "1", "running", "SIGKILL"]]
+    assert workers == [["email/0", "1001", "1h2m", "0", "running", "-", "-"],
+                       ["email/1", "1002", "1h2m", "1", "running", "-", "SIGKILL"]]
+
+
+def test_status_table_shows_errors_per_minute_and_the_failure_rate(fake):
+    reply = status(state="unhealthy")
+    reply["queues"][0]["per_minute"] = {"completed": 0, "failed": 3, "retried": 9}
+    reply["queues"][0]["health"] = {"failure_rate": 0.75}
+    f = fake(reply)
+    r = f.ctl("status")
+    assert r.returncode == 1
+    lines = [l.split() for l in r.stdout.splitlines()]
+    header = next(l for l in lines if l[:1] == ["QUEUE"])
+    row = dict(zip(header, next(l for l in lines if l[:1] == ["email"])))
+    assert (row["OK/MIN"], row["ERR/MIN"], row["FAIL%"], row["STATE"]) == ("0", "12", "75%",
+                                                                          "unhealthy")
 
 
 @pytest.mark.parametrize("reply", [status(state="degraded", running=1),
                                    status(state="crash-looping"),
+                                   status(state="connecting"),
+                                   status(state="disconnected"),
+                                   status(state="unhealthy"),
+                                   status(state="a-state-from-a-newer-daemon"),
                                    status(state="ok", running=1)])
 def test_degraded_status_exits_1(fake, reply):
     f = fake(reply, reply)
@@ -123,6 +141,19 @@ def test_degraded_status_exits_1(fake, reply):
 def test_fewer_workers_while_draining_is_not_degraded(fake):
     f = fake(status(running=1, state="draining") | {"state": "draining"})
     assert f.ctl("status").returncode == 0
+
+
+@pytest.mark.parametrize("state", ["ok", "idle", "paused"])
+def test_healthy_states_exit_0(fake, state):
+    assert fake(status(state=state)).ctl("status").returncode == 0
+
+
+def test_connection_turned_away_is_unreachable(fake):
+    f = fake({"ok": False, "error": "too many connections", "refused": True})
+    r = f.ctl("status")
+    assert r.returncode == 2
+    assert r.stderr == ("notifyqctl: %s: too many connections: notifyqd turned this "
+                        "connection away\n" % f.sock)
 
 
 def test_refused_peer_is_unreachable(fake):

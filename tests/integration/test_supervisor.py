@@ -36,7 +36,7 @@ def test_human_status_has_a_row_per_queue(notifyqd):
     header = next(i for i, l in enumerate(lines) if l.startswith("QUEUE"))
     assert lines[header].split() == ["QUEUE", "HANDLER", "PROCS", "RESTARTS", "WAITING",
                                      "ACTIVE", "DELAYED", "DLQ", "IN-FLIGHT", "COMPLETED",
-                                     "FAILED", "RETRIED", "/MIN", "STATE"]
+                                     "FAILED", "RETRIED", "OK/MIN", "ERR/MIN", "FAIL%", "STATE"]
     rows = [l.split() for l in lines[header + 1:] if l.strip()]
     assert {row[0]: row[2] for row in rows} == {n: "%d/%d" % (p, p) for n, p in QUEUES.items()}
 
@@ -65,6 +65,8 @@ def test_killed_worker_is_replaced(notifyqd):
     # The other slot was left alone.
     assert notifyqd.worker("email", 0)["pid"] != new["pid"]
     wait_for(lambda: notifyqd.queue("email")["processes"]["running"] == 2, timeout=2)
+    # The replacement is "connecting" until it has talked to Redis.
+    wait_for(lambda: notifyqd.queue("email")["state"] == "ok", timeout=5)
     assert notifyqd.ctl("status").returncode == 0
     print("restart latency after kill -9: %.0f ms" % (latency * 1000))
 

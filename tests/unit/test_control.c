@@ -149,15 +149,16 @@ static struct model *model_new(void)
                                         .concurrency = 1 };
     x->cfg.queues = x->qcfg;
     x->cfg.n_queues = 2;
+    x->cfg.health = (struct nq_health_cfg){ .max_waiting = 10000, .max_failure_rate = 0.5 };
     x->gen = (struct nq_generation){ .number = 3, .cfg = &x->cfg, .slots = x->gslots,
                                      .n_slots = 3 };
     x->email = (struct nq_qstate){ .name = "email", .cfg = &x->qcfg[0], .restarts = 4,
                                    .past = { .fetched = 10, .completed = 10 }, .next = &x->sms };
     x->sms = (struct nq_qstate){ .name = "sms", .cfg = &x->qcfg[1], .paused = true };
-    /* email's totals a minute ago */
+    /* email's totals a minute ago, in a ring of the last 61 seconds */
     x->email.window[0] = (struct nq_counters){ .completed = 2, .failed = 1 };
-    x->email.window_pos = 1;
-    x->email.window_len = 1;
+    x->email.window_pos = 61;
+    x->email.window_len = 61;
 
     struct nq_slot *s = x->slots;
     s[0] = (struct nq_slot){ .q = &x->email, .gen = &x->gen, .queue_name = "email", .index = 0,
@@ -281,6 +282,70 @@ static void queue_states_follow_their_precedence(void **state)
     free(x);
 }
 
+/* sms's state after a change to its one worker or its counts; *st holds
+ * the status reply *ret_sms is part of. */
+static const char *sms_state(struct model *x, json_t **st, json_t **ret_sms)
+{
+    json_decref(*st);
+    *st = nq_status_json(&x->m);
+    assert_non_null(*st);
+    *ret_sms = queue_named(*st, "sms");
+    return STR(*ret_sms, "state");
+}
+
+static void redis_silence_and_health_make_the_state(void **state)
+{
+    struct model *x = model_new();
+    struct nq_slot *w = &x->slots[2];
+    json_auto_t *st = NULL;
+    json_t *sms, *h;
+
+    (void) state;
+    x->sms.paused = false;
+    w->metrics.state = NQ_WORKER_RUNNING;
+    w->metrics.redis = NQ_REDIS_CONNECTING;
+    assert_string_equal(sms_state(x, &st, &sms), "connecting");
+    assert_string_equal(STR(json_array_get(json_object_get(sms, "workers"), 0), "redis"),
+                        "connecting");
+    w->state = NQ_SLOT_STARTING; /* no frame yet: not connected yet either */
+    w->metrics.redis = NQ_REDIS_NONE;
+    assert_string_equal(sms_state(x, &st, &sms), "connecting");
+    w->state = NQ_SLOT_RUNNING;
+    w->metrics.redis = NQ_REDIS_DISCONNECTED;
+    assert_string_equal(sms_state(x, &st, &sms), "disconnected");
+    w->metrics.redis = NQ_REDIS_CONNECTED;
+    assert_string_equal(sms_state(x, &st, &sms), "ok");
+
+    /* A backlog over max_waiting (0 is no limit). */
+    x->sms.jobs = (struct nq_job_counts){ .known = true, .waiting = 11 };
+    x->cfg.health.max_waiting = 0;
+    assert_string_equal(sms_state(x, &st, &sms), "ok");
+    x->cfg.health.max_waiting = 10;
+    assert_string_equal(sms_state(x, &st, &sms), "unhealthy");
+    assert_true(json_is_true(json_object_get(json_object_get(sms, "health"), "backlog")));
+    x->sms.jobs.waiting = 10;
+    assert_string_equal(sms_state(x, &st, &sms), "ok");
+
+    /* 2 of 3 attempts in the window failed (a retry counts): over 0.5. */
+    x->sms.window_pos = x->sms.window_len = 1;
+    w->metrics.counters = (struct nq_counters){ .completed = 1, .failed = 1, .retried = 1 };
+    assert_string_equal(sms_state(x, &st, &sms), "unhealthy");
+    h = json_object_get(sms, "health");
+    assert_true(json_is_true(json_object_get(h, "failing")));
+    assert_int_equal(INT(h, "attempts_5m"), 3);
+    assert_int_equal(INT(h, "failures_5m"), 2);
+    assert_true(json_real_value(json_object_get(h, "failure_rate")) > 0.66);
+    x->cfg.health.max_failure_rate = 0.7;
+    assert_string_equal(sms_state(x, &st, &sms), "ok");
+
+    /* Silent past unresponsive_after: degraded, whatever it said last. */
+    w->unresponsive = true;
+    assert_string_equal(sms_state(x, &st, &sms), "degraded");
+    assert_string_equal(STR(json_array_get(json_object_get(sms, "workers"), 0), "state"),
+                        "unresponsive");
+    free(x);
+}
+
 static void metrics_reply_sums_each_queue(void **state)
 {
     struct model *x = model_new();
@@ -307,6 +372,7 @@ int main(void)
         cmocka_unit_test(oversize_lines_and_queue_names_are_refused),
         cmocka_unit_test(status_reply_follows_the_contract),
         cmocka_unit_test(queue_states_follow_their_precedence),
+        cmocka_unit_test(redis_silence_and_health_make_the_state),
         cmocka_unit_test(metrics_reply_sums_each_queue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "supervisor/frame.h"
+#include "proc/proc.h"
 
 static const struct nq_frame_metrics sample = {
     .pid = 4242,
@@ -25,6 +25,7 @@ static const struct nq_frame_metrics sample = {
     .in_flight = 3,
     .rss_kib = 2048,
     .note = "handler email not implemented yet",
+    .redis = NQ_REDIS_DISCONNECTED,
 };
 
 static void metrics_round_trip(void **state)
@@ -49,6 +50,36 @@ static void metrics_round_trip(void **state)
     assert_int_equal(g.metrics.in_flight, sample.in_flight);
     assert_int_equal(g.metrics.rss_kib, sample.rss_kib);
     assert_string_equal(g.metrics.note, sample.note);
+    assert_int_equal(g.metrics.redis, NQ_REDIS_DISCONNECTED);
+}
+
+/* A child without a Redis connection says nothing about one; each state a
+ * worker has goes through by name. */
+static void redis_state_is_optional_and_named(void **state)
+{
+    struct nq_frame f = { .type = NQ_FRAME_METRICS, .metrics = sample }, g;
+    struct nq_err err = { "" };
+    char buf[NQ_FRAME_MAX];
+    int n;
+
+    (void) state;
+    f.metrics.redis = NQ_REDIS_NONE;
+    n = nq_frame_encode(&f, buf, sizeof(buf));
+    assert_true(n > 0);
+    assert_null(memmem(buf, (size_t) n, "\"redis\"", 7));
+    assert_int_equal(nq_frame_decode(buf, (size_t) n, &g, &err), 0);
+    assert_int_equal(g.metrics.redis, NQ_REDIS_NONE);
+    for (int s = NQ_REDIS_CONNECTING; s <= NQ_REDIS_DISCONNECTED; s++) {
+        f.metrics.redis = (enum nq_redis_state) s;
+        n = nq_frame_encode(&f, buf, sizeof(buf));
+        assert_true(n > 0);
+        assert_non_null(memmem(buf, (size_t) n, nq_redis_state_name(f.metrics.redis),
+                               strlen(nq_redis_state_name(f.metrics.redis))));
+        assert_int_equal(nq_frame_decode(buf, (size_t) n, &g, &err), 0);
+        assert_int_equal(g.metrics.redis, s);
+    }
+    f.metrics.redis = (enum nq_redis_state) 9;
+    assert_int_equal(nq_frame_encode(&f, buf, sizeof(buf)), -EINVAL);
 }
 
 static void every_command_round_trips(void **state)
@@ -117,6 +148,8 @@ static const struct {
       "\"completed\":0,\"failed\":0,\"retried\":0,\"in_flight\":0,\"rss_kib\":9}",
       "frame: unknown state \"asleep\"" },
     { M(",\"note\":17"), "frame: \"note\" is not a string" },
+    { M(",\"redis\":\"up\""), "frame: unknown redis \"up\"" },
+    { M(",\"redis\":1"), "frame: \"redis\" is not a string" },
     { M(",\"note\":\"a\\u0000b\""), "frame: not JSON: " },
 };
 
@@ -249,6 +282,7 @@ int main(void)
         cmocka_unit_test(bad_frames_are_refused_with_a_reason),
         cmocka_unit_test(every_truncation_of_a_good_frame_is_refused),
         cmocka_unit_test(unknown_keys_are_ignored_and_long_notes_cut),
+        cmocka_unit_test(redis_state_is_optional_and_named),
         cmocka_unit_test(oversize_frames_are_refused),
         cmocka_unit_test(an_empty_datagram_is_a_bad_frame_not_eof),
         cmocka_unit_test(send_to_a_closed_peer_is_epipe_not_sigpipe),

@@ -14,8 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "supervisor/child.h"
-#include "supervisor/frame.h"
+#include "proc/proc.h"
 
 static struct nq_frame round_trip(const struct nq_frame *f)
 {

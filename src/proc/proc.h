@@ -1,11 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
+ * The child's side of the master-child protocol, shared by every child the
+ * master forks (workers today, the admin HTTP child later) and by the master
+ * for the frame codec: the frames (their codec and wire format), the channel
+ * a child reads commands from and sends frames on, the child's entry (what a
+ * child does between fork() and its main, and the context it gets), and the
+ * exit codes a child ends with. The master's side (forking, restarting,
+ * aggregating) is in src/supervisor/; this module knows nothing of it.
+ *
+ * Frames
+ * ------
  * Frames between the master and one child, one per datagram on the child's
  * socketpair(AF_UNIX, SOCK_SEQPACKET). Both processes run this codec; the
  * master treats every frame as untrusted input (STYLE.md pitfall 13): a frame
  * that is truncated, not JSON, of another version, or has a known field of the
  * wrong type or range is rejected with an nq_err, which the master logs and
- * drops. Non-logging module.
+ * drops. The codec does not log.
  *
  * Wire format, version 1: one UTF-8 JSON object per datagram, at most
  * NQ_FRAME_MAX bytes, no trailing newline. Every frame has
@@ -23,6 +33,10 @@
  *   "rss_kib"    integer >= 0
  *   "note"       optional string, free text for an operator (truncated to
  *                NQ_FRAME_NOTE_MAX - 1 bytes)
+ *   "redis"      optional "connecting"|"connected"|"disconnected": the
+ *                child's Redis connection, absent in a child without one;
+ *                "connecting" until it first connected, "disconnected"
+ *                once it lost the connection (it reconnects by itself)
  *   "timing"     optional {"le_ms":[...], "count":[...], "sum_ms":N}: the
  *                processing times of this incarnation's jobs as a histogram;
  *                le_ms are the upper bounds of the first NQ_TIMING_BUCKETS - 1
@@ -51,11 +65,12 @@
  *       "signal" (optional string, e.g. "SIGSEGV") names the signal that
  *       killed it. The worker answers with "recovered" once done.
  *
- * See: channel.h (the child's side), ARCHITECTURE.md.
+ * See: ARCHITECTURE.md.
  */
-#ifndef NQ_SUPERVISOR_FRAME_H
-#define NQ_SUPERVISOR_FRAME_H
+#ifndef NQ_PROC_PROC_H
+#define NQ_PROC_PROC_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -82,6 +97,14 @@ enum nq_worker_state {
     NQ_WORKER_IDLE, /* handler not implemented: fetches nothing */
     NQ_WORKER_PAUSED,
     NQ_WORKER_DRAINING,
+};
+
+/* A child's Redis connection, as it reports it. */
+enum nq_redis_state {
+    NQ_REDIS_NONE, /* it has none (idle handler, admin child): not sent */
+    NQ_REDIS_CONNECTING,
+    NQ_REDIS_CONNECTED,
+    NQ_REDIS_DISCONNECTED,
 };
 
 enum nq_command {
@@ -129,6 +152,7 @@ struct nq_frame_metrics {
     uint64_t in_flight;
     uint64_t rss_kib;
     char note[NQ_FRAME_NOTE_MAX]; /* "" when absent */
+    enum nq_redis_state redis;    /* NQ_REDIS_NONE when absent */
     struct nq_timing timing;      /* zero when absent */
     struct nq_job_counts jobs;    /* known = false when absent */
 };
@@ -145,9 +169,9 @@ struct nq_frame_recover {
 struct nq_frame {
     enum nq_frame_type type;
     union {
-        struct nq_frame_metrics metrics;     /* NQ_FRAME_METRICS */
-        enum nq_command command;             /* NQ_FRAME_COMMAND */
-        char reason[NQ_FRAME_NOTE_MAX];      /* NQ_FRAME_RECYCLE */
+        struct nq_frame_metrics metrics; /* NQ_FRAME_METRICS */
+        enum nq_command command;         /* NQ_FRAME_COMMAND */
+        char reason[NQ_FRAME_NOTE_MAX];  /* NQ_FRAME_RECYCLE */
     };
     struct nq_frame_recover recover; /* NQ_CMD_RECOVER; NQ_FRAME_RECOVERED (prefix only) */
 };
@@ -178,5 +202,103 @@ int nq_frame_recv(int fd, char *buf, struct nq_frame *ret, struct nq_err *err) N
 /* "idle", "drain"...: the wire names. NULL for values out of range. */
 const char *nq_worker_state_name(enum nq_worker_state s);
 const char *nq_command_name(enum nq_command c);
+const char *nq_redis_state_name(enum nq_redis_state s);
+
+/*
+ * The channel: the child's end of its socketpair. Send frames up, receive
+ * commands down as a libevent callback on the child's own event base. EOF
+ * means the master is gone: the child drains and exits (HAProxy's workers do
+ * the same), backing up PR_SET_PDEATHSIG. A frame the child cannot send at
+ * once (master busy, buffer full) is dropped: metrics are sent every second
+ * and the next one supersedes it. Logs (child side).
+ */
+struct event_base;
+struct nq_channel;
+
+/* cmd is a NQ_FRAME_COMMAND frame (recover carries its prefix), borrowed
+ * for the call. */
+typedef void (*nq_channel_command_fn)(const struct nq_frame *cmd, void *userdata);
+typedef void (*nq_channel_eof_fn)(void *userdata);
+
+/* Watches fd (the child's channel end; the channel owns and closes it) on
+ * base. on_command runs for each valid command; bad frames are logged and
+ * dropped; on_eof runs once when the master's end is closed. NULL on OOM
+ * (fd then stays the caller's). */
+struct nq_channel *nq_channel_new(struct event_base *base, int fd, nq_channel_command_fn on_command,
+                                  nq_channel_eof_fn on_eof, void *userdata);
+struct nq_channel *nq_channel_free(struct nq_channel *ch);
+
+/* Sends one metrics frame. Returns 0, -EAGAIN when dropped because the
+ * master is not reading, or another negative errno (-EPIPE after EOF). */
+int nq_channel_send_metrics(struct nq_channel *ch, const struct nq_frame_metrics *m) NQ_MUSTCHECK;
+
+/* Sends any up frame (recovered, recycle); same results. */
+int nq_channel_send(struct nq_channel *ch, const struct nq_frame *f) NQ_MUSTCHECK;
+
+/*
+ * The child's entry. The master forks (src/supervisor/) with every signal
+ * blocked and stdio flushed, then the child calls nq_child_run(), which is
+ * systemd's safe_fork() child half cut to our needs (STYLE.md pitfalls 4-10):
+ * it disposes of the master's event base (event_reinit, then free: the epoll
+ * instance is shared with the master), resets every signal handler, closes
+ * every fd but stdio, its channel end and the journald socket, arms
+ * PR_SET_PDEATHSIG(SIGTERM) and checks the master is still its parent, unsets
+ * NOTIFY_SOCKET, reseeds random(), ignores SIGPIPE, sets its process title
+ * ("notifyqd: worker email/1") and log context, runs the entry function and
+ * ends with _exit(its return value). Signals stay blocked when the entry
+ * function starts: it adds its own signal events, then calls
+ * nq_child_unblock_signals(), so a drain request sent early is kept.
+ *
+ * notifyqd.c hands the supervisor each child's entry function
+ * (nq_child_main_fn), so the supervisor links no worker, queue or store code
+ * and the master cannot open a Redis or database connection by accident.
+ * The ctx and everything it points to are the master's memory, inherited by
+ * the fork; the child reads them and frees none of it.
+ */
+struct nq_config;
+struct nq_queue_cfg;
+
+/* Exit codes of a child: 0 after a drain; NQ_EXIT_CONFIG (EX_CONFIG) when it
+ * cannot run with this configuration, so the master waits longest before
+ * trying again; anything else is a crash. */
+#define NQ_EXIT_OK 0
+#define NQ_EXIT_CONFIG 78
+
+struct nq_child_ctx {
+    const struct nq_config *cfg;      /* the generation this child was forked with */
+    const struct nq_queue_cfg *queue; /* the queue a worker serves */
+    unsigned slot;                    /* 0 .. queue->processes - 1 */
+    unsigned generation;              /* the master's config generation */
+    uint64_t incarnation;             /* unique among the master's children, never reused */
+    const char *hostname;             /* the master's, for nq_token_prefix */
+    int fd;                           /* the child's end of its channel */
+    pid_t master_pid;                 /* the master's pid, set before fork */
+    sigset_t sigmask;                 /* the mask before fork, set before fork */
+};
+
+/* A child's main: returns its exit status (NQ_EXIT_*). */
+typedef int (*nq_child_main_fn)(const struct nq_child_ctx *ctx);
+
+/* In the child just forked: the steps above, then child_main(ctx), then
+ * _exit(). master_base is the master's event base, inherited. */
+_Noreturn void nq_child_run(struct event_base *master_base, const struct nq_child_ctx *ctx,
+                            nq_child_main_fn child_main);
+
+/* In the child, after adding its own signal events: restores the signal mask
+ * the master had, so signals pending since the fork are delivered now. */
+void nq_child_unblock_signals(const struct nq_child_ctx *ctx);
+
+/* The prefix of every lock token a worker incarnation takes,
+ * "<hostname>:<pid>:<incarnation>:" (incarnation in hex). The master builds
+ * the same string from what it knows of a dead child to recover its jobs
+ * (see "recover" above); the final ':' keeps one prefix from being the
+ * start of another. Returns the length, or -ENOBUFS when size is too small. */
+int nq_token_prefix(char *buf, size_t size, const char *hostname, pid_t pid,
+                    uint64_t incarnation) NQ_MUSTCHECK;
+
+/* Saves where main()'s argv (and the environment after it) lies, so children
+ * can overwrite it with their title. Call first thing in main(); moves the
+ * environment strings to the heap. */
+void nq_proctitle_init(int argc, char **argv);
 
 #endif

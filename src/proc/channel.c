@@ -13,7 +13,7 @@
 #include <event2/event.h>
 
 #include "common/log.h"
-#include "supervisor/channel.h"
+#include "proc/proc.h"
 
 struct nq_channel {
     int fd;

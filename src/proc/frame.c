@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The frame codec (format in frame.h). JSON rather than a packed struct: a
+ * The frame codec (format in proc.h). JSON rather than a packed struct: a
  * frame is small and sent once a second, jansson already links into every
  * process, and optional fields can be added within a version without a
  * layout change. Decoding checks every known field's type and range.
@@ -17,12 +17,19 @@
 
 #include <jansson.h>
 
-#include "supervisor/frame.h"
+#include "proc/proc.h"
 
 static const char *const worker_state_names[] = {
     [NQ_WORKER_STARTING] = "starting", [NQ_WORKER_RUNNING] = "running",
     [NQ_WORKER_IDLE] = "idle",         [NQ_WORKER_PAUSED] = "paused",
     [NQ_WORKER_DRAINING] = "draining",
+};
+
+/* NQ_REDIS_NONE has no name: the member is left out. */
+static const char *const redis_state_names[] = {
+    [NQ_REDIS_CONNECTING] = "connecting",
+    [NQ_REDIS_CONNECTED] = "connected",
+    [NQ_REDIS_DISCONNECTED] = "disconnected",
 };
 
 static const char *const command_names[] = {
@@ -67,6 +74,11 @@ const char *nq_worker_state_name(enum nq_worker_state s)
     return (unsigned) s < NQ_ELEMENTSOF(worker_state_names) ? worker_state_names[s] : NULL;
 }
 
+const char *nq_redis_state_name(enum nq_redis_state s)
+{
+    return (unsigned) s < NQ_ELEMENTSOF(redis_state_names) ? redis_state_names[s] : NULL;
+}
+
 const char *nq_command_name(enum nq_command c)
 {
     return (unsigned) c < NQ_ELEMENTSOF(command_names) ? command_names[c] : NULL;
@@ -75,7 +87,7 @@ const char *nq_command_name(enum nq_command c)
 static int name_index(const char *const *names, size_t n, const char *s)
 {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], s) == 0)
+        if (names[i] && strcmp(names[i], s) == 0)
             return (int) i;
     return -1;
 }
@@ -163,6 +175,11 @@ static json_t *metrics_to_json(const struct nq_frame_metrics *m)
         json_decref(o);
         return NULL;
     }
+    if (o && m->redis != NQ_REDIS_NONE &&
+        json_object_set_new(o, "redis", json_string(nq_redis_state_name(m->redis))) < 0) {
+        json_decref(o);
+        return NULL;
+    }
     if (o && (timing_to_json(o, &m->timing) < 0 || jobs_to_json(o, &m->jobs) < 0)) {
         json_decref(o);
         return NULL;
@@ -177,7 +194,8 @@ int nq_frame_encode(const struct nq_frame *f, char *buf, size_t size)
 
     switch (f->type) {
     case NQ_FRAME_METRICS:
-        if (!nq_worker_state_name(f->metrics.state))
+        if (!nq_worker_state_name(f->metrics.state) ||
+            (f->metrics.redis != NQ_REDIS_NONE && !nq_redis_state_name(f->metrics.redis)))
             return -EINVAL;
         o = metrics_to_json(&f->metrics);
         break;
@@ -362,6 +380,13 @@ static int decode_metrics(json_t *o, struct nq_frame_metrics *m, struct nq_err *
     if (note && !json_is_string(note))
         return nq_err_set(err, -EINVAL, "frame: \"note\" is not a string");
     (void) snprintf(m->note, sizeof(m->note), "%s", note ? json_string_value(note) : "");
+    m->redis = NQ_REDIS_NONE;
+    if (json_object_get(o, "redis")) {
+        r = get_enum(o, "redis", redis_state_names, NQ_ELEMENTSOF(redis_state_names), &state, err);
+        if (r < 0)
+            return r;
+        m->redis = (enum nq_redis_state) state;
+    }
     r = decode_timing(o, &m->timing, err);
     return r < 0 ? r : decode_jobs(o, &m->jobs, err);
 }

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The fork and the child's first steps (see child.h for the list and why).
- * Runs in the master up to fork(), then in the child until the entry
- * function starts. The child end of the story is _exit(), never exit(): the
- * master's atexit handlers and stdio buffers are not the child's.
+ * The child's first steps after the master's fork() (see proc.h for the list
+ * and why), until the entry function starts. The end of the story is
+ * _exit(), never exit(): the master's atexit handlers and stdio buffers are
+ * not the child's.
  */
 #include "config.h"
 
@@ -24,7 +24,7 @@
 
 #include "common/log.h"
 #include "config/config.h"
-#include "supervisor/child.h"
+#include "proc/proc.h"
 
 extern char **environ;
 
@@ -166,39 +166,21 @@ static void child_enter(struct event_base *master_base, const struct nq_child_ct
     set_title(ctx->queue->name, ctx->slot);
 }
 
-int nq_child_spawn(struct event_base *master_base, const struct nq_child_ctx *ctx,
-                   nq_child_main_fn child_main, pid_t *ret_pid)
+void nq_child_run(struct event_base *master_base, const struct nq_child_ctx *ctx,
+                  nq_child_main_fn child_main)
 {
-    struct nq_child_ctx c = *ctx;
-    sigset_t all;
-    pid_t pid;
-    int r = 0;
+    int r;
 
-    c.master_pid = getpid();
-    (void) sigfillset(&all);
-    if (sigprocmask(SIG_SETMASK, &all, &c.sigmask) < 0)
-        return -errno;
+    child_enter(master_base, ctx);
+    r = child_main(ctx);
     (void) fflush(NULL);
-    pid = fork();
-    if (pid == 0) {
-        child_enter(master_base, &c);
-        r = child_main(&c);
-        (void) fflush(NULL);
-        _exit(r);
-    }
-    if (pid < 0)
-        r = -errno;
-    (void) sigprocmask(SIG_SETMASK, &c.sigmask, NULL);
-    if (r == 0)
-        *ret_pid = pid;
-    return r;
+    _exit(r);
 }
 
-int nq_token_prefix(char *buf, size_t size, const char *hostname, pid_t pid,
-                    uint64_t incarnation)
+int nq_token_prefix(char *buf, size_t size, const char *hostname, pid_t pid, uint64_t incarnation)
 {
-    int n = snprintf(buf, size, "%s:%ld:%llx:", hostname, (long) pid,
-                     (unsigned long long) incarnation);
+    int n =
+        snprintf(buf, size, "%s:%ld:%llx:", hostname, (long) pid, (unsigned long long) incarnation);
 
     return n < 0 || (size_t) n >= size ? -ENOBUFS : n;
 }
