@@ -225,6 +225,12 @@ static int finish_webhook(struct cfg_ctx *c, void *base, const struct cfg_seen *
     const struct cfg_seen *ct = seen_of(&webhook_table, seen, "connect_timeout");
     const char *problem;
 
+    /* `defaults` has no webhook (it is per queue), so nothing gave these
+     * their defaults yet; 0 is below each one's minimum. */
+    if (!wh->timeout_ms)
+        wh->timeout_ms = 30 * SEC;
+    if (!wh->connect_timeout_ms)
+        wh->connect_timeout_ms = wh->timeout_ms < 10 * SEC ? wh->timeout_ms : 10 * SEC;
     if (wh->secret && (problem = whsec_problem(wh->secret)))
         return cfg_fail_key(c, secret->val ? secret->val : node,
                             secret->twin ? "secret_file" : "secret", "%s", problem);
