@@ -225,6 +225,10 @@ static int finish_webhook(struct cfg_ctx *c, void *base, const struct cfg_seen *
     const struct cfg_seen *ct = seen_of(&webhook_table, seen, "connect_timeout");
     const char *problem;
 
+    /* Absent (the walk finishes absent sections too): nothing to derive. A
+     * present one has its required url. */
+    if (!seen_of(&webhook_table, seen, "url")->key)
+        return 0;
     /* `defaults` has no webhook (it is per queue), so nothing gave these
      * their defaults yet; 0 is below each one's minimum. */
     if (!wh->timeout_ms)
