@@ -9,9 +9,17 @@
  * comes out.
  *
  * Up to max_transfers run at once; idle connections are kept (as many as
- * max_transfers) and reused. Nothing blocks the loop: name resolution is
- * curl's threaded resolver, connects and TLS are non-blocking, and signals
- * are never used (CURLOPT_NOSIGNAL).
+ * max_transfers) and reused. Nothing blocks the loop for HTTP: name
+ * resolution is curl's threaded resolver, connects and TLS are
+ * non-blocking, and signals are never used (CURLOPT_NOSIGNAL).
+ *
+ * SMTP has one exception, libcurl's and not ours: curl (7.88 as in every
+ * release since) waits for the server's reply to the message's final "."
+ * with a blocking poll inside its "done" phase (smtp_done ->
+ * smtp_block_statemach), and for the reply to QUIT when it closes a cached
+ * connection. The loop is held for that one round trip per message, at
+ * most the transfer's timeout. The SMTP provider must allow for it (a
+ * prompt local relay, or SMTP in its own worker processes).
  *
  * Transport errors are classified per PROVIDERS.md §0 (see transfer.c for
  * the rule): NQ_XFER_NOT_SENT when no byte of the request left (refused,

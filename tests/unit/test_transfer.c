@@ -3,8 +3,10 @@
  * libevent loop (127.0.0.1, a port the kernel picks): replies with headers
  * and bodies (cut at the cap), transport errors classified as PROVIDERS.md
  * §0 says (refused -> not sent; stall or reset after the request ->
- * unknown), several transfers in flight at once, connection reuse, -EBUSY
- * past the limit, and cancel (single, all, by freeing) without callbacks. */
+ * unknown), SMTP (delivered; dropped before the message -> not sent;
+ * dropped after the final "." -> unknown), several transfers in flight at
+ * once, connection reuse, -EBUSY past the limit, and cancel (single, all, by
+ * freeing) without callbacks. */
 #include "config.h"
 
 /* cmocka.h needs these first. */
@@ -18,10 +20,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -36,6 +40,10 @@ enum mode {
     STALL,  /* read the request, never answer */
     RESET,  /* read the request, then close with RST */
     GATHER, /* hold requests until `gather` have come, then answer all */
+    /* SMTP */
+    SMTP_OK,        /* accept the message */
+    SMTP_DROP_RCPT, /* close the connection at RCPT TO, before any message */
+    SMTP_DROP_DOT,  /* close it after the final ".", without a reply (RFC 1047) */
 };
 
 struct conn {
@@ -45,6 +53,7 @@ struct conn {
     char buf[8192];
     size_t len;
     bool held;
+    bool in_data; /* SMTP: between DATA's 354 and the final "." */
 };
 
 #define CONNS_MAX 32
@@ -57,6 +66,8 @@ struct server {
     enum mode mode;
     unsigned accepted, requests, gather;
     char last_request[8192];
+    char smtp_rcpt[256]; /* SMTP: the RCPT TO lines, concatenated */
+    int report_fd;       /* SMTP: where each message received is reported */
     struct conn *conns[CONNS_MAX];
     size_t n_conns;
 };
@@ -108,6 +119,99 @@ static bool request_complete(struct conn *c)
     return c->len >= (size_t) (end - c->buf) + 4 + body;
 }
 
+static void say(struct conn *c, const char *line)
+{
+    assert_int_equal(write(c->fd, line, strlen(line)), (ssize_t) strlen(line));
+}
+
+/* One SMTP command line (without CRLF); false when the connection closed. */
+static bool smtp_command(struct conn *c, const char *line)
+{
+    struct server *s = c->s;
+
+    if (!strncasecmp(line, "EHLO", 4)) {
+        say(c, "250-test.invalid\r\n250 SIZE 1000000\r\n");
+    } else if (!strncasecmp(line, "RCPT TO:", 8)) {
+        if (s->mode == SMTP_DROP_RCPT) {
+            conn_close(c, false);
+            return false;
+        }
+        size_t have = strlen(s->smtp_rcpt);
+
+        snprintf(s->smtp_rcpt + have, sizeof(s->smtp_rcpt) - have, "%.100s", line + 8);
+        say(c, "250 2.1.5 ok\r\n");
+    } else if (!strncasecmp(line, "DATA", 4)) {
+        c->in_data = true;
+        say(c, "354 go ahead\r\n");
+    } else if (!strncasecmp(line, "QUIT", 4)) {
+        say(c, "221 bye\r\n");
+        conn_close(c, false);
+        return false;
+    } else {
+        say(c, "250 ok\r\n"); /* MAIL, RSET, NOOP */
+    }
+    return true;
+}
+
+/* libcurl waits for the reply to the final "." with a blocking poll (see
+ * transfer.h), so an SMTP server cannot share the client's loop: it runs in
+ * a child, and reports each message it got on a pipe. */
+struct smtp_report {
+    char rcpt[256];
+    char message[512];
+};
+
+static void smtp_report(const struct server *s)
+{
+    struct smtp_report r;
+
+    memset(&r, 0, sizeof(r));
+    snprintf(r.rcpt, sizeof(r.rcpt), "%s", s->smtp_rcpt);
+    snprintf(r.message, sizeof(r.message), "%.500s", s->last_request);
+    assert_int_equal(write(s->report_fd, &r, sizeof(r)), (ssize_t) sizeof(r));
+}
+
+static void smtp_input(struct conn *c)
+{
+    struct server *s = c->s;
+
+    for (;;) {
+        char *end;
+
+        if (c->in_data) {
+            end = memmem(c->buf, c->len, "\r\n.\r\n", 5);
+            if (!end)
+                return;
+            *end = '\0';
+            s->requests++;
+            memcpy(s->last_request, c->buf, (size_t) (end - c->buf) + 1);
+            smtp_report(s);
+            c->in_data = false;
+            c->len -= (size_t) (end + 5 - c->buf);
+            memmove(c->buf, end + 5, c->len);
+            if (s->mode == SMTP_DROP_DOT) {
+                conn_close(c, false);
+                return;
+            }
+            say(c, "250 2.0.0 queued as T1\r\n");
+            continue;
+        }
+        end = memmem(c->buf, c->len, "\r\n", 2);
+        if (!end)
+            return;
+        *end = '\0';
+        {
+            char line[1024];
+
+            snprintf(line, sizeof(line), "%.1000s", c->buf);
+            c->len -= (size_t) (end + 2 - c->buf);
+            memmove(c->buf, end + 2, c->len);
+            if (!smtp_command(c, line))
+                return;
+        }
+    }
+}
+
 static void on_conn(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
@@ -121,6 +225,10 @@ static void on_conn(evutil_socket_t fd, short what, void *arg)
     }
     c->len += (size_t) n;
     c->buf[c->len] = '\0';
+    if (s->mode >= SMTP_OK) {
+        smtp_input(c);
+        return;
+    }
     if (!request_complete(c))
         return;
     s->requests++;
@@ -137,6 +245,10 @@ static void on_conn(evutil_socket_t fd, short what, void *arg)
         break;
     case RESET:
         conn_close(c, true);
+        break;
+    case SMTP_OK:
+    case SMTP_DROP_RCPT:
+    case SMTP_DROP_DOT:
         break;
     case GATHER:
         c->held = true;
@@ -167,6 +279,8 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
     event_add(c->ev, NULL);
     s->conns[s->n_conns++] = c;
     s->accepted++;
+    if (s->mode >= SMTP_OK)
+        say(c, "220 test.invalid ESMTP\r\n");
 }
 
 static void server_start(struct server *s, struct event_base *base)
@@ -474,6 +588,117 @@ static void a_cancelled_transfer_never_calls_back(void **state)
     assert_int_equal(a.calls, 0);
 }
 
+struct smtp_child {
+    pid_t pid;
+    unsigned short port;
+    int fd; /* reports */
+};
+
+static void smtp_child_start(struct smtp_child *sc, enum mode mode)
+{
+    int pfd[2];
+
+    assert_int_equal(pipe(pfd), 0);
+    sc->pid = fork();
+    assert_true(sc->pid >= 0);
+    if (sc->pid == 0) {
+        struct event_base *base = event_base_new();
+        struct server s;
+
+        close(pfd[0]);
+        server_start(&s, base);
+        s.mode = mode;
+        s.report_fd = pfd[1];
+        assert_int_equal(write(pfd[1], &s.port, sizeof(s.port)), (ssize_t) sizeof(s.port));
+        event_base_dispatch(base);
+        _exit(0);
+    }
+    close(pfd[1]);
+    sc->fd = pfd[0];
+    assert_int_equal(read(sc->fd, &sc->port, sizeof(sc->port)), (ssize_t) sizeof(sc->port));
+}
+
+/* Stops the child; returns how many messages it got, the last in *last. */
+static int smtp_child_stop(struct smtp_child *sc, struct smtp_report *last)
+{
+    struct smtp_report r;
+    int n = 0, status;
+
+    kill(sc->pid, SIGTERM);
+    assert_int_equal(waitpid(sc->pid, &status, 0), sc->pid);
+    while (read(sc->fd, &r, sizeof(r)) == (ssize_t) sizeof(r)) {
+        *last = r;
+        n++;
+    }
+    close(sc->fd);
+    return n;
+}
+
+static const char *const rcpts[] = { "<bob@example.org>", "<eve@example.org>" };
+static const char message[] = "From: a@example.com\r\nTo: bob@example.org\r\n"
+                              "Subject: hi\r\n\r\nhello\r\n";
+
+static struct nq_transfer_req mail(const struct smtp_child *sc, char *url, size_t size)
+{
+    snprintf(url, size, "smtp://127.0.0.1:%u", sc->port);
+    return (struct nq_transfer_req){ .url = url,
+                                     .body = message,
+                                     .body_len = sizeof(message) - 1,
+                                     .mail_from = "<a@example.com>",
+                                     .rcpt = rcpts,
+                                     .n_rcpt = 2,
+                                     .timeout_ms = 5000 };
+}
+
+/* Sends one message to a child server in mode; returns what the server got. */
+static int smtp_send(struct fixture *f, enum mode mode, struct got *g, struct smtp_report *last)
+{
+    struct smtp_child sc;
+    char url[64];
+    struct nq_transfer_req req;
+
+    smtp_child_start(&sc, mode);
+    req = mail(&sc, url, sizeof(url));
+    start(f, &req, g);
+    run_until(f, g, 1);
+    /* Closes the cached connection (QUIT) while the server still runs. */
+    f->t = nq_transfer_free(f->t);
+    return smtp_child_stop(&sc, last);
+}
+
+static void smtp_delivers_a_message(void **state)
+{
+    struct fixture *f = *state;
+    struct got g = { 0 };
+    struct smtp_report last;
+
+    assert_int_equal(smtp_send(f, SMTP_OK, &g, &last), 1);
+    assert_int_equal(g.error, NQ_XFER_NONE);
+    assert_int_equal(g.status, 250);
+    assert_string_equal(last.rcpt, "<bob@example.org><eve@example.org>");
+    assert_non_null(strstr(last.message, "Subject: hi\r\n\r\nhello"));
+}
+
+static void smtp_dropped_before_the_message_is_not_sent(void **state)
+{
+    struct fixture *f = *state;
+    struct got g = { 0 };
+    struct smtp_report last;
+
+    assert_int_equal(smtp_send(f, SMTP_DROP_RCPT, &g, &last), 0);
+    assert_int_equal(g.error, NQ_XFER_NOT_SENT);
+}
+
+static void smtp_dropped_after_the_final_dot_is_unknown(void **state)
+{
+    struct fixture *f = *state;
+    struct got g = { 0 };
+    struct smtp_report last;
+
+    assert_int_equal(smtp_send(f, SMTP_DROP_DOT, &g, &last), 1); /* the server has it */
+    assert_int_equal(g.error, NQ_XFER_UNKNOWN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -489,6 +714,11 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(past_the_limit_start_says_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(a_cancelled_transfer_never_calls_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(smtp_delivers_a_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(smtp_dropped_before_the_message_is_not_sent, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(smtp_dropped_after_the_final_dot_is_unknown, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
