@@ -304,19 +304,30 @@ static void xfer_unlink(struct nq_transfer *t, struct nq_xfer *x)
     x->prev = x->next = NULL;
 }
 
-static void xfer_free(struct nq_xfer *x)
+/* Takes x out of the running set: its slot is free again. */
+static void xfer_detach(struct nq_xfer *x)
 {
     struct nq_transfer *t = x->t;
 
     xfer_unlink(t, x);
     curl_multi_remove_handle(t->multi, x->easy);
+    t->running--;
+}
+
+static void xfer_destroy(struct nq_xfer *x)
+{
     curl_easy_cleanup(x->easy);
     curl_slist_free_all(x->headers);
     curl_slist_free_all(x->rcpt);
     headers_clear(x);
     free(x->body);
-    t->running--;
     free(x);
+}
+
+static void xfer_free(struct nq_xfer *x)
+{
+    xfer_detach(x);
+    xfer_destroy(x);
 }
 
 static void finish(struct nq_xfer *x, CURLcode rc)
@@ -338,8 +349,11 @@ static void finish(struct nq_xfer *x, CURLcode rc)
         reply.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
         reply.error_text = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
     }
+    /* Detached first, so that done can start the next transfer in the
+     * slot this one leaves (the worker refills as jobs finish). */
+    xfer_detach(x);
     x->done(&reply, x->userdata);
-    xfer_free(x);
+    xfer_destroy(x);
 }
 
 static void check_done(struct nq_transfer *t)

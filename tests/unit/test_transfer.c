@@ -40,6 +40,7 @@ enum mode {
     STALL,  /* read the request, never answer */
     RESET,  /* read the request, then close with RST */
     GATHER, /* hold requests until `gather` have come, then answer all */
+    PICKY,  /* stall requests for /hook, answer the others */
     /* SMTP */
     SMTP_OK,        /* accept the message */
     SMTP_DROP_RCPT, /* close the connection at RCPT TO, before any message */
@@ -245,6 +246,10 @@ static void on_conn(evutil_socket_t fd, short what, void *arg)
         break;
     case RESET:
         conn_close(c, true);
+        break;
+    case PICKY:
+        if (strncmp(s->last_request, "POST /hook ", 11) != 0)
+            answer(c, 2);
         break;
     case SMTP_OK:
     case SMTP_DROP_RCPT:
@@ -560,6 +565,49 @@ static void past_the_limit_start_says_busy(void **state)
         assert_int_equal(g[i].calls, 0);
 }
 
+struct chain {
+    struct fixture *f;
+    struct nq_transfer_req req;
+    struct got first, second;
+    int start_rc;
+};
+
+static void on_done_start_next(const struct nq_transfer_reply *r, void *userdata)
+{
+    struct chain *c = userdata;
+
+    on_done(r, &c->first);
+    c->start_rc = nq_transfer_start(c->f->t, &c->req, on_done, &c->second, NULL);
+}
+
+static void done_may_reuse_the_slot_it_frees(void **state)
+{
+    struct fixture *f = *state;
+    char first_url[64], next_url[64];
+    struct chain c = { .f = f, .req = post(f, 5000), .start_rc = 1 };
+    struct nq_transfer_req first = post(f, 5000), stalled = post(f, 5000);
+    struct got g[7] = { { 0 } };
+
+    /* Seven transfers to /hook stall; the eighth, to /first, is answered,
+     * and its done starts one to /next while all eight slots are taken. */
+    f->srv.mode = PICKY;
+    snprintf(first_url, sizeof(first_url), "http://127.0.0.1:%u/first", f->srv.port);
+    snprintf(next_url, sizeof(next_url), "http://127.0.0.1:%u/next", f->srv.port);
+    first.url = first_url;
+    c.req.url = next_url;
+    for (size_t i = 0; i < 7; i++)
+        start(f, &stalled, &g[i]);
+    assert_int_equal(nq_transfer_start(f->t, &first, on_done_start_next, &c, NULL), 0);
+    assert_int_equal(nq_transfer_running(f->t), 8);
+    run_until(f, &c.first, 1);
+    assert_int_equal(c.first.status, 200);
+    assert_int_equal(c.start_rc, 0);
+    run_until(f, &c.second, 1);
+    assert_int_equal(c.second.status, 200);
+    for (size_t i = 0; i < 7; i++)
+        assert_int_equal(g[i].calls, 0);
+}
+
 static void a_cancelled_transfer_never_calls_back(void **state)
 {
     struct fixture *f = *state;
@@ -713,6 +761,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(transfers_run_at_once_and_reuse_connections, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(past_the_limit_start_says_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(done_may_reuse_the_slot_it_frees, setup, teardown),
         cmocka_unit_test_setup_teardown(a_cancelled_transfer_never_calls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(smtp_delivers_a_message, setup, teardown),
         cmocka_unit_test_setup_teardown(smtp_dropped_before_the_message_is_not_sent, setup,
