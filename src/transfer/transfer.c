@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -539,6 +540,21 @@ unsigned nq_transfer_running(const struct nq_transfer *t)
     return t->running;
 }
 
+/* A socket per transfer, and some to spare: systemd's services start with a
+ * soft limit of 1024 descriptors and a far higher hard one, which a process
+ * needing more is meant to raise itself. Best effort: without it, the
+ * transfers past the limit fail to connect (not sent) and are retried. */
+static void raise_fd_limit(unsigned max_transfers)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t) max_transfers * 2 + 256;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    (void) setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 int nq_transfer_new(struct event_base *base, unsigned max_transfers, struct nq_transfer **ret)
 {
     struct nq_transfer *t;
@@ -549,6 +565,7 @@ int nq_transfer_new(struct event_base *base, unsigned max_transfers, struct nq_t
     t = calloc(1, sizeof(*t));
     if (!t)
         return -ENOMEM;
+    raise_fd_limit(max_transfers);
     t->base = base;
     t->max = max_transfers;
     t->multi = curl_multi_init();

@@ -114,8 +114,9 @@ int nq_transfer_global_init(void) NQ_MUSTCHECK;
 /* Undoes one nq_transfer_global_init, with no transport left. */
 void nq_transfer_global_done(void);
 
-/* A transport on base for up to max_transfers at once (1..100000). 0,
- * -EINVAL, or -ENOMEM. */
+/* A transport on base for up to max_transfers at once (1..100000); raises
+ * the process's soft descriptor limit towards its hard one when it is too
+ * low for that many sockets. 0, -EINVAL, or -ENOMEM. */
 int nq_transfer_new(struct event_base *base, unsigned max_transfers,
                     struct nq_transfer **ret) NQ_MUSTCHECK;
 /* Cancels every transfer in flight (no done calls) and frees t. */

@@ -28,7 +28,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <event2/event.h>
+#include <sys/resource.h>
 
 #include "transfer/transfer.h"
 
@@ -747,6 +749,24 @@ static void smtp_dropped_after_the_final_dot_is_unknown(void **state)
     assert_int_equal(g.error, NQ_XFER_UNKNOWN);
 }
 
+static void http2_is_there_and_the_fd_limit_fits(void **state)
+{
+    struct fixture *f = *state;
+    struct nq_transfer *big = NULL;
+    struct rlimit rl;
+
+    (void) f;
+    /* HTTP/2 (multiplexed, for APNs) needs a libcurl built with nghttp2. */
+    assert_true(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_HTTP2);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = 64;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    assert_int_equal(nq_transfer_new(f->base, 1000, &big), 0);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    assert_true(rl.rlim_cur >= (rl.rlim_max < 2256 ? rl.rlim_max : 2256));
+    nq_transfer_free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -763,6 +783,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(past_the_limit_start_says_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(done_may_reuse_the_slot_it_frees, setup, teardown),
         cmocka_unit_test_setup_teardown(a_cancelled_transfer_never_calls_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(http2_is_there_and_the_fd_limit_fits, setup, teardown),
         cmocka_unit_test_setup_teardown(smtp_delivers_a_message, setup, teardown),
         cmocka_unit_test_setup_teardown(smtp_dropped_before_the_message_is_not_sent, setup,
                                         teardown),
