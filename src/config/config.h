@@ -86,6 +86,14 @@ struct nq_exec_cfg {
     size_t n_env;
 };
 
+/* handler: webhook. Standard Webhooks signing; see providers/webhook.h. */
+struct nq_webhook_cfg {
+    char *url;    /* http:// or https:// endpoint; required */
+    char *secret; /* "whsec_" + base64 of 24..64 bytes, from secret_file or ${ENV} */
+    uint64_t timeout_ms;         /* the whole request; default 30s */
+    uint64_t connect_timeout_ms; /* default 10s, at most timeout */
+};
+
 /* Everything a queue has; `defaults` is the same struct, and each queue starts
  * as a copy of it before its own keys apply. */
 struct nq_queue_cfg {
@@ -109,7 +117,8 @@ struct nq_queue_cfg {
     uint64_t unresponsive_after_ms; /* 10s: a worker silent this long is unresponsive */
     uint64_t kill_after_ms;         /* 60s: ... and this long is killed and replaced; 0 = never */
     struct nq_provider_cfg provider;
-    struct nq_exec_cfg exec; /* handler exec only */
+    struct nq_exec_cfg exec;       /* handler exec only */
+    struct nq_webhook_cfg webhook; /* handler: webhook */
     unsigned line, column; /* 1-based position of the queue's key, for messages */
 };
 
