@@ -21,4 +21,12 @@ check config supervisor queue worker handlers providers template store http
 check supervisor queue worker handlers providers template store http
 check queue supervisor worker handlers providers template store http
 check handlers supervisor worker
+for d in common config supervisor queue; do check "$d" transfer; done
+check transfer config supervisor queue worker handlers providers template store http
+# libcurl belongs to the transport alone.
+hits=$(grep -lE '#include <curl/' */*.c */*.h 2>/dev/null | grep -v '^transfer/')
+if [ -n "$hits" ]; then
+    echo "layering: only transfer/ may include <curl/...>: $hits"
+    fail=1
+fi
 exit $fail

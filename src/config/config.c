@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -174,6 +175,86 @@ static const struct cfg_row provider_rows[] = {
 };
 static const struct cfg_table provider_table = { ROWS(provider_rows) };
 
+/* ---- webhook ---- */
+
+static const char *check_http_url(const char *s)
+{
+    if (strncasecmp(s, "http://", 7) != 0 && strncasecmp(s, "https://", 8) != 0)
+        return "must be an http:// or https:// URL";
+    if (strpbrk(s, " \t\r\n"))
+        return "must not contain white space";
+    return NULL;
+}
+
+static bool is_b64(char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+           ch == '+' || ch == '/';
+}
+
+/* The Standard Webhooks form, checked here so that -t refuses a bad one;
+ * providers/webhook.c decodes it. */
+static const char *whsec_problem(const char *secret)
+{
+    const char *p = secret + 6;
+    size_t n, pad = 0, body, bytes;
+
+    if (strncmp(secret, "whsec_", 6) != 0)
+        return "must start with whsec_ (the Standard Webhooks form)";
+    n = strlen(p);
+    while (pad < n && pad < 3 && p[n - 1 - pad] == '=')
+        pad++;
+    body = n - pad;
+    for (size_t i = 0; i < body; i++)
+        if (!is_b64(p[i]))
+            return "the part after whsec_ must be base64";
+    if (pad > 2 || body % 4 == 1 || (pad && n % 4))
+        return "the part after whsec_ must be base64";
+    bytes = body / 4 * 3 + (body % 4 ? body % 4 - 1 : 0);
+    if (bytes < 24 || bytes > 64)
+        return "must decode to 24..64 bytes";
+    return NULL;
+}
+
+static const struct cfg_table webhook_table;
+
+static int finish_webhook(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node)
+{
+    struct nq_webhook_cfg *wh = base;
+    const struct cfg_seen *secret = seen_of(&webhook_table, seen, "secret");
+    const struct cfg_seen *ct = seen_of(&webhook_table, seen, "connect_timeout");
+    const char *problem;
+
+    /* Absent (the walk finishes absent sections too): nothing to derive. A
+     * present one has its required url. */
+    if (!seen_of(&webhook_table, seen, "url")->key)
+        return 0;
+    /* `defaults` has no webhook (it is per queue), so nothing gave these
+     * their defaults yet; 0 is below each one's minimum. */
+    if (!wh->timeout_ms)
+        wh->timeout_ms = 30 * SEC;
+    if (!wh->connect_timeout_ms)
+        wh->connect_timeout_ms = wh->timeout_ms < 10 * SEC ? wh->timeout_ms : 10 * SEC;
+    if (wh->secret && (problem = whsec_problem(wh->secret)))
+        return cfg_fail_key(c, secret->val ? secret->val : node,
+                            secret->twin ? "secret_file" : "secret", "%s", problem);
+    if (wh->connect_timeout_ms > wh->timeout_ms)
+        return cfg_fail_key(c, ct->val ? ct->val : node, "connect_timeout",
+                            "must not exceed timeout");
+    return 0;
+}
+
+#define W(f) .offset = offsetof(struct nq_webhook_cfg, f)
+static const struct cfg_row webhook_rows[] = {
+    { "url", CFG_STRING, CFG_REQUIRED, W(url), .check = check_http_url },
+    { "secret", CFG_SECRET, CFG_REQUIRED, W(secret) },
+    { "timeout", CFG_DURATION, W(timeout_ms), .min = 100, .max = 10 * MINUTE, .def = "30s" },
+    { "connect_timeout", CFG_DURATION, W(connect_timeout_ms), .min = 100, .max = 5 * MINUTE,
+      .def = "10s" },
+};
+#undef W
+static const struct cfg_table webhook_table = { ROWS(webhook_rows), .finish = finish_webhook };
+
 #define Q(f) .offset = offsetof(struct nq_queue_cfg, f)
 static const struct cfg_row queue_rows[] = {
     { "handler", CFG_ENUM, CFG_REQUIRED | CFG_QUEUE_ONLY, Q(handler), .enums = handler_enums },
@@ -194,6 +275,7 @@ static const struct cfg_row queue_rows[] = {
     { "max_rss", CFG_UINT, Q(max_rss_mib), .min = 0, .max = 1048576, .def = "0" },
     { "max_crashes", CFG_UINT, Q(max_crashes), .min = 1, .max = 1000, .def = "3" },
     { "provider", CFG_MAP, CFG_QUEUE_ONLY, Q(provider), .sub = &provider_table },
+    { "webhook", CFG_MAP, CFG_QUEUE_ONLY, Q(webhook), .sub = &webhook_table },
 };
 #undef Q
 _Static_assert(NQ_ELEMENTSOF(queue_rows) <= CFG_MAX_ROWS, "raise CFG_MAX_ROWS");
@@ -234,9 +316,14 @@ static int finish_queue(struct cfg_ctx *c, void *base, const struct cfg_seen *se
 {
     struct nq_queue_cfg *q = base;
     const struct cfg_seen *provider = seen_of(&queue_table, seen, "provider");
+    const struct cfg_seen *webhook = seen_of(&queue_table, seen, "webhook");
 
     if (!q->bullmq_queue && !(q->bullmq_queue = strdup(q->name)))
         return cfg_oom(c);
+    if (webhook->key && q->handler != NQ_HANDLER_WEBHOOK)
+        return cfg_fail_key(c, webhook->key, "webhook", "only for handler: webhook");
+    if (!webhook->key && q->handler == NQ_HANDLER_WEBHOOK)
+        return cfg_fail_key(c, node, "webhook", "required by handler: webhook (url, secret_file)");
     if (provider->key && !takes_provider(q->handler))
         return cfg_fail_key(c, provider->key, "provider", "the %s handler takes no provider",
                             nq_handler_name(q->handler));

@@ -74,6 +74,14 @@ struct nq_provider_cfg {
     char *spool_dir; /* file: default <state_dir>/spool/<queue> */
 };
 
+/* handler: webhook. Standard Webhooks signing; see providers/webhook.h. */
+struct nq_webhook_cfg {
+    char *url;    /* http:// or https:// endpoint; required */
+    char *secret; /* "whsec_" + base64 of 24..64 bytes, from secret_file or ${ENV} */
+    uint64_t timeout_ms;         /* the whole request; default 30s */
+    uint64_t connect_timeout_ms; /* default 10s, at most timeout */
+};
+
 /* Everything a queue has; `defaults` is the same struct, and each queue starts
  * as a copy of it before its own keys apply. */
 struct nq_queue_cfg {
@@ -95,6 +103,7 @@ struct nq_queue_cfg {
     uint32_t max_rss_mib;         /* recycle a worker above N MiB RSS; 0 = never */
     uint32_t max_crashes;         /* poison job threshold; default 3 */
     struct nq_provider_cfg provider;
+    struct nq_webhook_cfg webhook; /* handler: webhook */
     unsigned line, column; /* 1-based position of the queue's key, for messages */
 };
 

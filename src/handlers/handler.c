@@ -12,6 +12,7 @@
 #include "handlers/handler.h"
 
 extern const struct nq_handler_ops nq_handler_noop;
+extern const struct nq_handler_ops nq_handler_webhook;
 
 /* ---- channel handlers: one extern line and one table entry each -------- */
 /* (email, sms, push: src/handlers/<name>.c, sources in channels.mk) */
@@ -21,6 +22,7 @@ extern const struct nq_handler_ops nq_handler_push;
 
 static const struct nq_handler_ops *const registry[] = {
     &nq_handler_noop,
+    &nq_handler_webhook,
     /* ---- channel handlers go here ---- */
     &nq_handler_email,
     &nq_handler_sms,

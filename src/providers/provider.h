@@ -32,6 +32,10 @@
  * never credentials; outcome reasons name the provider: "file: write
  * /var/lib/notifyq/spool/email/...: No space left on device".
  *
+ * Network providers (webhook, later the HTTP catalogue) are shaped as two
+ * pure functions, build and classify, that providers/http.h drives through
+ * the worker's transport (transfer/transfer.h).
+ *
  * See: ../shared/PROVIDERS.md for the wire facts of each provider.
  */
 #ifndef NQ_PROVIDERS_PROVIDER_H
@@ -124,6 +128,8 @@ struct nq_delivery {
     const char *job_id; /* BullMQ job id: any bytes but NUL (':' and '/' included) */
     uint64_t timestamp; /* the job's timestamp (ms since the epoch), 0 if unknown */
     uint32_t attempt;   /* 1 for the first attempt */
+    uint64_t job_timestamp_ms; /* the job's creation time: with job_id, tells a
+                                * job from a later one reusing its id (webhook-id) */
 };
 
 enum nq_send_status {

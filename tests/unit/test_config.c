@@ -1081,6 +1081,76 @@ static void load_reports_unreadable_files(void **state)
     assert_null(nq_config_free(NULL));
 }
 
+/* ---- handler: webhook ---- */
+
+#define WEBHOOK_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+#define WEBHOOK_BLOCK "    webhook: {url: 'http://127.0.0.1:9/h', secret: " WEBHOOK_SECRET "}\n"
+#define WEBHOOK_QUEUE "queues:\n  hooks:\n    handler: webhook\n"
+
+static void webhook_keys_load_with_defaults_and_a_secret_file(void **state)
+{
+    char dir[] = "/tmp/nq-test-webhook-XXXXXX", path[64], yaml[512];
+    struct nq_config *cfg;
+    const struct nq_webhook_cfg *wh;
+    FILE *f;
+
+    (void) state;
+    assert_non_null(mkdtemp(dir));
+    (void) snprintf(path, sizeof(path), "%s/secret", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(WEBHOOK_SECRET "\n", f);
+    fclose(f);
+    (void) snprintf(yaml, sizeof(yaml),
+                    WEBHOOK_QUEUE "    webhook:\n      url: https://example.org/hook\n"
+                                  "      secret_file: %s\n      timeout: 5s\n",
+                    path);
+    cfg = parse_ok(yaml, no_overrides, 0);
+    wh = &cfg->queues[0].webhook;
+    assert_string_equal(wh->url, "https://example.org/hook");
+    assert_string_equal(wh->secret, WEBHOOK_SECRET);
+    assert_int_equal(wh->timeout_ms, 5000);
+    assert_int_equal(wh->connect_timeout_ms, 5000); /* 10s, or timeout when shorter */
+    (void) nq_config_free(cfg);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+static void webhook_errors_name_the_key(void **state)
+{
+    static const struct {
+        const char *yaml, *want;
+    } wbad[] = {
+        { WEBHOOK_QUEUE, "t.yaml:3:5: queues.hooks.webhook: required by handler: webhook (url, "
+                         "secret_file)" },
+        { WEBHOOK_QUEUE "    webhook: {url: 'http://h/'}\n",
+          "t.yaml:4:14: queues.hooks.webhook.secret: required key is missing" },
+        { WEBHOOK_QUEUE "    webhook: {secret: " WEBHOOK_SECRET "}\n",
+          "t.yaml:4:14: queues.hooks.webhook.url: required key is missing" },
+        { WEBHOOK_QUEUE "    webhook: {url: 'http://h/', secret: " WEBHOOK_SECRET ", retries: 3}\n",
+          "t.yaml:4:81: queues.hooks.webhook.retries: unknown key" },
+        { WEBHOOK_QUEUE "    webhook: {url: 'ftp://h/', secret: " WEBHOOK_SECRET "}\n",
+          "t.yaml:4:20: queues.hooks.webhook.url: must be an http:// or https:// URL" },
+        { WEBHOOK_QUEUE "    webhook: {url: 'http://h/', secret: hunter2hunter2}\n",
+          "t.yaml:4:41: queues.hooks.webhook.secret: must start with whsec_ (the Standard "
+          "Webhooks form)" },
+        { WEBHOOK_QUEUE "    webhook: {url: 'http://h/', secret: whsec_c2hvcnQ=}\n",
+          "t.yaml:4:41: queues.hooks.webhook.secret: must decode to 24..64 bytes" },
+        { WEBHOOK_QUEUE "    webhook: {url: 'http://h/', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8I*PZIo2LaLaSw'}\n",
+          "t.yaml:4:41: queues.hooks.webhook.secret: the part after whsec_ must be base64" },
+        { WEBHOOK_QUEUE "    webhook: {url: 'http://h/', secret: " WEBHOOK_SECRET
+                        ", timeout: 1s, connect_timeout: 2s}\n",
+          "t.yaml:4:111: queues.hooks.webhook.connect_timeout: must not exceed timeout" },
+        { MIN_QUEUE WEBHOOK_BLOCK, "t.yaml:4:5: queues.email.webhook: only for handler: webhook" },
+        { "defaults:\n" WEBHOOK_BLOCK MIN_QUEUE,
+          "t.yaml:2:5: defaults.webhook: only allowed in a queue, not in defaults" },
+    };
+
+    (void) state;
+    for (size_t i = 0; i < NQ_ELEMENTSOF(wbad); i++)
+        parse_bad(wbad[i].yaml, no_overrides, 0, wbad[i].want);
+}
+
 static void handler_names_round_trip(void **state)
 {
     (void) state;
@@ -1088,11 +1158,12 @@ static void handler_names_round_trip(void **state)
                                          "inapp", "webhook", "exec", "export", "cleanup" };
 
     for (size_t i = 0; i < NQ_ELEMENTSOF(names); i++) {
-        char yaml[128];
+        char yaml[256];
         struct nq_config *cfg;
 
         assert_string_equal(nq_handler_name((enum nq_handler_kind) i), names[i]);
-        (void) snprintf(yaml, sizeof(yaml), "queues:\n  q:\n    handler: %s\n", names[i]);
+        (void) snprintf(yaml, sizeof(yaml), "queues:\n  q:\n    handler: %s\n%s", names[i],
+                        strcmp(names[i], "webhook") ? "" : WEBHOOK_BLOCK);
         cfg = parse_ok(yaml, no_overrides, 0);
         assert_int_equal(cfg->queues[0].handler, i);
         (void) nq_config_free(cfg);
@@ -1104,6 +1175,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(the_issues_minimal_file_is_valid),
+        cmocka_unit_test(webhook_keys_load_with_defaults_and_a_secret_file),
+        cmocka_unit_test(webhook_errors_name_the_key),
         cmocka_unit_test(defaults_are_config_hs),
         cmocka_unit_test(the_shipped_file_is_valid),
         cmocka_unit_test(fixtures_say_what_their_expected_files_say),

@@ -1,0 +1,3 @@
+# SPDX-License-Identifier: MIT
+# The webhook handler.
+src_libnq_a_SOURCES += src/handlers/webhook.c
