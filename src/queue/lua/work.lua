@@ -1,9 +1,10 @@
 -- notifyq work: finish K jobs, then fetch up to N jobs, in one call (§8.2, §8.3).
 -- ARGV: 1 base, 2 now_ms, 3 lock_ms, 4 token prefix, 5 first token seq,
 --       6 N (0 = finish only), 7 worker name or '', 8 limiter max (0 none),
---       9 limiter duration ms, 10 K, then K finishes of 10 fields each:
+--       9 limiter duration ms, 10 K, then K finishes of 11 fields each:
 --       id, token, kind, attemptsMade after, deid or '', p1, p2, p3, p4,
---       'p' when the job is a flow child (has parentKey), else empty
+--       'p' when the job is a flow child (has parentKey), else empty,
+--       progress JSON to store (kinds F, P, D, W, L) or '' to leave it
 -- kinds: C completed (p1 returnvalue, p2 retention)
 --        F failed, attempts exhausted (p1 reason, p2 stacktrace, p3 retention,
 --          p4 'd' = drop defa)            P failed permanently (same, no
@@ -179,6 +180,11 @@ local function finish_one(a)
   local code = check_lock(id, ARGV[a + 1])
   if code ~= 0 then return code end
   local jk = base .. id
+  local progress = ARGV[a + 10]
+  if progress ~= '' and kind ~= 'C' and kind ~= 'R' then
+    rcall('HSET', jk, 'progress', progress)
+    event(base, meta.maxlen, 'progress', 'jobId', id, 'data', progress)
+  end
   if kind == 'C' then
     release_dedup(base, id, ARGV[a + 4])
     rcall('HSET', jk, 'returnvalue', p1, 'finishedOn', now_s, 'atm', atm)
@@ -224,7 +230,7 @@ local function finish_all()
   local k = tonumber(ARGV[10])
   batch_active(k)
   for i = 1, k do
-    codes[i] = finish_one(11 + (i - 1) * 10)
+    codes[i] = finish_one(11 + (i - 1) * 11)
   end
   rewrite_active()
   if #finished > 0 then
