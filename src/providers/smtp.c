@@ -67,7 +67,11 @@ enum nq_reply_class nq_smtp_reply_class(int code, const char *text, bool rcpt)
         return NQ_REPLY_RETRY; /* mailbox full: often transient (attempts cap it) */
     if (rcpt && code == 552)
         return NQ_REPLY_RETRY; /* too many recipients: RFC 5321 says treat as 452 */
-    if (rcpt && (code == 550 || code == 551 || code == 553))
+    /* A mailbox refusal, unless its enhanced code says the refusal is about
+     * policy (5.7.x), the system (5.3.x) or the protocol (5.5.x), not the
+     * address: a relay that refuses us must not make apps forget users. */
+    if (rcpt && (code == 550 || code == 551 || code == 553) &&
+        !(has_enh && (es == 3 || es == 5 || es == 7)))
         return NQ_REPLY_DEAD;
     if (rcpt && has_enh && ec == 5 &&
         ((es == 1 && (ed == 1 || ed == 2 || ed == 10)) || (es == 2 && ed == 1)))

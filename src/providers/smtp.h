@@ -15,7 +15,9 @@
  * recipient is then:
  *   sent     its RCPT was accepted and the server took the message (250
  *            after the final ".")
- *   dead     550, 551, 553 (or 5.1.1, 5.1.2, 5.1.10, 5.2.1) to its RCPT:
+ *   dead     550, 551, 553 (or 5.1.1, 5.1.2, 5.1.10, 5.2.1) to its RCPT,
+ *            unless the enhanced code is 5.3.x, 5.5.x or 5.7.x (system,
+ *            protocol, policy: "550 5.7.1 Relaying denied" is about us):
  *            the address does not exist; the app should forget it
  *   failed   another 5xx to its RCPT, or to the message (552 too big, 554)
  *   pending  a 4xx, a transport error, or no reply: tried again on retry

@@ -469,6 +469,8 @@ static void finish(struct nq_xfer *x, CURLcode rc)
     if (rc != CURLE_OK) {
         reply.error = request_sent(x, rc) ? NQ_XFER_UNKNOWN : NQ_XFER_NOT_SENT;
         reply.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
+        reply.tls_refused = rc == CURLE_USE_SSL_FAILED;
+        reply.login_denied = rc == CURLE_LOGIN_DENIED;
         reply.error_text = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
     }
     x->done(&reply, x->userdata);

@@ -114,6 +114,8 @@ struct nq_transfer_reply {
     bool body_truncated; /* more came than body_max: the rest was discarded */
     enum nq_transfer_error error;
     bool timed_out;         /* the error was the connect or total timeout */
+    bool tls_refused;       /* require_tls, and the server offers no STARTTLS */
+    bool login_denied;      /* the server refused our credentials */
     const char *error_text; /* curl's explanation; "" without error */
     /* SMTP: the dialogue (see struct nq_transfer_smtp_step); steps beyond
      * NQ_TRANSFER_SMTP_STEPS_MAX are not kept. */

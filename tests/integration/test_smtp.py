@@ -16,6 +16,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -382,14 +383,23 @@ def test_header_injection_fails_naming_the_field_and_sends_nothing(daemon_factor
                     "subject": "hi\r\nBcc: victim@example.net"}, RETRY)
     [b] = jobs.add({"to": "user@example.org", "text": "x", "tenantId": "t1\nX-Evil: 1"}, RETRY)
     [c] = jobs.add({"to": "Eve\r\n <user@example.org>", "text": "x"}, RETRY)
+    # Raw bytes, as a producer with a broken encoder would write them.
+    bad_utf8 = b'{"to":"user@example.org","text":"x","subject":"caf\xc3"}'
+    d = jobs._add(keys=[jobs.base + "meta"],
+                  args=[jobs.base, "", "job", bad_utf8, json.dumps(RETRY),
+                        int(time.time() * 1000), 0, 0, "", "", 0, "", ""])[0]
     [ok] = jobs.add({"to": "user@example.org", "text": "fine"}, RETRY)
-    wait_all_done(jobs, 4)
-    assert jobs.ids("failed") == {a, b, c}
+    wait_all_done(jobs, 5)
+    assert jobs.ids("failed") == {a, b, c, d}
+    def field(jid, name):  # the job's data is not UTF-8: no hgetall
+        return jobs.r.hget(jobs.base + jid, name)
+
+    assert field(d, "failedReason") == "data.subject: not valid JSON: invalid UTF-8 at offset 50"
     assert jobs.job(a)["failedReason"] == "data.subject: must be one line"
     assert jobs.job(b)["failedReason"] == \
         "data.tenantId: contains CR or LF (header injection); nothing was sent"
     assert jobs.job(c)["failedReason"].startswith("data.to: invalid address")
-    assert all(jobs.job(j)["atm"] == "1" for j in (a, b, c))
+    assert all(field(j, "atm") == "1" for j in (a, b, c, d))
     # Only the good job reached the server, and the worker kept going.
     [m] = sink.messages
     assert m["msg"].get_content().strip() == "fine"
