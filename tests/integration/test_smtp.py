@@ -404,3 +404,38 @@ def test_header_injection_fails_naming_the_field_and_sends_nothing(daemon_factor
     [m] = sink.messages
     assert m["msg"].get_content().strip() == "fine"
     assert sink.rcpt_seen == {"user@example.org": 1}
+
+
+def test_a_thousand_emails_land_once_each_on_reused_connections(daemon_factory, jobs,
+                                                                smtp_server):
+    sink = Sink()
+    port = smtp_server(sink)
+    start(daemon_factory, jobs, "{type: smtp, url: 'smtp://127.0.0.1:%d', tls: none, "
+          "from: app@example.com}" % port, concurrency=10)
+    n = 1000
+    p = jobs.r.pipeline(transaction=False)
+    now = int(time.time() * 1000)
+    for i in range(n):
+        data = json.dumps({"to": "user%d@example.org" % i, "subject": "Order %d ✓" % i,
+                           "text": "Dear user %d" % i, "html": "<b>user %d</b>" % i})
+        jobs._add(keys=[jobs.base + "meta"], args=[jobs.base, "", "job", data, "{}", now, 0, 0,
+                                                   "", "", 0, "", ""], client=p)
+    ids = [res[0] for res in p.execute()]
+    wait_all_done(jobs, n, timeout=120)
+    assert jobs.ids("completed") == set(ids)
+    assert len(sink.messages) == n
+    seen = set()
+    for m in sink.messages:
+        msg = m["msg"]
+        [rcpt] = m["rcpt_tos"]
+        i = int(rcpt[len("user"):rcpt.index("@")])
+        assert i not in seen
+        seen.add(i)
+        assert msg["To"] == rcpt and msg["From"] == "app@example.com"
+        assert msg["Subject"] == "Order %d ✓" % i
+        text, html = msg.iter_parts()
+        assert text.get_content().strip() == "Dear user %d" % i
+        assert html.get_content().strip() == "<b>user %d</b>" % i
+        assert msg["X-Notifyq-Job-Id"] == ids[i]
+    # Connections are kept and reused: at most one per transfer in flight.
+    assert len({m["peer"] for m in sink.messages}) <= 10
