@@ -60,7 +60,7 @@ static struct nq_handler *noop_new(struct event_base *base)
 
 static void unimplemented_handlers_say_so(void **state)
 {
-    struct nq_queue_cfg q = { .name = (char *) "t", .handler = NQ_HANDLER_WEBHOOK };
+    struct nq_queue_cfg q = { .name = (char *) "t", .handler = NQ_HANDLER_EXEC };
     struct nq_handler_env env = { .queue = &q };
     struct nq_handler *h = NULL;
     struct nq_err err = { "" };
@@ -70,7 +70,7 @@ static void unimplemented_handlers_say_so(void **state)
     assert_null(nq_handler_ops_find(NQ_HANDLER_EXEC));
     assert_int_equal(nq_handler_new(&env, &h, &err), -EOPNOTSUPP);
     assert_null(h);
-    assert_string_equal(nq_err_str(&err), "handler webhook not implemented yet");
+    assert_string_equal(nq_err_str(&err), "handler exec not implemented yet");
 }
 
 static void validate_names_the_field(void **state)
