@@ -237,6 +237,11 @@ static void on_sent(const struct nq_send_result *res, void *userdata)
     nq_handler_call_done(call, &o);
 }
 
+static bool json_is_null_or_absent(const json_t *v)
+{
+    return !v || json_is_null(v);
+}
+
 /* The queue's sender in place of the built-in default. */
 static int sender_adopt(struct nq_mailbox *from, const struct nq_mailbox *sender)
 {
@@ -282,7 +287,7 @@ int nq_channel_handler_start(void *state, struct nq_handler_call *call)
     }
     cc->ch = ch;
     cc->call = call;
-    if (ch->sender.addr && !json_object_get(data, "from")) {
+    if (ch->sender.addr && json_is_null_or_absent(json_object_get(data, "from"))) {
         r = sender_adopt(&cc->msg.email.from, &ch->sender);
         if (r < 0) {
             channel_call_free(cc);

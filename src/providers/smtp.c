@@ -104,8 +104,7 @@ static const struct nq_transfer_smtp_step *step_find(const struct nq_transfer_re
 
 /* A failure before any RCPT that ends the transaction: the greeting,
  * STARTTLS, AUTH, MAIL FROM; NULL when there was none. */
-static const struct nq_transfer_smtp_step *
-session_failure(const struct nq_transfer_reply *reply)
+static const struct nq_transfer_smtp_step *session_failure(const struct nq_transfer_reply *reply)
 {
     for (size_t i = 0; i < reply->n_smtp; i++) {
         const struct nq_transfer_smtp_step *st = &reply->smtp[i];
@@ -147,8 +146,11 @@ static enum nq_reply_class session_verdict(const struct nq_transfer_reply *reply
                     "nothing was sent in clear (check the server, or the url and tls keys)");
         cls = NQ_REPLY_PERMANENT;
     } else if (reply->login_denied) {
-        say(reason, "smtp: AUTH refused%s%.3d %.120s (check username and password)",
-            st ? ": " : "", st ? st->code : 0, st ? st->text : "");
+        if (st)
+            say(reason, "smtp: AUTH refused: %d %.120s (check username and password)", st->code,
+                st->text);
+        else
+            say(reason, "smtp: AUTH refused (check username and password)");
         cls = NQ_REPLY_PERMANENT;
     } else if (st) {
         cls = nq_smtp_reply_class(st->code, st->text, false);
@@ -161,8 +163,7 @@ static enum nq_reply_class session_verdict(const struct nq_transfer_reply *reply
         say(reason, "smtp: %s", *reply->error_text ? reply->error_text : "connection lost");
         cls = NQ_REPLY_RETRY;
     } else {
-        say(reason, "smtp: %s (nothing sent)",
-            *reply->error_text ? reply->error_text : "no reply");
+        say(reason, "smtp: %s (nothing sent)", *reply->error_text ? reply->error_text : "no reply");
         cls = NQ_REPLY_RETRY;
     }
     all_tried(r, n, cls == NQ_REPLY_PERMANENT ? NQ_RCPT_FAILED : NQ_RCPT_PENDING, reason);
@@ -170,8 +171,8 @@ static enum nq_reply_class session_verdict(const struct nq_transfer_reply *reply
 }
 
 /* The tried recipient whose RCPT step st is (they go out in order). */
-static struct nq_smtp_rcpt *rcpt_of(const struct nq_transfer_smtp_step *st,
-                                    struct nq_smtp_rcpt *r, size_t n, size_t *next)
+static struct nq_smtp_rcpt *rcpt_of(const struct nq_transfer_smtp_step *st, struct nq_smtp_rcpt *r,
+                                    size_t n, size_t *next)
 {
     for (size_t i = *next; i < n; i++) {
         if (r[i].tried && st->arg && strcasecmp(r[i].addr, st->arg) == 0) {
@@ -185,8 +186,10 @@ static struct nq_smtp_rcpt *rcpt_of(const struct nq_transfer_smtp_step *st,
 static enum nq_reply_class worse(enum nq_reply_class a, enum nq_reply_class b)
 {
     /* rate waits without spending an attempt; unknown must be counted */
-    static const int rank[] = { [NQ_REPLY_SENT] = 0, [NQ_REPLY_RETRY] = 1, [NQ_REPLY_UNKNOWN] = 2,
-                                [NQ_REPLY_RATE] = 3, [NQ_REPLY_PERMANENT] = 0, [NQ_REPLY_DEAD] = 0 };
+    static const int rank[] = {
+        [NQ_REPLY_SENT] = 0, [NQ_REPLY_RETRY] = 1,     [NQ_REPLY_UNKNOWN] = 2,
+        [NQ_REPLY_RATE] = 3, [NQ_REPLY_PERMANENT] = 0, [NQ_REPLY_DEAD] = 0
+    };
 
     return rank[b] > rank[a] ? b : a;
 }
@@ -212,22 +215,21 @@ static enum nq_reply_class message_verdict(const struct nq_transfer_reply *reply
         say(why, "smtp: %s before the message was sent",
             *reply->error_text ? reply->error_text : "connection lost");
     }
-    status = cls == NQ_REPLY_SENT                                  ? NQ_RCPT_SENT
+    status = cls == NQ_REPLY_SENT                                ? NQ_RCPT_SENT
              : cls == NQ_REPLY_PERMANENT || cls == NQ_REPLY_DEAD ? NQ_RCPT_FAILED
-                                                                   : NQ_RCPT_PENDING;
+                                                                 : NQ_RCPT_PENDING;
     for (size_t i = 0; i < n; i++) {
         if (!accepted[i])
             continue;
         r[i].status = status;
         (void) snprintf(r[i].reason, sizeof(r[i].reason), "%s", status == NQ_RCPT_SENT ? "" : why);
     }
-    return cls == NQ_REPLY_SENT || cls == NQ_REPLY_PERMANENT || cls == NQ_REPLY_DEAD
-               ? NQ_REPLY_SENT
-               : cls;
+    return cls == NQ_REPLY_SENT || cls == NQ_REPLY_PERMANENT || cls == NQ_REPLY_DEAD ? NQ_REPLY_SENT
+                                                                                     : cls;
 }
 
-enum nq_reply_class nq_smtp_classify(const struct nq_transfer_reply *reply,
-                                     struct nq_smtp_rcpt *r, size_t n, char *reason)
+enum nq_reply_class nq_smtp_classify(const struct nq_transfer_reply *reply, struct nq_smtp_rcpt *r,
+                                     size_t n, char *reason)
 {
     nq_autofree bool *accepted = calloc(n ? n : 1, sizeof(bool));
     enum nq_reply_class pending = NQ_REPLY_SENT;
@@ -355,10 +357,10 @@ static json_t *recipients_json(const struct nq_send *s, bool with_pending)
 
         if (x->status == NQ_RCPT_PENDING && !with_pending)
             continue;
-        o = json_pack("{s:s,s:s,s:o,s:o}", "to", x->addr, "status", rcpt_status_name(x->status),
-                      "id", x->status == NQ_RCPT_SENT ? json_string(bare_id(s, id, sizeof(id)))
-                                                      : json_null(),
-                      "reason", x->reason[0] ? json_string(x->reason) : json_null());
+        o = json_pack(
+            "{s:s,s:s,s:o,s:o}", "to", x->addr, "status", rcpt_status_name(x->status), "id",
+            x->status == NQ_RCPT_SENT ? json_string(bare_id(s, id, sizeof(id))) : json_null(),
+            "reason", x->reason[0] ? json_string(x->reason) : json_null());
         if (!o || json_array_append_new(a, o) < 0) {
             json_decref(o);
             json_decref(a);
@@ -372,7 +374,8 @@ static json_t *state_json(const struct nq_send *s, bool with_pending)
 {
     json_t *o = json_pack("{s:o}", "recipients", recipients_json(s, with_pending));
 
-    if (o && s->unknown && json_object_set_new(o, "unknownAttempts", json_integer(s->unknown)) < 0) {
+    if (o && s->unknown &&
+        json_object_set_new(o, "unknownAttempts", json_integer(s->unknown)) < 0) {
         json_decref(o);
         return NULL;
     }

@@ -77,7 +77,7 @@ enum nq_rcpt_status { NQ_RCPT_PENDING, NQ_RCPT_SENT, NQ_RCPT_FAILED, NQ_RCPT_DEA
 struct nq_smtp_rcpt {
     const char *addr; /* borrowed */
     enum nq_rcpt_status status;
-    bool tried;      /* in this attempt's envelope (not settled earlier) */
+    bool tried;                      /* in this attempt's envelope (not settled earlier) */
     char reason[NQ_HTTP_REASON_MAX]; /* FAILED, DEAD, PENDING: why */
 };
 
@@ -89,7 +89,7 @@ struct nq_smtp_rcpt {
  * credentials or a missing STARTTLS): then every tried recipient is FAILED
  * or PENDING accordingly. reason (NQ_HTTP_REASON_MAX) says what happened,
  * "smtp: ..." Pure: unit-tested against recorded dialogues. */
-enum nq_reply_class nq_smtp_classify(const struct nq_transfer_reply *reply,
-                                     struct nq_smtp_rcpt *r, size_t n, char *reason);
+enum nq_reply_class nq_smtp_classify(const struct nq_transfer_reply *reply, struct nq_smtp_rcpt *r,
+                                     size_t n, char *reason);
 
 #endif

@@ -79,7 +79,10 @@ static void reply_classes_follow_the_table(void **state)
 
 /* ---- per-recipient verdicts --------------------------------------------------- */
 
-#define STEP(cmd, arg, code, text) { cmd, (char *) (arg), code, (char *) (text) }
+#define STEP(cmd, arg, code, text)                                                                 \
+    {                                                                                              \
+        cmd, (char *) (arg), code, (char *) (text)                                                 \
+    }
 
 static const struct nq_transfer_smtp_step greeting_to_rcpt[] = {
     STEP("", NULL, 220, "mx ESMTP"),
@@ -233,9 +236,8 @@ static void a_drop_after_the_message_is_unknown(void **state)
     reply.error_text = "Connection died";
     three(r);
     assert_int_equal(nq_smtp_classify(&reply, r, 3, reason), NQ_REPLY_UNKNOWN);
-    assert_string_equal(reason,
-                        "smtp: connection lost after the whole message was sent (possible "
-                        "duplicate)");
+    assert_string_equal(reason, "smtp: connection lost after the whole message was sent (possible "
+                                "duplicate)");
     assert_int_equal(r[0].status, NQ_RCPT_PENDING);
     assert_int_equal(r[1].status, NQ_RCPT_PENDING);
     assert_int_equal(r[2].status, NQ_RCPT_DEAD);
@@ -251,8 +253,9 @@ static void failures_before_any_recipient_decide_for_all(void **state)
         STEP("EHLO", NULL, 250, "mx"),
         STEP("MAIL", "app@example.com", 553, "5.7.1 Sender not permitted"),
     };
-    struct nq_transfer_reply reply = { .smtp = greet421, .n_smtp = 1, .error = NQ_XFER_NOT_SENT,
-                                       .error_text = "" };
+    struct nq_transfer_reply reply = {
+        .smtp = greet421, .n_smtp = 1, .error = NQ_XFER_NOT_SENT, .error_text = ""
+    };
     struct nq_smtp_rcpt r[3];
     char reason[NQ_HTTP_REASON_MAX];
 
@@ -268,14 +271,15 @@ static void failures_before_any_recipient_decide_for_all(void **state)
     assert_string_equal(reason, "smtp: MAIL: 553 5.7.1 Sender not permitted");
     assert_int_equal(r[0].status, NQ_RCPT_FAILED);
 
-    reply = (struct nq_transfer_reply){ .error = NQ_XFER_NOT_SENT, .tls_refused = true,
+    reply = (struct nq_transfer_reply){ .error = NQ_XFER_NOT_SENT,
+                                        .tls_refused = true,
                                         .error_text = "STARTTLS not supported." };
     three(r);
     assert_int_equal(nq_smtp_classify(&reply, r, 3, reason), NQ_REPLY_PERMANENT);
     assert_non_null(strstr(reason, "does not offer STARTTLS"));
 
-    reply = (struct nq_transfer_reply){ .error = NQ_XFER_NOT_SENT,
-                                        .error_text = "Failed to connect" };
+    reply =
+        (struct nq_transfer_reply){ .error = NQ_XFER_NOT_SENT, .error_text = "Failed to connect" };
     three(r);
     assert_int_equal(nq_smtp_classify(&reply, r, 3, reason), NQ_REPLY_RETRY);
     assert_string_equal(reason, "smtp: Failed to connect (nothing sent)");
@@ -444,12 +448,18 @@ static void utf8_validation(void **state)
         const char *s;
         bool ok;
     } rows[] = {
-        { "plain", true },         { "Gr\xc3\xbc\xc3\x9f" "e", true },
-        { "\xe2\x82\xac", true },  { "\xf0\x9f\x98\x80", true },
-        { "\xc3", false },         { "\xc0\xaf", false }, /* overlong */
-        { "\xed\xa0\x80", false }, /* surrogate */
+        { "plain", true },
+        { "Gr\xc3\xbc\xc3\x9f"
+          "e",
+          true },
+        { "\xe2\x82\xac", true },
+        { "\xf0\x9f\x98\x80", true },
+        { "\xc3", false },
+        { "\xc0\xaf", false },         /* overlong */
+        { "\xed\xa0\x80", false },     /* surrogate */
         { "\xf4\x90\x80\x80", false }, /* > U+10FFFF */
-        { "\x80", false },         { "\xe2\x28\xa1", false },
+        { "\x80", false },
+        { "\xe2\x28\xa1", false },
     };
 
     (void) state;
