@@ -36,6 +36,7 @@
 _Static_assert(sizeof(enum nq_handler_kind) == sizeof(int), "CFG_ENUM stores an int");
 _Static_assert(sizeof(enum nq_backoff_type) == sizeof(int), "CFG_ENUM stores an int");
 _Static_assert(sizeof(enum nq_provider_kind) == sizeof(int), "CFG_ENUM stores an int");
+_Static_assert(sizeof(enum nq_smtp_tls) == sizeof(int), "CFG_ENUM stores an int");
 
 /* In enum order: nq_handler_name indexes it. */
 static const struct cfg_enum handler_enums[] = {
@@ -62,6 +63,20 @@ static const struct cfg_enum backoff_enums[] = {
 
 static const struct cfg_enum provider_enums[] = {
     { "file", NQ_PROVIDER_FILE },
+    { "smtp", NQ_PROVIDER_SMTP },
+    { NULL, 0 },
+};
+
+static const struct cfg_enum smtp_tls_enums[] = {
+    { "starttls", NQ_SMTP_TLS_STARTTLS },
+    { "implicit", NQ_SMTP_TLS_IMPLICIT },
+    { "none", NQ_SMTP_TLS_NONE },
+    { NULL, 0 },
+};
+
+static const struct cfg_enum bool_enums[] = {
+    { "true", 1 },
+    { "false", 2 },
     { NULL, 0 },
 };
 
@@ -169,12 +184,144 @@ static const struct cfg_row retention_rows[] = {
 };
 static const struct cfg_table retention_table = { ROWS(retention_rows) };
 
+/* ---- provider ---- */
+
+/* smtp://HOST[:PORT] or smtps://HOST[:PORT], nothing else (no user info:
+ * credentials have their own keys, and a URL would show in messages). */
+static const char *check_smtp_url(const char *s)
+{
+    size_t scheme = strncasecmp(s, "smtp://", 7) == 0 ? 7 : strncasecmp(s, "smtps://", 8) == 0 ? 8 : 0;
+    const char *host = s + scheme, *colon, *p;
+    unsigned long port = 0;
+
+    if (!scheme)
+        return "must be smtp://HOST:PORT or smtps://HOST:PORT";
+    if (strpbrk(host, " \t\r\n@/?#"))
+        return "must be smtp://HOST:PORT or smtps://HOST:PORT (no user, path or spaces)";
+    colon = host[0] == '[' ? strstr(host, "]:") : strrchr(host, ':');
+    if (colon && host[0] == '[')
+        colon++;
+    if ((colon ? colon : host + strlen(host)) == host)
+        return "names no host";
+    if (!colon)
+        return NULL;
+    for (p = colon + 1; *p >= '0' && *p <= '9' && port <= 65535; p++)
+        port = port * 10 + (unsigned long) (*p - '0');
+    return p == colon + 1 || *p || port == 0 || port > 65535 ? "port must be 1..65535" : NULL;
+}
+
+/* The sender: "addr" or "Name <addr>", one line with an '@'. The email
+ * handler parses it fully at start; this catches what -t can. */
+static const char *check_from(const char *s)
+{
+    for (const char *p = s; *p; p++)
+        if ((unsigned char) *p < 0x20 || *p == 0x7f)
+            return "must be one line without control characters";
+    return strchr(s, '@') ? NULL : "must be an email address (addr or \"Name <addr>\")";
+}
+
+static const struct cfg_table provider_table;
+
+/* The keys each type takes besides `type`. */
+static const char *const file_keys[] = { "spool_dir", NULL };
+static const char *const smtp_keys[] = { "url",     "tls",    "username", "password",
+                                         "from",    "ca_file", "verify",  "timeout", NULL };
+
+static bool key_in(const char *const *keys, const char *key)
+{
+    for (; *keys; keys++)
+        if (strcmp(*keys, key) == 0)
+            return true;
+    return false;
+}
+
+/* `type` selects the block of keys: one of another type is an error at
+ * that key, as an unknown key is. */
+static int provider_keys_check(struct cfg_ctx *c, const struct nq_provider_cfg *p,
+                               const struct cfg_seen *seen)
+{
+    const char *const *keys = p->kind == NQ_PROVIDER_SMTP ? smtp_keys : file_keys;
+    const char *type = p->kind == NQ_PROVIDER_SMTP ? "smtp" : "file";
+
+    for (size_t i = 0; i < provider_table.n_rows; i++) {
+        const char *key = provider_table.rows[i].key;
+        char list[160] = "";
+
+        if (!seen[i].key || strcmp(key, "type") == 0 || key_in(keys, key))
+            continue;
+        for (const char *const *k = keys; *k; k++)
+            (void) snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+                            k == keys ? "" : ", ", *k);
+        return cfg_fail_key(c, seen[i].key, seen[i].twin ? "password_file" : key,
+                            "not a key of provider type %s (its keys: type, %s)", type, list);
+    }
+    return 0;
+}
+
+static int finish_smtp(struct cfg_ctx *c, struct nq_provider_cfg *p, const struct cfg_seen *seen,
+                       int node)
+{
+    const struct cfg_seen *tls = seen_of(&provider_table, seen, "tls");
+    const struct cfg_seen *pw = seen_of(&provider_table, seen, "password");
+    const struct cfg_seen *user = seen_of(&provider_table, seen, "username");
+    const struct cfg_seen *ca = seen_of(&provider_table, seen, "ca_file");
+    bool smtps;
+
+    if (!p->url)
+        return cfg_fail_key(c, node, "url", "required by provider type smtp");
+    smtps = strncasecmp(p->url, "smtps://", 8) == 0;
+    if (p->tls == NQ_SMTP_TLS_UNSET)
+        p->tls = smtps ? NQ_SMTP_TLS_IMPLICIT : NQ_SMTP_TLS_STARTTLS;
+    if (smtps && p->tls != NQ_SMTP_TLS_IMPLICIT)
+        return cfg_fail_key(c, tls->val, "tls", "an smtps:// URL is implicit TLS");
+    if (!smtps && p->tls == NQ_SMTP_TLS_IMPLICIT)
+        return cfg_fail_key(c, tls->val, "tls", "implicit TLS needs an smtps:// URL");
+    if (user->key && !pw->key)
+        return cfg_fail_key(c, user->key, "password_file", "required with username");
+    if (pw->key && !user->key)
+        return cfg_fail_key(c, pw->key, pw->twin ? "password_file" : "password",
+                            "given without username");
+    if (pw->key && p->tls == NQ_SMTP_TLS_NONE)
+        return cfg_fail_key(c, tls->val ? tls->val : pw->key, "tls",
+                            "none would send the password in clear; use starttls or implicit");
+    if (p->ca_file && access(p->ca_file, R_OK) < 0)
+        return cfg_fail_key(c, ca->val, "ca_file", "cannot read %s: %s", p->ca_file,
+                            strerror(errno));
+    if (!p->verify)
+        p->verify = 1;
+    if (!p->timeout_ms)
+        p->timeout_ms = 30 * SEC;
+    return 0;
+}
+
+static int finish_provider(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node)
+{
+    struct nq_provider_cfg *p = base;
+    int r;
+
+    if (!seen_of(&provider_table, seen, "type")->key)
+        return 0; /* absent: the queue's checks pick the default */
+    r = provider_keys_check(c, p, seen);
+    if (r >= 0 && p->kind == NQ_PROVIDER_SMTP)
+        r = finish_smtp(c, p, seen, node);
+    return r;
+}
+
+#define P(f) .offset = offsetof(struct nq_provider_cfg, f)
 static const struct cfg_row provider_rows[] = {
-    { "type", CFG_ENUM, CFG_REQUIRED, .offset = offsetof(struct nq_provider_cfg, kind),
-      .enums = provider_enums },
-    { "spool_dir", CFG_PATH, .offset = offsetof(struct nq_provider_cfg, spool_dir) },
+    { "type", CFG_ENUM, CFG_REQUIRED, P(kind), .enums = provider_enums },
+    { "spool_dir", CFG_PATH, P(spool_dir) },
+    { "url", CFG_STRING, P(url), .check = check_smtp_url },
+    { "tls", CFG_ENUM, P(tls), .enums = smtp_tls_enums },
+    { "username", CFG_STRING, P(username) },
+    { "password", CFG_SECRET, P(password) },
+    { "from", CFG_STRING, P(from), .check = check_from },
+    { "ca_file", CFG_PATH, P(ca_file) },
+    { "verify", CFG_ENUM, P(verify), .def = "true", .enums = bool_enums },
+    { "timeout", CFG_DURATION, P(timeout_ms), .min = SEC, .max = 10 * MINUTE, .def = "30s" },
 };
-static const struct cfg_table provider_table = { ROWS(provider_rows) };
+#undef P
+static const struct cfg_table provider_table = { ROWS(provider_rows), .finish = finish_provider };
 
 /* An environment variable's name, as execve passes it and shells read it. */
 static const char *check_env_name(const char *s)

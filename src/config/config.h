@@ -67,13 +67,25 @@ struct nq_retention_cfg {
     struct nq_keep_cfg failed;
 };
 
-/* How a handler's messages leave. Only `file` exists yet; the channels issue
- * adds smtp, twilio, fcm... each with its own keys. */
-enum nq_provider_kind { NQ_PROVIDER_NONE, NQ_PROVIDER_FILE };
+/* How a handler's messages leave: `provider: {type: ..., ...}`, where type
+ * selects the keys that may follow (file: spool_dir; smtp: url, tls...). */
+enum nq_provider_kind { NQ_PROVIDER_NONE, NQ_PROVIDER_FILE, NQ_PROVIDER_SMTP };
+
+/* smtp's tls: 0 until the config's checks derive it from the URL's scheme. */
+enum nq_smtp_tls { NQ_SMTP_TLS_UNSET, NQ_SMTP_TLS_STARTTLS, NQ_SMTP_TLS_IMPLICIT, NQ_SMTP_TLS_NONE };
 
 struct nq_provider_cfg {
     enum nq_provider_kind kind;
     char *spool_dir; /* file: default <state_dir>/spool/<queue> */
+    /* smtp (providers/smtp.h) */
+    char *url;            /* smtp://HOST[:PORT] or smtps://HOST[:PORT]; required */
+    enum nq_smtp_tls tls; /* default starttls for smtp://, implicit for smtps:// */
+    char *username;       /* AUTH; NULL: none */
+    char *password;       /* secret: password_file or ${ENV}; with username only */
+    char *from;           /* the sender of jobs that name none */
+    char *ca_file;        /* TLS trust; NULL: the system's */
+    int verify;           /* 1 (default): check the server's certificate; 2: don't */
+    uint64_t timeout_ms;  /* one message, connect to the final reply; default 30s */
 };
 
 /* The exec handler: a command run per job (handlers/exec.c). */

@@ -4,7 +4,10 @@
  * the message from the job's data, send it through the queue's provider,
  * turn the provider's verdict into the job's outcome. The returnvalue of a
  * sent job is {"ok":true,"provider":NAME,"messageId":ID, ...the provider's
- * details}, e.g. the file provider's "path".
+ * details}, e.g. the file provider's "path", smtp's "recipients". What a
+ * provider reports as progress (the recipients an unfinished send already
+ * reached) is stored with the retry as the job's progress and handed back
+ * to the next attempt, so it skips them.
  *
  * A job naming a template (templateId) is rendered here, before the
  * composer sees it: the rendered parts replace the data keys they stand for
@@ -36,6 +39,7 @@ struct channel {
     const struct nq_job *prepared_job;
     char *prepared_id;
     struct nq_msg prepared;
+    struct nq_mailbox sender; /* email: provider.from, for jobs naming none; addr NULL: none */
 };
 
 struct channel_call {
@@ -309,9 +313,12 @@ int nq_channel_handler_init(const struct nq_handler_env *env, enum nq_msg_type t
                             nq_compose_fn compose, void **ret_state, struct nq_err *err)
 {
     struct channel *ch = calloc(1, sizeof(*ch));
-    struct nq_provider_env penv = {
-        .base = env->base, .queue = env->queue->name, .cfg = &env->queue->provider, .type = type
-    };
+    struct nq_provider_env penv = { .base = env->base,
+                                     .queue = env->queue->name,
+                                     .cfg = &env->queue->provider,
+                                     .type = type,
+                                     .concurrency = env->queue->concurrency };
+    const char *from = env->queue->provider.from, *why;
     int r;
 
     if (!ch)
@@ -320,13 +327,18 @@ int nq_channel_handler_init(const struct nq_handler_env *env, enum nq_msg_type t
     nq_msg_init(&ch->prepared, type);
     ch->templates = nq_template_store_new(env->cfg->templates.dir, env->cfg->templates.strict);
     if (!ch->templates) {
-        free(ch);
+        nq_channel_handler_free(ch);
         return nq_err_set(err, -ENOMEM, "out of memory");
+    }
+    if (type == NQ_MSG_EMAIL && from && (r = nq_mailbox_parse(from, &ch->sender, &why)) < 0) {
+        nq_channel_handler_free(ch);
+        return r == -EINVAL ? nq_err_set(err, r, "queues.%s.provider.from: %s", env->queue->name,
+                                         why)
+                            : nq_err_set(err, r, "out of memory");
     }
     r = nq_provider_new(&penv, &ch->provider, err);
     if (r < 0) {
-        nq_template_store_free(ch->templates);
-        free(ch);
+        nq_channel_handler_free(ch);
         return r;
     }
     *ret_state = ch;
@@ -342,6 +354,8 @@ void nq_channel_handler_free(void *state)
     nq_provider_free(ch->provider);
     nq_template_store_free(ch->templates);
     prepared_clear(ch);
+    free(ch->sender.name);
+    free(ch->sender.addr);
     free(ch);
 }
 
@@ -399,7 +413,10 @@ static void on_sent(const struct nq_send_result *res, void *userdata)
     struct channel_call *cc = userdata;
     struct nq_handler_call *call = cc->call;
     nq_autofree char *result = NULL;
-    struct nq_outcome o = { .reason = res->reason, .retry_after_ms = res->retry_after_ms };
+    nq_autofree char *progress = res->progress ? json_dumps(res->progress, JSON_COMPACT) : NULL;
+    struct nq_outcome o = { .reason = res->reason,
+                            .retry_after_ms = res->retry_after_ms,
+                            .progress_json = progress };
 
     switch (res->status) {
     case NQ_SEND_SENT:
@@ -419,6 +436,29 @@ static void on_sent(const struct nq_send_result *res, void *userdata)
     }
     call->handler_data = channel_call_free(cc);
     nq_handler_call_done(call, &o);
+}
+
+static bool json_is_null_or_absent(const json_t *v)
+{
+    return !v || json_is_null(v);
+}
+
+/* The queue's sender in place of the built-in default. */
+static int sender_adopt(struct nq_mailbox *from, const struct nq_mailbox *sender)
+{
+    char *name = sender->name ? strdup(sender->name) : NULL;
+    char *addr = strdup(sender->addr);
+
+    if (!addr || (sender->name && !name)) {
+        free(name);
+        free(addr);
+        return -ENOMEM;
+    }
+    free(from->name);
+    free(from->addr);
+    from->name = name;
+    from->addr = addr;
+    return 0;
 }
 
 int nq_channel_handler_start(void *state, struct nq_handler_call *call)
@@ -453,10 +493,18 @@ int nq_channel_handler_start(void *state, struct nq_handler_call *call)
     }
     cc->ch = ch;
     cc->call = call;
+    if (ch->sender.addr && json_is_null_or_absent(json_object_get(data, "from"))) {
+        r = sender_adopt(&cc->msg.email.from, &ch->sender);
+        if (r < 0) {
+            channel_call_free(cc);
+            return r;
+        }
+    }
     cc->d = (struct nq_delivery){ .queue = ch->queue,
                                   .job_id = call->job->id,
                                   .timestamp = call->job->timestamp,
-                                  .attempt = call->job->atm + 1 };
+                                  .attempt = call->job->atm + 1,
+                                  .progress_json = call->job->progress };
     r = nq_provider_send(ch->provider, &cc->msg, &cc->d, on_sent, cc, &cc->send);
     if (r < 0) {
         channel_call_free(cc);

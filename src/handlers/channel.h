@@ -41,8 +41,8 @@
 #include "handlers/handler.h"
 #include "providers/provider.h"
 
-/* Until the config grows a per-queue sender (the channels issue), an email
- * without data.from is sent from this address. */
+/* An email without data.from is sent from the queue's provider.from, or
+ * without one from this address. */
 #define NQ_EMAIL_DEFAULT_FROM "notifyq@localhost"
 #define NQ_EMAIL_RECIPIENTS_MAX 1000
 #define NQ_SMS_BODY_MAX 1600   /* characters, Twilio's limit */

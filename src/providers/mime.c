@@ -9,7 +9,9 @@
 #include "config.h"
 
 #include <stdbool.h>
+#include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "providers/mime.h"
@@ -272,7 +274,8 @@ void nq_mime_write(FILE *f, const struct nq_msg *m, const struct nq_mime_env *en
     put_addresses(f, "From", &e->from, 1);
     put_addresses(f, "To", e->to, e->n_to);
     put_addresses(f, "Cc", e->cc, e->n_cc);
-    put_addresses(f, "Bcc", e->bcc, e->n_bcc);
+    if (!env->omit_bcc)
+        put_addresses(f, "Bcc", e->bcc, e->n_bcc);
     if (e->reply_to.addr)
         put_addresses(f, "Reply-To", &e->reply_to, 1);
     if (e->subject)
@@ -288,4 +291,126 @@ void nq_mime_write(FILE *f, const struct nq_msg *m, const struct nq_mime_env *en
     for (size_t i = 0; i < e->n_headers; i++)
         put_unstructured(f, e->headers[i].name, e->headers[i].value);
     put_body(f, e, env->message_id);
+}
+
+bool nq_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *) s, *end = p + n;
+
+    while (p < end) {
+        unsigned c = *p++;
+        size_t more;
+        uint32_t cp, min;
+
+        if (c < 0x80)
+            continue;
+        if (c >= 0xc2 && c <= 0xdf)
+            more = 1, cp = c & 0x1f, min = 0x80;
+        else if (c >= 0xe0 && c <= 0xef)
+            more = 2, cp = c & 0x0f, min = 0x800;
+        else if (c >= 0xf0 && c <= 0xf4)
+            more = 3, cp = c & 0x07, min = 0x10000;
+        else
+            return false;
+        if ((size_t) (end - p) < more)
+            return false;
+        for (size_t i = 0; i < more; i++, p++) {
+            if ((*p & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (*p & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+    }
+    return true;
+}
+
+/* NULL when s may go into a header, else why not. */
+static const char *value_problem(const char *s)
+{
+    if (strpbrk(s, "\r\n"))
+        return "contains CR or LF (header injection); nothing was sent";
+    if (!nq_utf8_valid(s, strlen(s)))
+        return "not valid UTF-8";
+    return NULL;
+}
+
+static int mailboxes_check(const char *key, const struct nq_mailbox *v, size_t n, bool list,
+                           char *field, size_t size, const char **ret_why)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *why = value_problem(v[i].addr);
+
+        if (!why && v[i].name)
+            why = value_problem(v[i].name);
+        if (!why)
+            continue;
+        if (list)
+            (void) snprintf(field, size, "data.%s[%zu]", key, i);
+        else
+            (void) snprintf(field, size, "data.%s", key);
+        *ret_why = why;
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int value_check(const char *key, const char *value, char *field, size_t size,
+                       const char **ret_why)
+{
+    const char *why = value ? value_problem(value) : NULL;
+
+    if (!why)
+        return 0;
+    (void) snprintf(field, size, "data.%s", key);
+    *ret_why = why;
+    return -EINVAL;
+}
+
+/* Bodies are encoded (quoted-printable), so line breaks there are safe;
+ * they must still be text. */
+static int body_check(const char *key, const char *body, char *field, size_t size,
+                      const char **ret_why)
+{
+    if (!body || nq_utf8_valid(body, strlen(body)))
+        return 0;
+    (void) snprintf(field, size, "data.%s", key);
+    *ret_why = "not valid UTF-8";
+    return -EINVAL;
+}
+
+/* Strings cannot hold a NUL (they end there): a value with one arrives
+ * cut, so NUL is refused where values are read (JSON parsing refuses
+ * \u0000 in job data). */
+int nq_mime_check(const struct nq_msg *m, char *field, size_t size, const char **ret_why)
+{
+    const struct nq_email *e = &m->email;
+    const struct nq_mailbox *reply_to = e->reply_to.addr ? &e->reply_to : NULL;
+    char key[96];
+    int r;
+
+    r = mailboxes_check("from", &e->from, e->from.addr ? 1 : 0, false, field, size, ret_why);
+    if (r >= 0)
+        r = mailboxes_check("to", e->to, e->n_to, e->n_to > 1, field, size, ret_why);
+    if (r >= 0)
+        r = mailboxes_check("cc", e->cc, e->n_cc, true, field, size, ret_why);
+    if (r >= 0)
+        r = mailboxes_check("bcc", e->bcc, e->n_bcc, true, field, size, ret_why);
+    if (r >= 0)
+        r = mailboxes_check("replyTo", reply_to, reply_to ? 1 : 0, false, field, size, ret_why);
+    if (r >= 0)
+        r = value_check("subject", e->subject, field, size, ret_why);
+    if (r >= 0)
+        r = value_check("tenantId", m->tenant_id, field, size, ret_why);
+    if (r >= 0)
+        r = value_check("notificationId", m->notification_id, field, size, ret_why);
+    for (size_t i = 0; r >= 0 && i < e->n_headers; i++) {
+        (void) snprintf(key, sizeof(key), "headers.%.76s", e->headers[i].name);
+        r = value_check(key, e->headers[i].value, field, size, ret_why);
+    }
+    if (r >= 0)
+        r = body_check("text", e->text, field, size, ret_why);
+    if (r >= 0)
+        r = body_check("html", e->html, field, size, ret_why);
+    return r;
 }

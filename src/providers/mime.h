@@ -12,6 +12,7 @@
 #ifndef NQ_PROVIDERS_MIME_H
 #define NQ_PROVIDERS_MIME_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -23,12 +24,28 @@ struct nq_mime_env {
     time_t date;
     const char *queue;  /* written as X-Notifyq-Queue */
     const char *job_id; /* written as X-Notifyq-Job-Id */
+    bool omit_bcc;      /* a transport's copy: Bcc goes in the envelope only */
 };
 
 /* Writes email m (type NQ_MSG_EMAIL) to f. The caller checks f for write
- * errors (ferror, fflush). Bcc is written too: a spooled message records
- * every recipient, as sendmail -t input does; a transport strips it. */
+ * errors (ferror, fflush). Bcc is written too unless env->omit_bcc: a
+ * spooled message records every recipient, as sendmail -t input does; a
+ * transport strips it. */
 void nq_mime_write(FILE *f, const struct nq_msg *m, const struct nq_mime_env *env);
+
+/* Whether every value that becomes a header field of m (subject, names and
+ * addresses, extra headers, tenantId, notificationId) is safe to send: no
+ * CR, LF or NUL (header injection: the value would end its field and start
+ * another) and valid UTF-8. 0, or -EINVAL with *ret_field the job field
+ * ("data.subject", "data.to[1]", "data.headers.X-Campaign") written into
+ * field (size bytes) and *ret_why static text. Nothing is written to the
+ * wire before this passes. */
+int nq_mime_check(const struct nq_msg *m, char *field, size_t size, const char **ret_why)
+    NQ_MUSTCHECK;
+
+/* Whether s (n bytes) is well-formed UTF-8 (no overlongs, surrogates or
+ * code points past U+10FFFF). */
+bool nq_utf8_valid(const char *s, size_t n);
 
 /* Standard base64 of n bytes into out (4 * ((n + 2) / 3) + 1 bytes, NUL-terminated). */
 void nq_base64(const unsigned char *in, size_t n, char *out);

@@ -15,9 +15,11 @@
 
 #include "providers/file.h"
 #include "providers/provider.h"
+#include "providers/smtp.h"
 
 static const struct nq_provider_ops *const registry[] = {
     &nq_provider_file,
+    &nq_provider_smtp,
 };
 
 static void mailbox_done(struct nq_mailbox *mb)

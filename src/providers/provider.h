@@ -130,6 +130,10 @@ struct nq_delivery {
     uint32_t attempt;   /* 1 for the first attempt */
     uint64_t job_timestamp_ms; /* the job's creation time: with job_id, tells a
                                 * job from a later one reusing its id (webhook-id) */
+    /* What earlier attempts left in the job's progress (a provider's
+     * nq_send_result.progress, stored with the retry), or NULL: a provider
+     * that sends to many recipients skips those already done. */
+    const char *progress_json;
 };
 
 enum nq_send_status {
@@ -144,8 +148,13 @@ struct nq_send_result {
     const char *message_id;  /* SENT: the provider's id, or NULL when it gave none */
     const char *reason;      /* otherwise: what failed, naming the provider */
     uint64_t retry_after_ms; /* RETRY (0: the queue's backoff), RATE_LIMITED */
-    const json_t *details;   /* SENT: an object of extra fields for the job's
+    const json_t *details;   /* SENT, and PERMANENT with per-recipient results:
+                              * an object of extra fields for the job's
                               * returnvalue ({"path": ...}), or NULL */
+    /* Not SENT: what this and earlier attempts achieved (recipients already
+     * reached), stored as the job's progress with the retry and handed back
+     * as nq_delivery.progress_json to the next attempt; NULL: none. */
+    const json_t *progress;
 };
 
 typedef void (*nq_send_done_fn)(const struct nq_send_result *res, void *userdata);
@@ -159,6 +168,7 @@ struct nq_provider_env {
     const char *queue; /* the queue's name, for messages */
     const struct nq_provider_cfg *cfg;
     enum nq_msg_type type; /* what the queue's handler sends */
+    unsigned concurrency;  /* sends in flight at once, at most (the queue's) */
 };
 
 /* Makes the provider env->cfg->kind names. 0, or a negative errno with err

@@ -66,7 +66,7 @@ struct nq_work_args {
  * are a typical size (ids, token, a small returnvalue), for reserving. */
 #define NQ_WORK_ARGS 15
 #define NQ_WORK_ARGS_BYTES 512
-#define NQ_WORK_FINISH_ARGS 10
+#define NQ_WORK_FINISH_ARGS 11
 #define NQ_WORK_FINISH_BYTES 128
 
 /* The whole EVALSHA of the work script. */

@@ -440,13 +440,27 @@ static int parse_opts(struct nq_job *job, const json_t *o)
     return 0;
 }
 
+/* A key fit to name in a reason: short printable ASCII without escapes. */
+static bool key_printable(const char *key, size_t n)
+{
+    if (!key || n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (key[i] < 0x21 || key[i] > 0x7e || key[i] == '\\')
+            return false;
+    return true;
+}
+
 static void decode_data(struct nq_job *job)
 {
     struct nq_jsoncheck_err cerr;
 
     if (job->data_raw) {
         job->data_valid = nq_jsoncheck_validate(job->data_raw, job->data_len, &cerr) == 0;
-        if (!job->data_valid)
+        if (!job->data_valid && key_printable(cerr.key, cerr.key_len))
+            set_invalid(job, "data.%.*s: not valid JSON: %s at offset %zu", (int) cerr.key_len,
+                        cerr.key, cerr.reason, cerr.offset);
+        else if (!job->data_valid)
             set_invalid(job, "data is not valid JSON: %s at offset %zu", cerr.reason, cerr.offset);
     } else if (!job->invalid[0]) {
         set_invalid(job, "job hash has no data (missing or removed job)");

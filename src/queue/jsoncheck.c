@@ -16,6 +16,8 @@
 struct scan {
     const unsigned char *p, *end;
     const char *reason; /* set, with p at the culprit, when a scan_ returns false */
+    const unsigned char *key; /* the last key of the outermost object, without quotes */
+    size_t key_len;
 };
 
 static bool fail(struct scan *s, const unsigned char *at, const char *reason)
@@ -330,15 +332,23 @@ static bool scan_scalar(struct scan *s)
     }
 }
 
-/* A key and its colon, then whitespace: s->p is at the value. */
-static bool scan_key(struct scan *s)
+/* A key and its colon, then whitespace: s->p is at the value. A key of
+ * the outermost object (top) is remembered, to name the field an error is
+ * in. */
+static bool scan_key(struct scan *s, bool top)
 {
+    const unsigned char *start = s->p;
+
     if (s->p == s->end)
         return fail(s, s->p, "unexpected end of input");
     if (*s->p != '"')
         return fail(s, s->p, "expected a string key");
     if (!scan_string(s))
         return false;
+    if (top) {
+        s->key = start + 1;
+        s->key_len = (size_t) (s->p - start) - 2;
+    }
     skip_ws(s);
     if (s->p == s->end || *s->p != ':')
         return fail(s, s->p, "expected ':'");
@@ -371,7 +381,7 @@ static bool scan_document(struct scan *s)
                 s->p++;
                 depth--;
             } else {
-                if (object && !scan_key(s))
+                if (object && !scan_key(s, depth == 1))
                     return false;
                 continue; /* to the first member */
             }
@@ -380,6 +390,8 @@ static bool scan_document(struct scan *s)
         }
         /* After a value: close containers until a comma or the end. */
         for (;;) {
+            if (depth == 1)
+                s->key = NULL; /* the top-level member's value is whole */
             skip_ws(s);
             if (depth == 0) {
                 if (s->p == s->end)
@@ -390,7 +402,7 @@ static bool scan_document(struct scan *s)
             if (s->p < s->end && *s->p == ',') {
                 s->p++;
                 skip_ws(s);
-                if (object && !scan_key(s))
+                if (object && !scan_key(s, depth == 1))
                     return false;
                 break;
             }
@@ -414,5 +426,9 @@ int nq_jsoncheck_validate(const char *buf, size_t len, struct nq_jsoncheck_err *
     if (scan_document(&s))
         return 0;
     *err = (struct nq_jsoncheck_err){ .reason = s.reason, .offset = (size_t) (s.p - start) };
+    if (s.key && s.p > s.key + s.key_len) {
+        err->key = (const char *) s.key;
+        err->key_len = s.key_len;
+    }
     return -EINVAL;
 }

@@ -45,6 +45,11 @@
 struct nq_jsoncheck_err {
     const char *reason; /* static text: "invalid UTF-8", "number out of range"... */
     size_t offset;      /* of the byte where the text stops being JSON (len at its end) */
+    /* When the text is an object: the raw bytes (as written, escapes
+     * included) of the top-level key last read before the error, the field
+     * it is most likely in ("subject"); NULL when none was read. */
+    const char *key;
+    size_t key_len;
 };
 
 /* 0 when buf[0..len) is one JSON value jansson accepts; else -EINVAL and

@@ -79,6 +79,9 @@ int nq_finish_plan(const struct nq_job *job, const struct nq_outcome *o,
         f.kind = NQ_FINISH_RETURNED;
         break;
     }
+    if (r >= 0 && o->progress_json && o->kind != NQ_OUTCOME_OK && o->kind != NQ_OUTCOME_RETURN &&
+        !(f.progress = strdup(o->progress_json)))
+        r = -ENOMEM;
     if (r < 0) {
         nq_finish_done(&f);
         return r;
@@ -91,5 +94,6 @@ void nq_finish_done(struct nq_finish *f)
 {
     free(f->text);
     free(f->stacktrace);
+    free(f->progress);
     *f = (struct nq_finish){ 0 };
 }

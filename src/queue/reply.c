@@ -243,6 +243,7 @@ static void add_finish(struct nq_args *a, const struct nq_finish *f)
         nq_args_adds(a, job->parent_key ? "pr" : "r");
     else
         nq_args_adds(a, job->parent_key ? "p" : "");
+    nq_args_adds(a, f->progress ? f->progress : "");
 }
 
 void nq_args_work(struct nq_args *a, const struct nq_keys *k, const struct nq_work_args *w,

@@ -61,6 +61,11 @@ struct nq_outcome {
     const char *result_json; /* OK: JSON text; NULL stands for "null" */
     const char *reason;      /* RETRY, PERMANENT: the failedReason */
     uint64_t retry_after_ms; /* RETRY: overrides the backoff when > 0; RATE_LIMITED */
+    /* RETRY, PERMANENT, RATE_LIMITED: JSON text stored as the job's
+     * `progress` in the same atomic step (what a partly done job already
+     * did, e.g. the recipients an email reached, so the next attempt skips
+     * them); NULL leaves progress as it is. */
+    const char *progress_json;
 };
 
 /* The transitions of our work script (letters are its wire format). */
@@ -79,6 +84,7 @@ struct nq_finish {
     enum nq_finish_kind kind;
     char *text;               /* owned: returnvalue JSON or failedReason */
     char *stacktrace;         /* owned JSON array, failures only */
+    char *progress;           /* owned JSON or NULL: the job's new `progress` */
     uint64_t delay_ms;        /* RETRY_LATER, RATE_LIMITED */
     bool engage_limiter;      /* RATE_LIMITED on a queue with a limiter */
     bool resent;              /* sent before in a call whose fate is unknown */

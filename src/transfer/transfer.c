@@ -20,6 +20,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -32,6 +33,13 @@
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
 #define DEFAULT_TIMEOUT_MS 30000
 #define TRANSFERS_MAX 100000u
+
+/* Spelled with three Ls before libcurl 8.2.0 (Debian 12 has 7.88). */
+#if LIBCURL_VERSION_NUM >= 0x080200
+#define RCPT_ALLOWFAILS CURLOPT_MAIL_RCPT_ALLOWFAILS
+#else
+#define RCPT_ALLOWFAILS CURLOPT_MAIL_RCPT_ALLLOWFAILS
+#endif
 
 struct nq_transfer {
     struct event_base *base;
@@ -57,6 +65,9 @@ struct nq_xfer {
     bool body_truncated;
     struct nq_transfer_header hdrs[NQ_TRANSFER_HEADERS_MAX];
     size_t n_hdrs, hdr_bytes;
+    /* SMTP dialogue */
+    struct nq_transfer_smtp_step *steps;
+    size_t n_steps, steps_cap;
     char errbuf[CURL_ERROR_SIZE];
     struct nq_xfer *prev, *next;
 };
@@ -237,6 +248,125 @@ static size_t on_header(char *line, size_t size, size_t n, void *userdata)
     return len;
 }
 
+/* ---- the SMTP dialogue ------------------------------------------------------ */
+
+/* How we learn each command's reply: libcurl hands the debug callback every
+ * command line it sends (CURLINFO_HEADER_OUT) and every reply line it reads
+ * (CURLINFO_HEADER_IN), one line a call. SMTP as libcurl speaks it is
+ * strictly one command, one reply (it does not pipeline RCPTs), so the
+ * final line of a reply (code, then a space or nothing; "250-" lines
+ * continue) answers the last command sent that has no reply yet. A reply
+ * with no command waiting is the greeting. After DATA's 354 the message
+ * and its "." go out as data, not as a command, so the next reply is the
+ * one to the message itself: a "." step stands for it. */
+
+static struct nq_transfer_smtp_step *step_add(struct nq_xfer *x, const char *cmd, const char *arg,
+                                              size_t arg_len)
+{
+    struct nq_transfer_smtp_step *st;
+
+    if (x->n_steps == NQ_TRANSFER_SMTP_STEPS_MAX)
+        return NULL;
+    if (x->n_steps == x->steps_cap) {
+        size_t cap = x->steps_cap ? x->steps_cap * 2 : 8;
+        struct nq_transfer_smtp_step *v = realloc(x->steps, cap * sizeof(*v));
+
+        if (!v)
+            return NULL;
+        x->steps = v;
+        x->steps_cap = cap;
+    }
+    st = &x->steps[x->n_steps];
+    memset(st, 0, sizeof(*st));
+    (void) snprintf(st->cmd, sizeof(st->cmd), "%s", cmd);
+    if (arg && !(st->arg = strndup(arg, arg_len)))
+        return NULL;
+    x->n_steps++;
+    return st;
+}
+
+static void steps_free(struct nq_xfer *x)
+{
+    for (size_t i = 0; i < x->n_steps; i++) {
+        free(x->steps[i].arg);
+        free(x->steps[i].text);
+    }
+    free(x->steps);
+}
+
+/* "RCPT TO:<a@b> NOTIFY=..." -> verb "RCPT", arg "a@b". */
+static void smtp_command(struct nq_xfer *x, const char *line, size_t len)
+{
+    char verb[12];
+    size_t n = 0;
+    const char *lt, *gt;
+
+    /* After a 334 the line is a SASL response (credentials): never read. */
+    if (x->n_steps && x->steps[x->n_steps - 1].code == 334) {
+        (void) step_add(x, "AUTH", NULL, 0);
+        return;
+    }
+    while (n < len && n + 1 < sizeof(verb) && isalpha((unsigned char) line[n])) {
+        verb[n] = (char) toupper((unsigned char) line[n]);
+        n++;
+    }
+    verb[n] = '\0';
+    if (n == 0)
+        return;
+    lt = memchr(line, '<', len);
+    gt = lt ? memchr(lt, '>', len - (size_t) (lt - line)) : NULL;
+    if ((strcmp(verb, "RCPT") == 0 || strcmp(verb, "MAIL") == 0) && lt && gt)
+        (void) step_add(x, verb, lt + 1, (size_t) (gt - lt - 1));
+    else
+        (void) step_add(x, verb, NULL, 0);
+}
+
+static void smtp_reply_line(struct nq_xfer *x, const char *line, size_t len)
+{
+    struct nq_transfer_smtp_step *st = x->n_steps ? &x->steps[x->n_steps - 1] : NULL;
+    const char *text;
+    size_t tlen;
+
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        len--;
+    if (len < 3 || !isdigit((unsigned char) line[0]) || !isdigit((unsigned char) line[1]) ||
+        !isdigit((unsigned char) line[2]) || (len > 3 && line[3] == '-'))
+        return; /* not a final reply line */
+    if (!st || st->code)
+        st = step_add(x, "", NULL, 0); /* the greeting */
+    if (!st)
+        return;
+    st->code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+    text = len > 4 ? line + 4 : "";
+    tlen = len > 4 ? len - 4 : 0;
+    if (tlen > NQ_TRANSFER_SMTP_TEXT_MAX)
+        tlen = NQ_TRANSFER_SMTP_TEXT_MAX;
+    st->text = strndup(text, tlen);
+    if (strcmp(st->cmd, "DATA") == 0 && st->code == 354)
+        (void) step_add(x, ".", NULL, 0);
+}
+
+static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, void *userdata)
+{
+    struct nq_xfer *x = userdata;
+
+    (void) easy;
+    if (type != CURLINFO_HEADER_IN && type != CURLINFO_HEADER_OUT)
+        return 0;
+    while (size > 0) {
+        const char *nl = memchr(data, '\n', size);
+        size_t n = nl ? (size_t) (nl - data) + 1 : size;
+
+        if (type == CURLINFO_HEADER_OUT)
+            smtp_command(x, data, n);
+        else
+            smtp_reply_line(x, data, n);
+        data += n;
+        size -= n;
+    }
+    return 0;
+}
+
 static size_t on_upload(char *buf, size_t size, size_t n, void *userdata)
 {
     struct nq_xfer *x = userdata;
@@ -321,6 +451,7 @@ static void xfer_destroy(struct nq_xfer *x)
     curl_slist_free_all(x->headers);
     curl_slist_free_all(x->rcpt);
     headers_clear(x);
+    steps_free(x);
     free(x->body);
     free(x);
 }
@@ -340,6 +471,8 @@ static void finish(struct nq_xfer *x, CURLcode rc)
         .body_len = x->body_len,
         .body_truncated = x->body_truncated,
         .error_text = "",
+        .smtp = x->steps,
+        .n_smtp = x->n_steps,
     };
 
     (void) curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &reply.status);
@@ -348,6 +481,8 @@ static void finish(struct nq_xfer *x, CURLcode rc)
     if (rc != CURLE_OK) {
         reply.error = request_sent(x, rc) ? NQ_XFER_UNKNOWN : NQ_XFER_NOT_SENT;
         reply.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
+        reply.tls_refused = rc == CURLE_USE_SSL_FAILED;
+        reply.login_denied = rc == CURLE_LOGIN_DENIED;
         reply.error_text = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
     }
     /* Detached first, so that done can start the next transfer in the
@@ -441,6 +576,13 @@ static int set_smtp(struct nq_xfer *x, const struct nq_transfer_req *req)
     bad |= curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t) x->upload_len);
     if (req->require_tls)
         bad |= curl_easy_setopt(e, CURLOPT_USE_SSL, (long) CURLUSESSL_ALL);
+    if (req->rcpt_allow_fails)
+        bad |= curl_easy_setopt(e, RCPT_ALLOWFAILS, 1L);
+    /* The debug callback is how the dialogue is recorded; curl calls it
+     * only in verbose mode, and with it set prints nothing itself. */
+    bad |= curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
+    bad |= curl_easy_setopt(e, CURLOPT_DEBUGDATA, x);
+    bad |= curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
     if (req->username) {
         bad |= curl_easy_setopt(e, CURLOPT_USERNAME, req->username);
         bad |= curl_easy_setopt(e, CURLOPT_PASSWORD, req->password ? req->password : "");

@@ -79,6 +79,9 @@ struct nq_transfer_req {
     const char *const *rcpt; /* RCPT TO addresses */
     size_t n_rcpt;
     bool require_tls;     /* smtp://: STARTTLS or fail, never plain text */
+    /* A rejected RCPT does not abort the others (CURLOPT_MAIL_RCPT_ALLOWFAILS):
+     * the message goes to those accepted; see the reply's smtp steps for who. */
+    bool rcpt_allow_fails;
     const char *username; /* AUTH; NULL: none */
     const char *password;
 };
@@ -87,6 +90,22 @@ enum nq_transfer_error {
     NQ_XFER_NONE,     /* a complete reply came */
     NQ_XFER_NOT_SENT, /* nothing of the request left: retry is safe */
     NQ_XFER_UNKNOWN,  /* written, then timeout or reset: may have been executed */
+};
+
+/* SMTP: one command of the dialogue and the server's reply to it, in the
+ * order they happened, as the transfer's debug callback saw them (libcurl
+ * reports only the last reply code; the others, one per RCPT in
+ * particular, are only visible there). cmd is the command's verb in upper
+ * case ("MAIL", "RCPT", "DATA", "QUIT"...), "." for the end of the message
+ * after DATA's 354, and "" for the greeting. */
+#define NQ_TRANSFER_SMTP_STEPS_MAX 1100 /* 1000 recipients and the rest */
+#define NQ_TRANSFER_SMTP_TEXT_MAX 200   /* bytes of a reply's text kept */
+
+struct nq_transfer_smtp_step {
+    char cmd[12];
+    char *arg;  /* MAIL, RCPT: the address, without <>; else NULL (AUTH is never kept) */
+    int code;   /* the reply's code; 0: none came (the connection dropped) */
+    char *text; /* the reply's last line after the code, cut; "" when none */
 };
 
 struct nq_transfer_header {
@@ -103,7 +122,13 @@ struct nq_transfer_reply {
     bool body_truncated; /* more came than body_max: the rest was discarded */
     enum nq_transfer_error error;
     bool timed_out;         /* the error was the connect or total timeout */
+    bool tls_refused;       /* require_tls, and the server offers no STARTTLS */
+    bool login_denied;      /* the server refused our credentials */
     const char *error_text; /* curl's explanation; "" without error */
+    /* SMTP: the dialogue (see struct nq_transfer_smtp_step); steps beyond
+     * NQ_TRANSFER_SMTP_STEPS_MAX are not kept. */
+    const struct nq_transfer_smtp_step *smtp;
+    size_t n_smtp;
 };
 
 typedef void (*nq_transfer_done_fn)(const struct nq_transfer_reply *reply, void *userdata);

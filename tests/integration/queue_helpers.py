@@ -96,7 +96,7 @@ class Queue:
         args = [now, lock_ms, prefix, self.seq, n, name, limit_max, limit_ms, len(finishes)]
         self.seq += n
         for f in finishes:
-            assert len(f) == 10, f
+            assert len(f) == 11, f
             args.extend(f)
         codes, jobs, status, value, self.last_foreign = self.script("work", *args)
         assert foreign or self.last_foreign == [], self.last_foreign
@@ -123,9 +123,10 @@ class Job:
     def atm(self):
         return int(self.h.get("atm", 0))
 
-    # finish tuples: id, token, kind, atm after, deid, p1, p2, p3, p4, flow child
-    def _t(self, fields):
-        return fields + ["p" if "parentKey" in self.h else ""]
+    # finish tuples: id, token, kind, atm after, deid, p1, p2, p3, p4, flow child,
+    # progress ('' leaves it)
+    def _t(self, fields, progress=""):
+        return fields + ["p" if "parentKey" in self.h else "", progress]
 
     def complete(self, rv='{"ok":true}', keep=""):
         return self._t([self.id, self.token, "C", self.atm() + 1, self.h.get("deid", ""), rv,
@@ -135,9 +136,9 @@ class Job:
         return self._t([self.id, self.token, "F" if exhausted else "P", self.atm() + 1,
                 self.h.get("deid", ""), reason, stack, keep, "d" if "defa" in self.h else ""])
 
-    def retry_later(self, delay, reason="boom"):
+    def retry_later(self, delay, reason="boom", progress=""):
         return self._t([self.id, self.token, "D", self.atm() + 1, "", reason, '["boom"]',
-                        delay, ""])
+                        delay, ""], progress)
 
     def retry_now(self, reason="boom"):
         return self._t([self.id, self.token, "W", self.atm() + 1, "", reason, '["boom"]',

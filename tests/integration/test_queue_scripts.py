@@ -212,6 +212,22 @@ def test_lock_errors_as_bullmq(q):
     assert q.work([a.complete()])[0] == [-3]
 
 
+def test_retry_stores_progress_atomically(q):
+    # A partly done job (an email that reached some recipients) keeps what it
+    # did in progress, written with the retry; '' leaves progress alone.
+    q.add("x", opts='{"attempts":3}')
+    _, [j], _, _ = q.fetch()
+    t = now_ms()
+    prog = '{"recipients":[{"to":"a@example.org","status":"sent"}]}'
+    assert q.work([j.retry_later(100, "boom", progress=prog)], now=t)[0] == [0]
+    assert q.r.hget(q.k("1"), "progress") == prog
+    assert {"event": "progress", "jobId": "1", "data": prog} in q.events()
+    _, [j2], _, _ = q.fetch(now=t + 101)
+    assert j2.h["progress"] == prog
+    assert q.work([j2.retry_later(100, "again")], now=t + 102)[0] == [0]
+    assert q.r.hget(q.k("1"), "progress") == prog
+
+
 def test_retry_later_then_final_failure(q):
     q.add("x", opts='{"attempts":2}')
     _, [j], _, _ = q.fetch()
@@ -644,7 +660,7 @@ def test_admin_scripts_refuse_a_foreign_job_key(q):
 # ---- finishes sent again after a lost reply (issue 9 item 11) ---------------
 
 def resent(t):
-    return t[:9] + [t[9] + "r"]
+    return t[:9] + [t[9] + "r"] + t[10:]
 
 
 def test_a_resent_finish_is_found_applied_not_refused(q):

@@ -37,11 +37,11 @@ def parse_command(buf):
 
 def is_work_with_finishes(args):
     """Our work script's call (EVALSHA sha 1 meta base ARGV2..ARGV10 ...)
-    carrying K >= 1 finishes: 14 + 10 K arguments, K its ARGV[10]."""
-    if len(args) < 24 or args[0].upper() != b"EVALSHA" or not args[13].isdigit():
+    carrying K >= 1 finishes: 14 + 11 K arguments, K its ARGV[10]."""
+    if len(args) < 25 or args[0].upper() != b"EVALSHA" or not args[13].isdigit():
         return False
     k = int(args[13])
-    return k >= 1 and len(args) == 14 + 10 * k
+    return k >= 1 and len(args) == 14 + 11 * k
 
 
 class DropReplyProxy:

@@ -435,6 +435,34 @@ static const struct {
       "t.yaml:1:24: defaults.rate_limit.duration: required when max is set" },
     { "queues:\n  email:\n    handler: sms\n    provider: {spool_dir: /x}\n",
       "t.yaml:4:15: queues.email.provider.type: required key is missing" },
+    /* provider type selects its keys */
+#define SMTP_Q "queues:\n  email:\n    handler: email\n    provider:\n      type: smtp\n"
+    { SMTP_Q, "t.yaml:5:7: queues.email.provider.url: required by provider type smtp" },
+    { SMTP_Q "      url: smtp://h:587\n      spool_dir: /x\n",
+      "t.yaml:7:7: queues.email.provider.spool_dir: not a key of provider type smtp (its keys: "
+      "type, url, tls, username, password, from, ca_file, verify, timeout)" },
+    { "queues:\n  email:\n    handler: email\n    provider: {type: file, tls: none}\n",
+      "t.yaml:4:28: queues.email.provider.tls: not a key of provider type file (its keys: type, "
+      "spool_dir)" },
+    { SMTP_Q "      url: smtps://h:465\n      tls: starttls\n",
+      "t.yaml:7:12: queues.email.provider.tls: an smtps:// URL is implicit TLS" },
+    { SMTP_Q "      url: smtp://h:587\n      tls: implicit\n",
+      "t.yaml:7:12: queues.email.provider.tls: implicit TLS needs an smtps:// URL" },
+    { SMTP_Q "      url: smtp://u:p@h:587\n",
+      "t.yaml:6:12: queues.email.provider.url: must be smtp://HOST:PORT or smtps://HOST:PORT (no "
+      "user, path or spaces)" },
+    { SMTP_Q "      url: smtp://h:0\n", "t.yaml:6:12: queues.email.provider.url: port must be 1..65535" },
+    { SMTP_Q "      url: smtp://h\n      username: u\n",
+      "t.yaml:7:7: queues.email.provider.password_file: required with username" },
+    { SMTP_Q "      url: smtp://h\n      tls: none\n      username: u\n      password: pw\n",
+      "t.yaml:7:12: queues.email.provider.tls: none would send the password in clear; use "
+      "starttls or implicit" },
+    { SMTP_Q "      url: smtp://h\n      verify: no\n",
+      "t.yaml:7:15: queues.email.provider.verify: must be one of true, false" },
+    { SMTP_Q "      url: smtp://h\n      from: nobody\n",
+      "t.yaml:7:13: queues.email.provider.from: must be an email address (addr or \"Name "
+      "<addr>\")" },
+#undef SMTP_Q
     /* duplicate key */
     { "queues:\n  email:\n    handler: noop\n    handler: file\n",
       "t.yaml:4:5: queues.email.handler: duplicate key (first at 3:5)" },

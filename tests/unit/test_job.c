@@ -177,12 +177,15 @@ static void option_variants(void **state)
 static const struct {
     const char *data, *opts, *reason_start;
 } malformed[] = {
-    { "{\"to\":", "{}", "data is not valid JSON: unexpected end of input at offset 6" },
+    { "{\"to\":", "{}", "data.to: not valid JSON: unexpected end of input at offset 6" },
+    { "{\"to\":\"a@b\",\"subject\":\"caf\xc3\"}", "{}",
+      "data.subject: not valid JSON: invalid UTF-8 at offset 26" },
+    { "{\"m\":{\"k\":[1,\"\xff\"]}}", "{}", "data.m: not valid JSON: invalid UTF-8 at offset 14" },
     { "", "{}", "data is not valid JSON: unexpected end of input at offset 0" },
     { "{\"to\":1,}", "{}", "data is not valid JSON: expected a string key at offset 8" },
     { "[\"caf\xc3\"]", "{}", "data is not valid JSON: invalid UTF-8 at offset 5" },
     /* jansson's number range, not JSON.parse's: such data fails as before */
-    { "{\"n\":1e999}", "{}", "data is not valid JSON: number out of range at offset 5" },
+    { "{\"n\":1e999}", "{}", "data.n: not valid JSON: number out of range at offset 5" },
     { "[18446744073709551615]", "{}", "data is not valid JSON: number out of range at offset 1" },
     { "\"\\u0000\"", "{}", "data is not valid JSON: \\u0000 is not allowed at offset 1" },
     { "{}", "{\"attempts\":", "opts is not valid JSON" },

@@ -185,7 +185,7 @@ static void verdicts_reasons_and_offsets(void **state)
     (void) state;
     for (size_t i = 0; i < NQ_ELEMENTSOF(cases); i++) {
         size_t len = cases[i].len ? cases[i].len : strlen(cases[i].text);
-        struct nq_jsoncheck_err err = { NULL, 0 };
+        struct nq_jsoncheck_err err = { NULL, 0, NULL, 0 };
         int r = check(cases[i].text, len, &err);
 
         if (!cases[i].reason) {
@@ -244,7 +244,7 @@ static void nesting_stops_where_janssons_does(void **state)
     for (size_t i = 0; i < NQ_ELEMENTSOF(depths); i++) {
         size_t len;
         char *s = nest(depths[i].n, depths[i].mixed, depths[i].inner, &len);
-        struct nq_jsoncheck_err err = { NULL, 0 };
+        struct nq_jsoncheck_err err = { NULL, 0, NULL, 0 };
         int r = check(s, len, &err);
 
         if ((r == 0) != depths[i].valid)
@@ -604,7 +604,7 @@ static size_t nul_differences;
 static bool only_nul_after_scalar(const char *text, size_t len)
 {
     char copy[DOC_MAX];
-    struct nq_jsoncheck_err err = { NULL, 0 };
+    struct nq_jsoncheck_err err = { NULL, 0, NULL, 0 };
 
     if (len > sizeof(copy))
         return false;
@@ -623,7 +623,7 @@ static bool only_nul_after_scalar(const char *text, size_t len)
 /* Both verdicts for one text; a disagreement fails with the text escaped. */
 static bool same_verdict(const char *text, size_t len)
 {
-    struct nq_jsoncheck_err err = { NULL, 0 };
+    struct nq_jsoncheck_err err = { NULL, 0, NULL, 0 };
     json_error_t jerr;
     json_t *v = json_loadb(text, len, JSON_DECODE_ANY, &jerr);
     bool ours = check(text, len, &err) == 0, theirs = v != NULL;

@@ -1,10 +1,11 @@
 -- notifyq work: finish K jobs, then fetch up to N jobs, in one call (§8.2, §8.3).
 -- ARGV: 1 base, 2 now_ms, 3 lock_ms, 4 token prefix, 5 first token seq,
 --       6 N (0 = finish only), 7 worker name or '', 8 limiter max (0 none),
---       9 limiter duration ms, 10 K, then K finishes of 10 fields each:
+--       9 limiter duration ms, 10 K, then K finishes of 11 fields each:
 --       id, token, kind, attemptsMade after, deid or '', p1, p2, p3, p4,
 --       flags: 'p' the job is a flow child (has parentKey), 'r' the finish
 --       was sent before in a call whose reply was lost, 'pr' both, or empty
+--       progress JSON to store (kinds F, P, D, W, L) or '' to leave it
 -- kinds: C completed (p1 returnvalue, p2 retention)
 --        F failed, attempts exhausted (p1 reason, p2 stacktrace, p3 retention,
 --          p4 'd' = drop defa)            P failed permanently (same, no
@@ -276,6 +277,11 @@ local function finish_one(a)
     return code
   end
   local jk = base .. id
+  local progress = ARGV[a + 10]
+  if progress ~= '' and kind ~= 'C' and kind ~= 'R' then
+    rcall('HSET', jk, 'progress', progress)
+    event(base, meta.maxlen, 'progress', 'jobId', id, 'data', progress)
+  end
   if kind == 'C' then
     if not write_job(id, jk, 'returnvalue', p1, 'finishedOn', now_s, 'atm', atm) then return -7 end
     end_dedup(id, ARGV[a + 4])
@@ -328,7 +334,7 @@ local function finish_all()
   local k = tonumber(ARGV[10])
   batch_active(k)
   for i = 1, k do
-    codes[i] = finish_one(11 + (i - 1) * 10)
+    codes[i] = finish_one(11 + (i - 1) * 11)
   end
   rewrite_active()
   if #finished > 0 then
