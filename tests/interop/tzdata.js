@@ -8,6 +8,7 @@
 // wrong. agreeingZones() says which zones the two data sets agree on over the
 // instants a test looks at. The system's side is read by Python's zoneinfo,
 // not by nq_cron: the code under test must not choose what it is compared on.
+const assert = require('node:assert');
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const { IANAZone } = require('luxon');
@@ -114,7 +115,6 @@ function agreeingZones(zones, instants) {
 // data on both sides nothing may be skipped, and never fewer than `floor`
 // zones compared.
 function reportAgreement(t, zones, { compared, skipped }, floor) {
-  const assert = require('node:assert');
   const line = `${compared.length} of ${zones.length} zones compared, ${skipped.length} skipped ` +
     `(ICU tz data ${VERSIONS.icu}, system tzdata ${VERSIONS.system})`;
   t.diagnostic(line);
