@@ -59,6 +59,19 @@ static const char *const cmd_names[] = {
     [NQ_CONTROL_RELOAD] = "reload", [NQ_CONTROL_STOP] = "stop",
 };
 
+/* The length of s's first max bytes, less a UTF-8 sequence they would cut:
+ * the error quoting it goes back in a JSON string, which must be UTF-8. */
+static int utf8_prefix(const char *s, int max)
+{
+    int n = (int) strnlen(s, (size_t) max + 1);
+
+    if (n <= max)
+        return n;
+    while (max > 0 && ((unsigned char) s[max] & 0xc0) == 0x80)
+        max--;
+    return max;
+}
+
 int nq_control_parse(const char *line, size_t len, struct nq_control_request *ret,
                      struct nq_err *err)
 {
@@ -85,7 +98,8 @@ int nq_control_parse(const char *line, size_t len, struct nq_control_request *re
         if (strcmp(cmd_names[i], json_string_value(cmd)) == 0)
             break;
     if (i == NQ_ELEMENTSOF(cmd_names))
-        return nq_err_set(err, -EINVAL, "unknown command '%.64s'", json_string_value(cmd));
+        return nq_err_set(err, -EINVAL, "unknown command '%.*s'",
+                          utf8_prefix(json_string_value(cmd), 64), json_string_value(cmd));
     req.cmd = (enum nq_control_cmd) i;
     if (req.cmd == NQ_CONTROL_PAUSE || req.cmd == NQ_CONTROL_RESUME) {
         queue = json_object_get(o, "queue");
