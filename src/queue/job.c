@@ -14,6 +14,7 @@
 
 #include "common/cleanup.h"
 #include "common/err.h"
+#include "common/utf8.h"
 #include "queue/job.h"
 #include "queue/jsoncheck.h"
 
@@ -595,26 +596,6 @@ int nq_keep_format(const struct nq_keep *keep, char *buf, size_t size)
     return n < 0 || (size_t) n >= size ? -ENOBUFS : n;
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    size_t len = s[0] < 0x80                    ? 1
-                 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
-                 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
-                 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
-                                                : 0;
-
-    if (len == 0 || len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
-        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
-        return 0; /* overlong, surrogate, above U+10FFFF */
-    return len;
-}
-
 /* entry as a JSON string. A reason may quote bytes that are not UTF-8 (a
  * hash's defa, a provider's reply, a cut quote): each such byte becomes '?',
  * so the job still fails with its reason instead of the trace failing. */
@@ -626,11 +607,9 @@ static json_t *reason_string(const char *entry)
 
     if (s || !(copy = strdup(entry)))
         return s;
-    for (size_t i = 0, k; i < n; i += k)
-        if (!(k = utf8_seq((const unsigned char *) copy + i, n - i))) {
-            copy[i] = '?';
-            k = 1;
-        }
+    for (size_t i = nq_utf8_valid_prefix(copy, n); i < n;
+         i += nq_utf8_valid_prefix(copy + i, n - i))
+        copy[i++] = '?';
     s = json_string(copy);
     free(copy);
     return s;

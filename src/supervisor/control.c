@@ -29,6 +29,7 @@
 
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "config/config.h"
 #include "supervisor/control.h"
 #include "supervisor/internal.h"
@@ -59,19 +60,6 @@ static const char *const cmd_names[] = {
     [NQ_CONTROL_RELOAD] = "reload", [NQ_CONTROL_STOP] = "stop",
 };
 
-/* The length of s's first max bytes, less a UTF-8 sequence they would cut:
- * the error quoting it goes back in a JSON string, which must be UTF-8. */
-static int utf8_prefix(const char *s, int max)
-{
-    int n = (int) strnlen(s, (size_t) max + 1);
-
-    if (n <= max)
-        return n;
-    while (max > 0 && ((unsigned char) s[max] & 0xc0) == 0x80)
-        max--;
-    return max;
-}
-
 int nq_control_parse(const char *line, size_t len, struct nq_control_request *ret,
                      struct nq_err *err)
 {
@@ -85,8 +73,11 @@ int nq_control_parse(const char *line, size_t len, struct nq_control_request *re
         return nq_err_set(err, -EMSGSIZE, "request too long (more than %d bytes)",
                           NQ_CONTROL_LINE_MAX);
     o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+    /* The error goes back as JSON; jansson's text quotes the bytes near the
+     * fault, and those may be a cut character. */
     if (!o)
-        return nq_err_set(err, -EINVAL, "bad request: not JSON: %s", jerr.text);
+        return nq_err_set(err, -EINVAL, "bad request: not JSON: %.*s",
+                          (int) nq_utf8_valid_prefix(jerr.text, strlen(jerr.text)), jerr.text);
     if (!json_is_object(o))
         return nq_err_set(err, -EINVAL, "bad request: not a JSON object");
     cmd = json_object_get(o, "cmd");
@@ -97,9 +88,12 @@ int nq_control_parse(const char *line, size_t len, struct nq_control_request *re
     for (i = 0; i < NQ_ELEMENTSOF(cmd_names); i++)
         if (strcmp(cmd_names[i], json_string_value(cmd)) == 0)
             break;
-    if (i == NQ_ELEMENTSOF(cmd_names))
+    if (i == NQ_ELEMENTSOF(cmd_names)) {
+        const char *name = json_string_value(cmd);
+
         return nq_err_set(err, -EINVAL, "unknown command '%.*s'",
-                          utf8_prefix(json_string_value(cmd), 64), json_string_value(cmd));
+                          (int) nq_utf8_valid_prefix(name, strnlen(name, 64)), name);
+    }
     req.cmd = (enum nq_control_cmd) i;
     if (req.cmd == NQ_CONTROL_PAUSE || req.cmd == NQ_CONTROL_RESUME) {
         queue = json_object_get(o, "queue");
