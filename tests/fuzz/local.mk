@@ -4,7 +4,8 @@
 # list; only a target's #include lines name where its header lives. They are
 # EXTRA_PROGRAMS: built only on request, by scripts/fuzz, in _build-fuzz
 # (configured with CC=clang, -fsanitize=fuzzer-no-link and --enable-sanitizers).
-# Seed corpora are tests/fuzz/corpus/<name>/, crashes found are kept there.
+# Seed corpora are tests/fuzz/corpus/<name>/ (crashes found are kept there),
+# dictionaries tests/fuzz/<name>.dict.
 EXTRA_PROGRAMS = tests/fuzz/fuzz_config tests/fuzz/fuzz_job tests/fuzz/fuzz_jsoncheck \
 	tests/fuzz/fuzz_resp tests/fuzz/fuzz_control tests/fuzz/fuzz_frame
 NQ_FUZZ_LINK_FLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
@@ -29,4 +30,6 @@ tests_fuzz_fuzz_frame_SOURCES = tests/fuzz/fuzz_frame.c
 tests_fuzz_fuzz_frame_LDFLAGS = $(NQ_FUZZ_LINK_FLAGS)
 tests_fuzz_fuzz_frame_LDADD = $(NQ_FUZZ_LINK_LIBS)
 
-EXTRA_DIST += tests/fuzz/corpus
+EXTRA_DIST += tests/fuzz/corpus tests/fuzz/config.dict \
+	tests/fuzz/control.dict tests/fuzz/frame.dict tests/fuzz/job.dict tests/fuzz/jsoncheck.dict \
+	tests/fuzz/resp.dict
