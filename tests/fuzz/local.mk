@@ -7,7 +7,7 @@
 # Seed corpora are tests/fuzz/corpus/<name>/ (crashes found are kept there),
 # dictionaries tests/fuzz/<name>.dict.
 EXTRA_PROGRAMS = tests/fuzz/fuzz_config tests/fuzz/fuzz_job tests/fuzz/fuzz_jsoncheck \
-	tests/fuzz/fuzz_resp tests/fuzz/fuzz_control tests/fuzz/fuzz_frame
+	tests/fuzz/fuzz_resp tests/fuzz/fuzz_control tests/fuzz/fuzz_frame tests/fuzz/fuzz_cron
 NQ_FUZZ_LINK_FLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 NQ_FUZZ_LINK_LIBS = src/libnq.a $(NQ_LIBS)
 
@@ -30,6 +30,10 @@ tests_fuzz_fuzz_frame_SOURCES = tests/fuzz/fuzz_frame.c
 tests_fuzz_fuzz_frame_LDFLAGS = $(NQ_FUZZ_LINK_FLAGS)
 tests_fuzz_fuzz_frame_LDADD = $(NQ_FUZZ_LINK_LIBS)
 
-EXTRA_DIST += tests/fuzz/corpus tests/fuzz/config.dict \
+tests_fuzz_fuzz_cron_SOURCES = tests/fuzz/fuzz_cron.c
+tests_fuzz_fuzz_cron_LDFLAGS = $(NQ_FUZZ_LINK_FLAGS)
+tests_fuzz_fuzz_cron_LDADD = $(NQ_FUZZ_LINK_LIBS)
+
+EXTRA_DIST += tests/fuzz/corpus tests/fuzz/config.dict tests/fuzz/cron.dict \
 	tests/fuzz/control.dict tests/fuzz/frame.dict tests/fuzz/job.dict tests/fuzz/jsoncheck.dict \
 	tests/fuzz/resp.dict
