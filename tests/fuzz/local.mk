@@ -7,7 +7,8 @@
 # Seed corpora are tests/fuzz/corpus/<name>/ (crashes found are kept there),
 # dictionaries tests/fuzz/<name>.dict.
 EXTRA_PROGRAMS = tests/fuzz/fuzz_config tests/fuzz/fuzz_job tests/fuzz/fuzz_jsoncheck \
-	tests/fuzz/fuzz_resp tests/fuzz/fuzz_control tests/fuzz/fuzz_frame tests/fuzz/fuzz_cron
+	tests/fuzz/fuzz_resp tests/fuzz/fuzz_control tests/fuzz/fuzz_frame tests/fuzz/fuzz_cron \
+	tests/fuzz/fuzz_compose
 NQ_FUZZ_LINK_FLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 NQ_FUZZ_LINK_LIBS = src/libnq.a $(NQ_LIBS)
 
@@ -33,7 +34,10 @@ tests_fuzz_fuzz_frame_LDADD = $(NQ_FUZZ_LINK_LIBS)
 tests_fuzz_fuzz_cron_SOURCES = tests/fuzz/fuzz_cron.c
 tests_fuzz_fuzz_cron_LDFLAGS = $(NQ_FUZZ_LINK_FLAGS)
 tests_fuzz_fuzz_cron_LDADD = $(NQ_FUZZ_LINK_LIBS)
+tests_fuzz_fuzz_compose_SOURCES = tests/fuzz/fuzz_compose.c
+tests_fuzz_fuzz_compose_LDFLAGS = $(NQ_FUZZ_LINK_FLAGS)
+tests_fuzz_fuzz_compose_LDADD = $(NQ_FUZZ_LINK_LIBS)
 
-EXTRA_DIST += tests/fuzz/corpus tests/fuzz/config.dict tests/fuzz/cron.dict \
+EXTRA_DIST += tests/fuzz/corpus tests/fuzz/compose.dict tests/fuzz/config.dict tests/fuzz/cron.dict \
 	tests/fuzz/control.dict tests/fuzz/frame.dict tests/fuzz/job.dict tests/fuzz/jsoncheck.dict \
 	tests/fuzz/resp.dict
