@@ -42,8 +42,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # config.h, as the build makes it: the sources include it first.
-if [ ! -f "$BUILD/config.h" ]; then
-    if [ ! -x configure ]; then
+if [ ! -f "$BUILD/config.h" ] || [ configure.ac -nt "$BUILD/config.h" ]; then
+    if [ ! -x configure ] || [ configure.ac -nt configure ]; then
         mkdir -p m4
         autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
     fi
