@@ -6,7 +6,7 @@
 
 #include "common/err.h"
 
-int nq_err_set(struct nq_err *err, int r, const char *fmt, ...)
+int(nq_err_set)(struct nq_err *err, int r, const char *fmt, ...)
 {
     va_list ap;
 

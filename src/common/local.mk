@@ -3,4 +3,11 @@ src_libnq_a_SOURCES += \
 	src/common/macros.h src/common/cleanup.h \
 	src/common/err.h src/common/err.c \
 	src/common/log.h src/common/log.c \
-	src/common/duration.h src/common/duration.c
+	src/common/duration.h src/common/duration.c \
+	src/common/utf8.h src/common/utf8.c
+
+check_PROGRAMS += tests/unit/test_utf8
+TESTS += tests/unit/test_utf8
+tests_unit_test_utf8_SOURCES = tests/unit/test_utf8.c
+tests_unit_test_utf8_CFLAGS = $(UNIT_TEST_FLAGS)
+tests_unit_test_utf8_LDADD = $(UNIT_TEST_LIBS)

@@ -14,6 +14,7 @@
 
 #include "common/cleanup.h"
 #include "common/err.h"
+#include "common/utf8.h"
 #include "queue/job.h"
 #include "queue/jsoncheck.h"
 
@@ -609,6 +610,25 @@ int nq_keep_format(const struct nq_keep *keep, char *buf, size_t size)
     return n < 0 || (size_t) n >= size ? -ENOBUFS : n;
 }
 
+/* entry as a JSON string. A reason may quote bytes that are not UTF-8 (a
+ * hash's defa, a provider's reply, a cut quote): each such byte becomes '?',
+ * so the job still fails with its reason instead of the trace failing. */
+static json_t *reason_string(const char *entry)
+{
+    json_t *s = json_string(entry);
+    size_t n = strlen(entry);
+    char *copy;
+
+    if (s || !(copy = strdup(entry)))
+        return s;
+    for (size_t i = nq_utf8_valid_prefix(copy, n); i < n;
+         i += nq_utf8_valid_prefix(copy + i, n - i))
+        copy[i++] = '?';
+    s = json_string(copy);
+    free(copy);
+    return s;
+}
+
 char *nq_job_stacktrace_append_new(const struct nq_job *job, const char *entry)
 {
     NQ_CLEANUP(json_decrefp) json_t *arr = NULL;
@@ -622,7 +642,7 @@ char *nq_job_stacktrace_append_new(const struct nq_job *job, const char *entry)
         if (!arr)
             return NULL;
     }
-    if (json_array_append_new(arr, json_string(entry ? entry : "")) < 0)
+    if (json_array_append_new(arr, reason_string(entry ? entry : "")) < 0)
         return NULL;
     while (limit >= 0 && json_array_size(arr) > (size_t) limit)
         (void) json_array_remove(arr, 0);

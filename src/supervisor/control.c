@@ -35,6 +35,7 @@
 
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "config/config.h"
 #include "supervisor/control.h"
 #include "supervisor/internal.h"
@@ -80,8 +81,11 @@ int nq_control_parse(const char *line, size_t len, struct nq_control_request *re
         return nq_err_set(err, -EMSGSIZE, "request too long (more than %d bytes)",
                           NQ_CONTROL_LINE_MAX);
     o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+    /* The error goes back as JSON; jansson's text quotes the bytes near the
+     * fault, and those may be a cut character. */
     if (!o)
-        return nq_err_set(err, -EINVAL, "bad request: not JSON: %s", jerr.text);
+        return nq_err_set(err, -EINVAL, "bad request: not JSON: %.*s",
+                          (int) nq_utf8_valid_prefix(jerr.text, strlen(jerr.text)), jerr.text);
     if (!json_is_object(o))
         return nq_err_set(err, -EINVAL, "bad request: not a JSON object");
     cmd = json_object_get(o, "cmd");
@@ -92,8 +96,12 @@ int nq_control_parse(const char *line, size_t len, struct nq_control_request *re
     for (i = 0; i < NQ_ELEMENTSOF(cmd_names); i++)
         if (strcmp(cmd_names[i], json_string_value(cmd)) == 0)
             break;
-    if (i == NQ_ELEMENTSOF(cmd_names))
-        return nq_err_set(err, -EINVAL, "unknown command '%.64s'", json_string_value(cmd));
+    if (i == NQ_ELEMENTSOF(cmd_names)) {
+        const char *name = json_string_value(cmd);
+
+        return nq_err_set(err, -EINVAL, "unknown command '%.*s'",
+                          (int) nq_utf8_valid_prefix(name, strnlen(name, 64)), name);
+    }
     req.cmd = (enum nq_control_cmd) i;
     if (req.cmd == NQ_CONTROL_PAUSE || req.cmd == NQ_CONTROL_RESUME) {
         queue = json_object_get(o, "queue");

@@ -93,6 +93,32 @@ static void bad_requests_get_their_error_text(void **state)
     }
 }
 
+/* Error texts go back in a JSON reply: a command name cut at 64 bytes, or
+ * jansson's text quoting the bytes near a fault, must stay UTF-8 (found by
+ * tests/fuzz: the reply was "out of memory"). */
+static void error_texts_are_utf8(void **state)
+{
+    char cut[128] = "{\"cmd\":\"a";
+    const char *escape = "{\"cmd\":\"=V<\\\xc3\xa9\"}";
+    (void) state;
+
+    for (int i = 0; i < 40; i++)
+        strcat(cut, "\xc3\xa9");
+    strcat(cut, "\"}");
+    const char *lines[] = { cut, escape };
+    for (size_t i = 0; i < NQ_ELEMENTSOF(lines); i++) {
+        struct nq_control_request req;
+        struct nq_err err = { "" };
+        json_t *reply;
+
+        assert_int_equal(nq_control_parse(lines[i], strlen(lines[i]), &req, &err), -EINVAL);
+        reply = json_string(nq_err_str(&err));
+        if (!reply)
+            fail_msg("not UTF-8: %s", nq_err_str(&err));
+        json_decref(reply);
+    }
+}
+
 static void oversize_lines_and_queue_names_are_refused(void **state)
 {
     size_t len = NQ_CONTROL_LINE_MAX + 1;
@@ -369,6 +395,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(good_requests_parse),
         cmocka_unit_test(bad_requests_get_their_error_text),
+        cmocka_unit_test(error_texts_are_utf8),
         cmocka_unit_test(oversize_lines_and_queue_names_are_refused),
         cmocka_unit_test(status_reply_follows_the_contract),
         cmocka_unit_test(queue_states_follow_their_precedence),

@@ -404,6 +404,14 @@ static void stacktraces_accumulate_and_cap(void **state)
     assert_string_equal(s, "[\"x\"]");
     free(s);
     nq_job_free(j);
+
+    /* A reason that is not UTF-8 (a defa from Redis, a cut quote) still goes
+     * into the trace, its stray bytes as '?' (found by tests/fuzz). */
+    j = JOB("1", "data", "{}", "defa", "deferred\xf7");
+    s = nq_job_stacktrace_append_new(j, "bad \xf7 byte, \xe2\x82\xac, cut \xc3");
+    assert_string_equal(s, "[\"bad ? byte, \xe2\x82\xac, cut ?\"]");
+    free(s);
+    nq_job_free(j);
 }
 
 static void add_opts_like_node(void **state)
