@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-EXTRA_DIST += tests/integration tests/interop/package.json tests/interop/package-lock.json
+EXTRA_DIST += tests/integration tests/fault tests/interop/package.json tests/interop/package-lock.json
 
 # Byte-code caches left by a local pytest run do not belong in the tarball.
 dist-hook:

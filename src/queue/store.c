@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "common/log.h"
@@ -24,6 +25,13 @@
 
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 5000
+/* A command connection with requests out and no reply for this long is
+ * taken for dead and made anew: a black-holed network keeps a socket open
+ * and silent for as long as TCP keepalive allows (hours), and a worker
+ * waiting on it renews no lock and finishes no job. Replies it loses are
+ * the same as after a reset: finishes are sent again, flagged as such.
+ * Far above any script of ours on a healthy server, which takes ms. */
+#define REPLY_DEADLINE_MS 10000
 
 /* SETUP: the socket is connected, AUTH/SELECT/SCRIPT LOAD... are in flight.
  * Only their success makes a connection UP: a server still loading its AOF
@@ -84,6 +92,11 @@ struct nq_store {
     struct event *watchdog;
     bool watchdog_fired;
     struct req *marker_req;
+    /* The command connection's requests without a reply yet, and when the
+     * last reply came (or the first request went out while none were). */
+    unsigned cmd_pending;
+    uint64_t cmd_progress_ms;
+    struct event *reply_deadline;
     /* Argument buffers of finished requests, for the next ones: a work call
      * of 50 finishes needs ~10 KiB, and a fresh block of that size made
      * glibc consolidate its free lists on every call. */
@@ -326,6 +339,7 @@ static int init_names(struct nq_store *s, const struct nq_store_opts *o)
 }
 
 static void on_watchdog(evutil_socket_t fd, short what, void *arg);
+static void on_reply_deadline(evutil_socket_t fd, short what, void *arg);
 
 static int init_conn(struct nq_store *s, struct conn *c, bool blocking)
 {
@@ -351,8 +365,11 @@ struct nq_store *nq_store_new(struct event_base *base, const struct nq_store_opt
     s->userdata = userdata;
     s->token_seq = 1;
     if (copy_redis(s, o->redis) < 0 || init_names(s, o) < 0 || init_conn(s, &s->cmd, false) < 0 ||
-        init_conn(s, &s->blk, true) < 0 || !(s->watchdog = evtimer_new(base, on_watchdog, s)))
+        init_conn(s, &s->blk, true) < 0 || !(s->watchdog = evtimer_new(base, on_watchdog, s)) ||
+        !(s->reply_deadline = event_new(base, -1, EV_PERSIST, on_reply_deadline, s)))
         return nq_store_free(s);
+    struct timeval second = { .tv_sec = 1 };
+    evtimer_add(s->reply_deadline, &second);
     conn_start(&s->cmd);
     conn_start(&s->blk);
     return s;
@@ -376,6 +393,8 @@ struct nq_store *nq_store_free(struct nq_store *s)
     conn_close(&s->cmd);
     if (s->watchdog)
         event_free(s->watchdog);
+    if (s->reply_deadline)
+        event_free(s->reply_deadline);
     while (s->n_spare)
         nq_args_done(&s->spare[--s->n_spare]);
     nq_keys_done(&s->keys);
@@ -429,6 +448,36 @@ static void req_free(struct req *q)
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
 
+/* Drops c at once. redisAsyncDisconnect would wait for the replies still
+ * due, which a silent peer never sends; a shut socket reads as EOF, so
+ * hiredis runs its usual path for a lost connection: each pending callback
+ * gets a NULL reply, then the disconnect callback retries. */
+static void conn_abort(struct conn *c)
+{
+    shutdown(c->ac->c.fd, SHUT_RDWR);
+}
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+static void on_reply_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct nq_store *s = arg;
+
+    (void) fd, (void) what;
+    if (!s->cmd_pending || s->cmd.state != CONN_UP ||
+        monotonic_ms() - s->cmd_progress_ms < REPLY_DEADLINE_MS)
+        return;
+    nq_log(LOG_WARNING, "redis %s: no reply to %u command%s in %d s, reconnecting", s->where,
+           s->cmd_pending, s->cmd_pending == 1 ? "" : "s", REPLY_DEADLINE_MS / 1000);
+    conn_abort(&s->cmd);
+}
+
 static int req_send(struct req *q)
 {
     struct conn *c = &q->s->cmd;
@@ -442,6 +491,8 @@ static int req_send(struct req *q)
         return r;
     if (redisAsyncFormattedCommand(c->ac, on_reply, q, cmd, len) != REDIS_OK)
         return -ENOTCONN;
+    if (!q->s->cmd_pending++)
+        q->s->cmd_progress_ms = monotonic_ms();
     return 0;
 }
 
@@ -601,6 +652,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     const redisReply *r = reply;
 
     (void) ac;
+    q->s->cmd_pending--;
+    q->s->cmd_progress_ms = monotonic_ms();
     if (retry_noscript(q, r))
         return;
     if (q->kind == REQ_WORK)
@@ -787,7 +840,7 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
         return;
     nq_log(LOG_WARNING, "redis %s: no reply to BZPOPMIN in time, reconnecting", s->where);
     s->watchdog_fired = true;
-    redisAsyncDisconnect(s->blk.ac);
+    conn_abort(&s->blk);
 }
 
 int nq_store_wait_marker(struct nq_store *s, uint64_t timeout_ms, nq_store_marker_fn cb,
