@@ -37,6 +37,7 @@ enum nq_handler_kind {
     NQ_HANDLER_EXEC,
     NQ_HANDLER_EXPORT,
     NQ_HANDLER_CLEANUP,
+    NQ_HANDLER_BROADCAST,
 };
 
 enum nq_backoff_type { NQ_BACKOFF_FIXED, NQ_BACKOFF_EXPONENTIAL };
@@ -84,6 +85,12 @@ struct nq_exec_cfg {
     size_t n_env;
 };
 
+/* The broadcast handler: a job's recipients become jobs of another queue
+ * (handlers/broadcast.c). */
+struct nq_broadcast_cfg {
+    uint32_t batch; /* jobs added per round trip; default 100 */
+};
+
 /* Everything a queue has; `defaults` is the same struct, and each queue starts
  * as a copy of it before its own keys apply. */
 struct nq_queue_cfg {
@@ -106,6 +113,7 @@ struct nq_queue_cfg {
     uint32_t max_crashes;         /* poison job threshold; default 3 */
     struct nq_provider_cfg provider;
     struct nq_exec_cfg exec; /* handler exec only */
+    struct nq_broadcast_cfg broadcast; /* handler broadcast only */
     unsigned line, column; /* 1-based position of the queue's key, for messages */
 };
 
