@@ -10,3 +10,4 @@ tests_unit_test_handlers_broadcast_SOURCES = tests/unit/test_handlers_broadcast.
 tests_unit_test_handlers_broadcast_CFLAGS = $(UNIT_TEST_FLAGS)
 tests_unit_test_handlers_broadcast_LDADD = $(UNIT_TEST_LIBS)
 endif
+EXTRA_DIST += tests/interop/broadcast.test.js
