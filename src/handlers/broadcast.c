@@ -602,10 +602,11 @@ static int broadcast_start(void *state, struct nq_handler_call *call)
     const struct nq_queue_cfg *target;
     struct nq_err err = { "" };
     struct bcall *c;
-    int r = job_check(b, call->job, &target, &err);
+    /* Validated: only the target is looked up again, not every recipient. */
+    int r = target_check(b, nq_job_data_borrow(call->job), &target, &err);
 
     if (r < 0)
-        return r; /* validate passed: only running out of memory is left */
+        return r;
     if ((r = bcall_new(b, call, target, &c)) < 0)
         return r;
     c->next = c->resumed = resume_point(call->job, c->total);
