@@ -351,14 +351,21 @@ static void report_failure(struct bcall *c, enum nq_outcome_kind kind, const cha
 
 static void report_done(struct bcall *c)
 {
-    char result[256];
-    struct nq_outcome o = { .kind = NQ_OUTCOME_OK, .result_json = result };
+    /* The queue's name may hold any byte but ':': jansson escapes it. */
+    json_t *r = json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:s}", "ok", 1, "queue", c->target,
+                          "recipients", (json_int_t) c->total, "added", (json_int_t) c->added,
+                          "existing", (json_int_t) c->existing, "resumedAt",
+                          (json_int_t) c->resumed, "jobIdPrefix", c->prefix);
+    char *text = r ? json_dumps(r, JSON_COMPACT) : NULL;
+    struct nq_outcome o = { .kind = NQ_OUTCOME_OK, .result_json = text };
 
-    (void) snprintf(result, sizeof(result),
-                    "{\"ok\":true,\"queue\":\"%s\",\"recipients\":%zu,\"added\":%zu,"
-                    "\"existing\":%zu,\"resumedAt\":%zu,\"jobIdPrefix\":\"%s\"}",
-                    c->target, c->total, c->added, c->existing, c->resumed, c->prefix);
+    json_decref(r);
+    if (!text) {
+        report_failure(c, NQ_OUTCOME_RETRY, "broadcast: out of memory");
+        return;
+    }
     report(c, &o);
+    free(text);
 }
 
 /* "bcast-<20 hex>-": the broadcast's identity, whatever bytes its id has.
@@ -424,17 +431,24 @@ static char *child_data(struct bcall *c, size_t i)
 {
     json_t *r = json_array_get(c->recipients, i);
     json_t *vars = json_object_get(r, "vars");
-    json_t *tv = NULL;
+    json_t *tv;
+    int k;
 
+    /* c->shared is reused child after child: each sets both keys anew. */
     if (json_is_object(vars)) {
         tv = c->vars ? json_copy(c->vars) : json_object();
-        if (!tv || json_object_update(tv, vars) < 0 ||
-            json_object_set_new(c->shared, "templateVariables", tv) < 0)
+        if (!tv || json_object_update(tv, vars) < 0) {
+            json_decref(tv);
             return NULL;
-    } else if (c->vars && json_object_set(c->shared, "templateVariables", c->vars) < 0) {
-        return NULL;
+        }
+        k = json_object_set_new(c->shared, "templateVariables", tv);
+    } else if (c->vars) {
+        k = json_object_set(c->shared, "templateVariables", c->vars);
+    } else {
+        k = 0;
+        (void) json_object_del(c->shared, "templateVariables");
     }
-    if (json_object_set(c->shared, "to", json_object_get(r, "to")) < 0)
+    if (k < 0 || json_object_set(c->shared, "to", json_object_get(r, "to")) < 0)
         return NULL;
     return json_dumps(c->shared, JSON_COMPACT);
 }

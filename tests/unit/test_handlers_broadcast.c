@@ -28,7 +28,8 @@
     "  bc:\n    handler: broadcast\n    bullmq_queue: news\n    broadcast: {batch: %u}\n"          \
     "  mail:\n    handler: email\n"                                                                \
     "  quiet:\n    handler: noop\n    bullmq_queue: quiet-q\n"                                     \
-    "  other:\n    handler: broadcast\n"
+    "  other:\n    handler: broadcast\n"                                                           \
+    "  odd:\n    handler: noop\n    bullmq_queue: 'o\"dd'\n"
 
 /* The recorder behind env.add_batch: the last batch, and its callback. */
 struct store {
@@ -545,13 +546,34 @@ static void test_an_open_target_takes_any_field(void **state)
     setup_batch(&f, 100);
     start(&f, job_new("3",
                       "{\"queue\":\"quiet-q\",\"anything\":{\"x\":1},\"recipients\":[{\"to\":"
-                      "\"a\",\"vars\":{\"v\":1}}]}",
+                      "\"a\",\"vars\":{\"v\":1}},{\"to\":\"b\"}]}",
                       "1700000000000", NULL));
     assert_string_equal(f.st.queue, "quiet-q");
     assert_json(json_object_get(child(&f, 0), "data"),
                 "{\"anything\":{\"x\":1},\"to\":\"a\",\"templateVariables\":{\"v\":1}}");
+    /* Without variables of its own nor shared ones, a child has none. */
+    assert_json(json_object_get(child(&f, 1), "data"), "{\"anything\":{\"x\":1},\"to\":\"b\"}");
+    answer(&f, 2);
+    assert_int_equal(f.seen.kind, NQ_OUTCOME_OK);
+    teardown_fixture(&f);
+}
+
+/* The returnvalue is JSON whatever the target's name holds. */
+static void test_the_result_is_json_for_any_queue_name(void **state)
+{
+    struct fixture f;
+    json_t *r;
+
+    (void) state;
+    setup_batch(&f, 100);
+    start(&f, job_new("3", "{\"queue\":\"odd\",\"recipients\":[{\"to\":\"a\"}]}", "1700000000000",
+                      NULL));
+    assert_string_equal(f.st.queue, "o\"dd");
     answer(&f, 1);
     assert_int_equal(f.seen.kind, NQ_OUTCOME_OK);
+    r = result(&f);
+    assert_string_equal(json_string_value(json_object_get(r, "queue")), "o\"dd");
+    json_decref(r);
     teardown_fixture(&f);
 }
 
@@ -568,6 +590,7 @@ int main(void)
         cmocka_unit_test(test_store_going_away),
         cmocka_unit_test(test_bad_jobs_are_refused_naming_the_field),
         cmocka_unit_test(test_an_open_target_takes_any_field),
+        cmocka_unit_test(test_the_result_is_json_for_any_queue_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
