@@ -29,7 +29,7 @@
  * broadcast added again with the same id is a new job (another timestamp),
  * hence new children.
  *
- * Progress: each batch is one MULTI/EXEC holding its adds and the
+ * Progress: each batch is one atomic script call holding its adds and the
  * broadcast's new progress (a number, recipients added * 100 / total, in
  * the fewest digits that read back exactly), so the progress always says
  * exactly how far the fan-out got. A broadcast that runs again (a retry, a
@@ -553,8 +553,8 @@ static void on_added(void *userdata, int r, char **ids, size_t n_ids)
     if (r == -ENOENT) {
         report_failure(c, NQ_OUTCOME_PERMANENT,
                        "broadcast: the job was removed while its recipients were being added "
-                       "(%zu of %zu)",
-                       c->next + c->n, c->total);
+                       "(%zu of %zu added)",
+                       c->next, c->total);
         return;
     }
     if (transient(r) && ++c->tries <= TRANSIENT_TRIES) {

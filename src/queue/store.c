@@ -57,7 +57,6 @@ struct req {
     enum nq_script script;
     struct nq_args args;
     bool retried;
-    size_t n_add; /* REQ_ADD: the jobs of its batch */
     union {
         nq_store_work_fn work;
         nq_store_ids_fn ids;
@@ -582,62 +581,29 @@ static void finish_ids(struct req *q, const redisReply *r)
     free(ids);
 }
 
-/* The EXEC reply of an add batch: one { id, status } per job, then the
- * progress script's 0 or -1. A NOSCRIPT inside means the server lost our
- * scripts (a restart, SCRIPT FLUSH): every call of the transaction failed
- * alike, nothing was written, and the caller sends the batch again once the
- * scripts are loaded (behind the reload on this connection). */
-static bool reload_if_noscript(struct req *q, const redisReply *r)
+/* The fanout script's reply: { added, { ids already there } }, or -1. */
+static int parse_add(const redisReply *r, char ***ret_ids, size_t *ret_n)
 {
-    static const enum nq_script used[] = { NQ_SCRIPT_ADD, NQ_SCRIPT_PROGRESS };
-    struct conn *c = &q->s->cmd;
-
-    for (size_t i = 0; i < r->elements; i++)
-        if (nq_reply_is_noscript(r->element[i])) {
-            for (size_t j = 0; c->state == CONN_UP && j < NQ_ELEMENTSOF(used); j++)
-                redisAsyncCommand(c->ac, on_reload_reply, "SCRIPT LOAD", "SCRIPT LOAD %s",
-                                  nq_script_source(used[j]));
-            return true;
-        }
-    return false;
-}
-
-static int parse_add(struct req *q, const redisReply *r, char ***ret_ids, size_t *ret_n)
-{
-    size_t added = 0, k = 0;
-    const redisReply *last;
+    const redisReply *ex;
     char **ids;
 
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != q->n_add + 1)
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == -1)
+        return -ENOENT;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[0]->integer < 0 ||
+        r->element[1]->type != REDIS_REPLY_ARRAY)
         return -EPROTO;
-    if (reload_if_noscript(q, r))
-        return -EAGAIN;
-    if (!(ids = calloc(q->n_add + 1, sizeof(char *))))
+    ex = r->element[1];
+    if (!(ids = calloc(ex->elements + 1, sizeof(char *))))
         return -ENOMEM;
     *ret_ids = ids; /* the caller frees it */
-    for (size_t i = 0; i < q->n_add; i++) {
-        const redisReply *e = r->element[i];
-        if (e->type == REDIS_REPLY_ERROR) {
-            nq_log(LOG_ERR, "redis %s: script add: %s", q->s->where, e->str);
-            return -EIO;
-        }
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-            e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_STRING)
+    for (size_t i = 0; i < ex->elements; i++) {
+        if (ex->element[i]->type != REDIS_REPLY_STRING)
             return -EPROTO;
-        if (strcmp(e->element[1]->str, "added") == 0)
-            added++;
-        else
-            ids[k++] = e->element[0]->str;
+        ids[i] = ex->element[i]->str;
     }
-    *ret_n = k;
-    last = r->element[q->n_add];
-    if (last->type == REDIS_REPLY_ERROR) {
-        nq_log(LOG_ERR, "redis %s: script progress: %s", q->s->where, last->str);
-        return -EIO;
-    }
-    if (last->type != REDIS_REPLY_INTEGER)
-        return -EPROTO;
-    return last->integer < 0 ? -ENOENT : (int) added;
+    *ret_n = ex->elements;
+    return (int) r->element[0]->integer;
 }
 
 static void finish_add(struct req *q, const redisReply *r)
@@ -647,9 +613,9 @@ static void finish_add(struct req *q, const redisReply *r)
     int k = reply_error(q, r);
 
     if (k == 0)
-        k = parse_add(q, r, &ids, &n);
+        k = parse_add(r, &ids, &n);
     if (k == -EPROTO)
-        nq_log(LOG_ERR, "redis %s: add batch: unexpected reply", q->s->where);
+        nq_log(LOG_ERR, "redis %s: script fanout: unexpected reply", q->s->where);
     q->cb.ids(q->userdata, k, k < 0 ? NULL : ids, k < 0 ? 0 : n);
     free(ids);
 }
@@ -810,69 +776,6 @@ int nq_store_scheduler_next(struct nq_store *s, const struct nq_job *job, uint64
     return req_submit(q);
 }
 
-/* Queues q->args, one command, behind what the connection has (its reply
- * is dropped: the EXEC reply carries them all). */
-static int send_queued(struct req *q)
-{
-    const char *cmd;
-    size_t len;
-    int r = nq_args_resp(&q->args, &cmd, &len);
-
-    if (r < 0)
-        return r;
-    if (redisAsyncFormattedCommand(q->s->cmd.ac, NULL, NULL, cmd, len) != REDIS_OK)
-        return -ENOTCONN;
-    nq_args_reset(&q->args);
-    return 0;
-}
-
-static int queue_add(struct req *q, const struct nq_keys *k, const struct nq_add_job *j,
-                     const char *now)
-{
-    nq_args_script(&q->args, NQ_SCRIPT_ADD, k);
-    nq_args_adds(&q->args, j->id);
-    nq_args_adds(&q->args, j->name);
-    nq_args_adds(&q->args, j->data_json);
-    nq_args_adds(&q->args, j->opts_json);
-    nq_args_adds(&q->args, now);
-    /* delay, priority, lifo, dedup id, ttl, extend, replace: none */
-    static const char *const plain[] = { "0", "0", "", "", "0", "", "" };
-    for (size_t i = 0; i < NQ_ELEMENTSOF(plain); i++)
-        nq_args_adds(&q->args, plain[i]);
-    return send_queued(q);
-}
-
-/* MULTI, the adds and the progress, all queued here without yielding to the
- * loop, so no other call of this connection can land inside the
- * transaction; then EXEC, whose reply is q's. */
-static int send_add_batch(struct req *q, const struct nq_keys *k, const struct nq_add_job *jobs,
-                          size_t n, const char *progress_id, const char *progress_json)
-{
-    char now[24];
-    int r;
-
-    (void) snprintf(now, sizeof(now), "%" PRIu64, nq_store_now_ms());
-    nq_args_adds(&q->args, "MULTI");
-    r = send_queued(q);
-    for (size_t i = 0; r == 0 && i < n; i++)
-        r = queue_add(q, k, &jobs[i], now);
-    if (r == 0) {
-        nq_args_script(&q->args, NQ_SCRIPT_PROGRESS, &q->s->keys);
-        nq_args_adds(&q->args, progress_id);
-        nq_args_adds(&q->args, progress_json);
-        r = send_queued(q);
-    }
-    if (r == 0) {
-        nq_args_adds(&q->args, "EXEC");
-        r = req_send(q);
-    }
-    if (r < 0 && q->s->cmd.state == CONN_UP)
-        /* Out of memory half way: the open MULTI must not swallow the
-         * next calls. DISCARD answers for itself. */
-        redisAsyncCommand(q->s->cmd.ac, NULL, NULL, "DISCARD");
-    return r;
-}
-
 int nq_store_add_batch(struct nq_store *s, const char *queue, const struct nq_add_job *jobs,
                        size_t n, const char *progress_id, const char *progress_json,
                        nq_store_ids_fn cb, void *userdata)
@@ -887,19 +790,26 @@ int nq_store_add_batch(struct nq_store *s, const char *queue, const struct nq_ad
         return -ENOTCONN;
     if ((r = nq_keys_init(&target, s->keys.prefix, queue)) < 0)
         return r;
-    q = req_new(s, REQ_ADD, NQ_SCRIPT_ADD);
+    q = req_new(s, REQ_ADD, NQ_SCRIPT_FANOUT);
     if (!q) {
         nq_keys_done(&target);
         return -ENOMEM;
     }
-    q->n_add = n;
+    nq_args_script(&q->args, NQ_SCRIPT_FANOUT, &target);
+    nq_keys_done(&target);
+    nq_args_addu(&q->args, nq_store_now_ms());
+    nq_args_add(&q->args, s->keys.base, s->keys.base_len);
+    nq_args_adds(&q->args, progress_id);
+    nq_args_adds(&q->args, progress_json);
+    for (size_t i = 0; i < n; i++) {
+        nq_args_adds(&q->args, jobs[i].id);
+        nq_args_adds(&q->args, jobs[i].name);
+        nq_args_adds(&q->args, jobs[i].data_json);
+        nq_args_adds(&q->args, jobs[i].opts_json);
+    }
     q->cb.ids = cb;
     q->userdata = userdata;
-    r = send_add_batch(q, &target, jobs, n, progress_id, progress_json);
-    nq_keys_done(&target);
-    if (r < 0)
-        req_free(q);
-    return r;
+    return req_submit(q);
 }
 
 int nq_store_counts(struct nq_store *s, nq_store_counts_fn cb, void *userdata)

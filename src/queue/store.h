@@ -215,16 +215,15 @@ struct nq_add_job {
 };
 
 /* Adds jobs[0..n) to the BullMQ queue `queue` (this store's prefix; any
- * queue, not only the store's own) as Queue.addBulk does: each a standard
- * job by the add script, and an id already there is left as it is
- * (BullMQ's "duplicated"). In the same MULTI/EXEC transaction it sets the
- * progress of job progress_id of the store's own queue to progress_json
- * (a "progress" event, as job.updateProgress): whatever dies when, Redis
- * holds either the whole batch and its progress, or neither.
+ * queue, not only the store's own) as Queue.addBulk's adds do, each a
+ * standard job, and an id already there is left as it is (BullMQ's
+ * "duplicated"); and sets the progress of job progress_id of the store's
+ * own queue to progress_json (a "progress" event, as job.updateProgress).
+ * One script call (fanout.lua): whatever dies when, Redis holds either the
+ * whole batch and its progress, or neither.
  * cb gets r = jobs added and ids = those that already existed; or -ENOENT
- * (job progress_id is gone; the batch was added), -EAGAIN (not now, or our
- * scripts were missing and are being loaded again: send the same batch
- * again), -ECONNRESET, -EIO, -EPROTO.
+ * (job progress_id is gone: nothing was added), -EAGAIN (not now),
+ * -ECONNRESET (unknown: send the same batch again), -EIO, -EPROTO.
  * Returns 0 (cb will run) or -ENOTCONN, -ENOMEM, -EINVAL (n is 0 or over
  * NQ_STORE_BATCH_MAX, or queue is not a valid BullMQ queue name). */
 int nq_store_add_batch(struct nq_store *s, const char *queue, const struct nq_add_job *jobs,

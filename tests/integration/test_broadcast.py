@@ -6,12 +6,13 @@ or noop). Exactly one child job and one delivery per recipient, also when
 the broadcast's worker is killed with SIGKILL half way and the broadcast
 runs again; the progress reaches 100 with a progress event per batch; a
 bad recipient list fails the broadcast with a reason and adds nothing."""
+import hashlib
 import json
 import os
 import signal
-import time
 
 from conftest import wait_for
+from queue_helpers import script_source
 from test_worker_jobs import DONE_TIMEOUT, Jobs
 
 N = 10000
@@ -196,3 +197,22 @@ def test_bad_recipient_fails_the_broadcast_and_adds_nothing(daemon_factory, redi
     [good] = bc.add(broadcast_data(target, 3))
     wait_for(lambda: good in bc.ids("completed"), timeout=DONE_TIMEOUT, what="a good one")
     wait_delivered(target, 3)
+
+
+def test_scripts_flushed_from_redis_are_loaded_again(daemon_factory, redis_server):
+    """SCRIPT FLUSH (or a Redis restart) between batches: the batch's call
+    fails with NOSCRIPT, nothing of it is written, the worker loads the
+    script again and sends the same batch; still one job per recipient."""
+    bc, target = Jobs(redis_server), Jobs(redis_server)
+    d = daemon_factory(config(bc, target, noop_target(), batch=10))
+    d.start()
+    d.wait_ready(timeout=10)
+    fanout = hashlib.sha1(script_source("fanout").encode()).hexdigest()
+    bc.r.script_flush()
+    [bid] = bc.add(broadcast_data(target, 200))
+    h, rv = wait_broadcast_done(bc, bid)
+    assert rv["added"] == 200 and rv["existing"] == 0
+    wait_delivered(target, 200)
+    assert child_ids(target) == {rv["jobIdPrefix"] + str(i) for i in range(200)}
+    assert json.loads(h["progress"]) == 100
+    assert bc.r.script_exists(fanout) == [True]  # the worker loaded it again
