@@ -44,8 +44,14 @@ struct conn {
 };
 
 enum req_kind {
-    REQ_WORK, REQ_EXTEND, REQ_STALLED, REQ_RECOVER, REQ_SCHEDULER, REQ_COUNTS, REQ_MARKER,
-    REQ_ADD
+    REQ_WORK,
+    REQ_EXTEND,
+    REQ_STALLED,
+    REQ_RECOVER,
+    REQ_SCHEDULER,
+    REQ_COUNTS,
+    REQ_MARKER,
+    REQ_ADD,
 };
 
 /* Spare argument buffers kept: one per work call in flight, and one more. */
