@@ -45,6 +45,7 @@ static const struct cfg_enum handler_enums[] = {
     { "push", NQ_HANDLER_PUSH },     { "inapp", NQ_HANDLER_INAPP },
     { "webhook", NQ_HANDLER_WEBHOOK }, { "exec", NQ_HANDLER_EXEC },
     { "export", NQ_HANDLER_EXPORT }, { "cleanup", NQ_HANDLER_CLEANUP },
+    { "broadcast", NQ_HANDLER_BROADCAST },
     { NULL, 0 },
 };
 
@@ -427,6 +428,13 @@ static const struct cfg_row webhook_rows[] = {
 #undef W
 static const struct cfg_table webhook_table = { ROWS(webhook_rows), .finish = finish_webhook };
 
+/* A batch is one MULTI/EXEC of that many adds: bounded by the store's batch. */
+static const struct cfg_row broadcast_rows[] = {
+    { "batch", CFG_UINT, .offset = offsetof(struct nq_broadcast_cfg, batch), .min = 1,
+      .max = 1000, .def = "100" },
+};
+static const struct cfg_table broadcast_table = { ROWS(broadcast_rows) };
+
 #define Q(f) .offset = offsetof(struct nq_queue_cfg, f)
 static const struct cfg_row queue_rows[] = {
     { "handler", CFG_ENUM, CFG_REQUIRED | CFG_QUEUE_ONLY, Q(handler), .enums = handler_enums },
@@ -452,6 +460,7 @@ static const struct cfg_row queue_rows[] = {
     { "provider", CFG_MAP, CFG_QUEUE_ONLY, Q(provider), .sub = &provider_table },
     { "exec", CFG_MAP, CFG_QUEUE_ONLY, Q(exec), .sub = &exec_table },
     { "webhook", CFG_MAP, CFG_QUEUE_ONLY, Q(webhook), .sub = &webhook_table },
+    { "broadcast", CFG_MAP, CFG_QUEUE_ONLY, Q(broadcast), .sub = &broadcast_table },
 };
 #undef Q
 _Static_assert(NQ_ELEMENTSOF(queue_rows) <= CFG_MAX_ROWS, "raise CFG_MAX_ROWS");
@@ -536,6 +545,17 @@ static int check_exec(struct cfg_ctx *c, const struct nq_queue_cfg *q, const str
     return 0;
 }
 
+static int check_broadcast(struct cfg_ctx *c, const struct nq_queue_cfg *q,
+                           const struct cfg_seen *seen)
+{
+    const struct cfg_seen *b = seen_of(&queue_table, seen, "broadcast");
+
+    if (b->key && q->handler != NQ_HANDLER_BROADCAST)
+        return cfg_fail_key(c, b->key, "broadcast", "the %s handler takes no broadcast",
+                            nq_handler_name(q->handler));
+    return 0;
+}
+
 static int finish_queue(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node)
 {
     struct nq_queue_cfg *q = base;
@@ -560,6 +580,8 @@ static int finish_queue(struct cfg_ctx *c, void *base, const struct cfg_seen *se
         return cfg_oom(c);
     }
     r = check_exec(c, q, seen, node);
+    if (r >= 0)
+        r = check_broadcast(c, q, seen);
     return r < 0 ? r : check_bullmq_unique(c, q, seen, node);
 }
 

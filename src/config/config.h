@@ -37,6 +37,7 @@ enum nq_handler_kind {
     NQ_HANDLER_EXEC,
     NQ_HANDLER_EXPORT,
     NQ_HANDLER_CLEANUP,
+    NQ_HANDLER_BROADCAST,
 };
 
 enum nq_backoff_type { NQ_BACKOFF_FIXED, NQ_BACKOFF_EXPONENTIAL };
@@ -106,6 +107,12 @@ struct nq_webhook_cfg {
     uint64_t connect_timeout_ms; /* default 10s, at most timeout */
 };
 
+/* The broadcast handler: a job's recipients become jobs of another queue
+ * (handlers/broadcast.c). */
+struct nq_broadcast_cfg {
+    uint32_t batch; /* jobs added per round trip; default 100 */
+};
+
 /* Everything a queue has; `defaults` is the same struct, and each queue starts
  * as a copy of it before its own keys apply. */
 struct nq_queue_cfg {
@@ -129,8 +136,9 @@ struct nq_queue_cfg {
     uint64_t unresponsive_after_ms; /* 10s: a worker silent this long is unresponsive */
     uint64_t kill_after_ms;         /* 60s: ... and this long is killed and replaced; 0 = never */
     struct nq_provider_cfg provider;
-    struct nq_exec_cfg exec;       /* handler exec only */
-    struct nq_webhook_cfg webhook; /* handler: webhook */
+    struct nq_exec_cfg exec;           /* handler exec only */
+    struct nq_webhook_cfg webhook;     /* handler: webhook */
+    struct nq_broadcast_cfg broadcast; /* handler broadcast only */
     unsigned line, column; /* 1-based position of the queue's key, for messages */
 };
 

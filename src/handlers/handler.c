@@ -14,6 +14,7 @@
 extern const struct nq_handler_ops nq_handler_noop;
 extern const struct nq_handler_ops nq_handler_exec; /* exec.c, sources in exec.mk */
 extern const struct nq_handler_ops nq_handler_webhook;
+extern const struct nq_handler_ops nq_handler_broadcast; /* broadcast.c, in broadcast.mk */
 
 /* ---- channel handlers: one extern line and one table entry each -------- */
 /* (email, sms, push: src/handlers/<name>.c, sources in channels.mk) */
@@ -25,6 +26,7 @@ static const struct nq_handler_ops *const registry[] = {
     &nq_handler_noop,
     &nq_handler_exec,
     &nq_handler_webhook,
+    &nq_handler_broadcast,
     /* ---- channel handlers go here ---- */
     &nq_handler_email,
     &nq_handler_sms,

@@ -87,6 +87,16 @@ struct event_base;
 struct nq_handler;
 struct nq_handler_call;
 
+/* How a handler whose jobs make jobs (broadcast) adds them: the worker's
+ * queue store behind a narrow door, with nq_store_add_batch()'s contract
+ * (queue/store.h) on the worker's own connection, progress_id naming a job
+ * of the worker's queue. The worker, not the handler, holds the store:
+ * handlers never see its connections or its work calls. */
+typedef int (*nq_handler_add_batch_fn)(void *ctx, const char *queue,
+                                       const struct nq_add_job *jobs, size_t n,
+                                       const char *progress_id, const char *progress_json,
+                                       nq_store_ids_fn cb, void *userdata);
+
 /* What a handler is given at init. Everything is borrowed and outlives the
  * handler instance. */
 struct nq_handler_env {
@@ -94,6 +104,8 @@ struct nq_handler_env {
     const struct nq_config *cfg;      /* the whole configuration generation */
     const struct nq_queue_cfg *queue; /* the queue this worker serves */
     unsigned slot;                    /* the worker's slot, 0 .. processes - 1 */
+    nq_handler_add_batch_fn add_batch; /* NULL: jobs cannot be added here */
+    void *add_batch_ctx;
 };
 
 /* How the worker hears an outcome; set by the worker, not by handlers. */

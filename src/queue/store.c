@@ -52,7 +52,14 @@ struct conn {
 };
 
 enum req_kind {
-    REQ_WORK, REQ_EXTEND, REQ_STALLED, REQ_RECOVER, REQ_SCHEDULER, REQ_COUNTS, REQ_MARKER
+    REQ_WORK,
+    REQ_EXTEND,
+    REQ_STALLED,
+    REQ_RECOVER,
+    REQ_SCHEDULER,
+    REQ_COUNTS,
+    REQ_MARKER,
+    REQ_ADD,
 };
 
 /* Spare argument buffers kept: one per work call in flight, and one more. */
@@ -631,6 +638,45 @@ static void finish_ids(struct req *q, const redisReply *r)
     free(ids);
 }
 
+/* The fanout script's reply: { added, { ids already there } }, or -1. */
+static int parse_add(const redisReply *r, char ***ret_ids, size_t *ret_n)
+{
+    const redisReply *ex;
+    char **ids;
+
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == -1)
+        return -ENOENT;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[0]->integer < 0 ||
+        r->element[1]->type != REDIS_REPLY_ARRAY)
+        return -EPROTO;
+    ex = r->element[1];
+    if (!(ids = calloc(ex->elements + 1, sizeof(char *))))
+        return -ENOMEM;
+    *ret_ids = ids; /* the caller frees it */
+    for (size_t i = 0; i < ex->elements; i++) {
+        if (ex->element[i]->type != REDIS_REPLY_STRING)
+            return -EPROTO;
+        ids[i] = ex->element[i]->str;
+    }
+    *ret_n = ex->elements;
+    return (int) r->element[0]->integer;
+}
+
+static void finish_add(struct req *q, const redisReply *r)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    int k = reply_error(q, r);
+
+    if (k == 0)
+        k = parse_add(r, &ids, &n);
+    if (k == -EPROTO)
+        nq_log(LOG_ERR, "redis %s: script fanout: unexpected reply", q->s->where);
+    q->cb.ids(q->userdata, k, k < 0 ? NULL : ids, k < 0 ? 0 : n);
+    free(ids);
+}
+
 /* NOSCRIPT: the server lost our scripts (restart, SCRIPT FLUSH). Load the
  * script and send the same call again behind it on the same connection. */
 static bool retry_noscript(struct req *q, const redisReply *r)
@@ -658,6 +704,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     if (q->kind == REQ_WORK)
         finish_work(q, r);
+    else if (q->kind == REQ_ADD)
+        finish_add(q, r);
     else if (q->kind == REQ_COUNTS)
         finish_counts(q, r);
     else
@@ -782,6 +830,42 @@ int nq_store_scheduler_next(struct nq_store *s, const struct nq_job *job, uint64
         nq_args_addu(&q->args, next_ms);
     else
         nq_args_adds(&q->args, "");
+    q->cb.ids = cb;
+    q->userdata = userdata;
+    return req_submit(q);
+}
+
+int nq_store_add_batch(struct nq_store *s, const char *queue, const struct nq_add_job *jobs,
+                       size_t n, const char *progress_id, const char *progress_json,
+                       nq_store_ids_fn cb, void *userdata)
+{
+    struct nq_keys target;
+    struct req *q;
+    int r;
+
+    if (n == 0 || n > NQ_STORE_BATCH_MAX)
+        return -EINVAL;
+    if (s->cmd.state != CONN_UP)
+        return -ENOTCONN;
+    if ((r = nq_keys_init(&target, s->keys.prefix, queue)) < 0)
+        return r;
+    q = req_new(s, REQ_ADD, NQ_SCRIPT_FANOUT);
+    if (!q) {
+        nq_keys_done(&target);
+        return -ENOMEM;
+    }
+    nq_args_script(&q->args, NQ_SCRIPT_FANOUT, &target);
+    nq_keys_done(&target);
+    nq_args_addu(&q->args, nq_store_now_ms());
+    nq_args_add(&q->args, s->keys.base, s->keys.base_len);
+    nq_args_adds(&q->args, progress_id);
+    nq_args_adds(&q->args, progress_json);
+    for (size_t i = 0; i < n; i++) {
+        nq_args_adds(&q->args, jobs[i].id);
+        nq_args_adds(&q->args, jobs[i].name);
+        nq_args_adds(&q->args, jobs[i].data_json);
+        nq_args_adds(&q->args, jobs[i].opts_json);
+    }
     q->cb.ids = cb;
     q->userdata = userdata;
     return req_submit(q);

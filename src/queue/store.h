@@ -225,6 +225,30 @@ int nq_store_release(struct nq_store *s, const char *token_prefix, nq_store_ids_
 int nq_store_scheduler_next(struct nq_store *s, const struct nq_job *job, uint64_t next_ms,
                             nq_store_ids_fn cb, void *userdata) NQ_MUSTCHECK;
 
+/* One job of nq_store_add_batch; the strings are borrowed for the call. */
+struct nq_add_job {
+    const char *id;        /* custom job id: required, it makes a second add a no-op */
+    const char *name;
+    const char *data_json; /* valid JSON */
+    const char *opts_json; /* the stored opts, as Node writes them (with jobId) */
+};
+
+/* Adds jobs[0..n) to the BullMQ queue `queue` (this store's prefix; any
+ * queue, not only the store's own) as Queue.addBulk's adds do, each a
+ * standard job, and an id already there is left as it is (BullMQ's
+ * "duplicated"); and sets the progress of job progress_id of the store's
+ * own queue to progress_json (a "progress" event, as job.updateProgress).
+ * One script call (fanout.lua): whatever dies when, Redis holds either the
+ * whole batch and its progress, or neither.
+ * cb gets r = jobs added and ids = those that already existed; or -ENOENT
+ * (job progress_id is gone: nothing was added), -EAGAIN (not now),
+ * -ECONNRESET (unknown: send the same batch again), -EIO, -EPROTO.
+ * Returns 0 (cb will run) or -ENOTCONN, -ENOMEM, -EINVAL (n is 0 or over
+ * NQ_STORE_BATCH_MAX, or queue is not a valid BullMQ queue name). */
+int nq_store_add_batch(struct nq_store *s, const char *queue, const struct nq_add_job *jobs,
+                       size_t n, const char *progress_id, const char *progress_json,
+                       nq_store_ids_fn cb, void *userdata) NQ_MUSTCHECK;
+
 /* Reads the queue's job counts (counts.lua). */
 int nq_store_counts(struct nq_store *s, nq_store_counts_fn cb, void *userdata) NQ_MUSTCHECK;
 

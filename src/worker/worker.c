@@ -360,6 +360,19 @@ static int idle_start(struct worker *w, const struct nq_store_opts *o)
     return 1;
 }
 
+/* The handlers' door to the store (handler.h): the store is made after
+ * the handler, and remade by nothing, so it is looked up per call. */
+static int add_batch(void *ctx, const char *queue, const struct nq_add_job *jobs, size_t n,
+                     const char *progress_id, const char *progress_json, nq_store_ids_fn cb,
+                     void *userdata)
+{
+    struct worker *w = ctx;
+
+    if (!w->store)
+        return -ENOTCONN;
+    return nq_store_add_batch(w->store, queue, jobs, n, progress_id, progress_json, cb, userdata);
+}
+
 /* The handler and the store. Returns 0, 1 when the handler is not
  * implemented (the worker idles), or a negative errno with the exit status
  * in w->exit_code. */
@@ -370,6 +383,8 @@ static int worker_start(struct worker *w)
         .cfg = w->ctx->cfg,
         .queue = w->q,
         .slot = w->ctx->slot,
+        .add_batch = add_batch,
+        .add_batch_ctx = w,
     };
     struct nq_store_opts o = {
         .redis = &w->ctx->cfg->redis,

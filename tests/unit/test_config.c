@@ -485,7 +485,7 @@ static const struct {
     /* bad enum value */
     { "queues:\n  email:\n    handler: nosuch\n",
       "t.yaml:3:14: queues.email.handler: must be one of noop, file, email, sms, push, inapp, "
-      "webhook, exec, export, cleanup" },
+      "webhook, exec, export, cleanup, broadcast" },
     { "log_level: loud\n" MIN_QUEUE,
       "t.yaml:1:12: log_level: must be one of debug, info, notice, warning, err, error, crit" },
     { MIN_QUEUE "    backoff: {type: linear}\n",
@@ -575,6 +575,14 @@ static const struct {
     { EXEC_QUEUE "    exec: {argv: [/bin/true], env: [A=x]}\n",
       "t.yaml:4:36: queues.run.exec.env: must be a mapping of names to strings, not a list" },
 #undef EXEC_QUEUE
+    { MIN_QUEUE "    broadcast: {batch: 10}\n",
+      "t.yaml:4:5: queues.email.broadcast: the noop handler takes no broadcast" },
+    { "queues:\n  fan:\n    handler: broadcast\n    broadcast: {batch: 1001}\n",
+      "t.yaml:4:24: queues.fan.broadcast.batch: must be 1..1000" },
+    { "queues:\n  fan:\n    handler: broadcast\n    broadcast: {size: 10}\n",
+      "t.yaml:4:17: queues.fan.broadcast.size: unknown key" },
+    { "defaults:\n  broadcast: {batch: 10}\nqueues:\n  fan:\n    handler: broadcast\n",
+      "t.yaml:2:3: defaults.broadcast: only allowed in a queue, not in defaults" },
 };
 
 static void errors_name_file_line_column_and_key(void **state)
@@ -1267,11 +1275,26 @@ static void webhook_errors_name_the_key(void **state)
         parse_bad(wbad[i].yaml, no_overrides, 0, wbad[i].want);
 }
 
+static void broadcast_batch_defaults_to_100(void **state)
+{
+    struct nq_config *cfg;
+
+    (void) state;
+    cfg = parse_ok("queues:\n  fan:\n    handler: broadcast\n", no_overrides, 0);
+    assert_int_equal(cfg->queues[0].broadcast.batch, 100);
+    (void) nq_config_free(cfg);
+    cfg = parse_ok("queues:\n  fan:\n    handler: broadcast\n    broadcast: {batch: 7}\n",
+                   no_overrides, 0);
+    assert_int_equal(cfg->queues[0].broadcast.batch, 7);
+    (void) nq_config_free(cfg);
+}
+
 static void handler_names_round_trip(void **state)
 {
     (void) state;
-    static const char *const names[] = { "noop",  "file", "email", "sms",    "push",
-                                         "inapp", "webhook", "exec", "export", "cleanup" };
+    static const char *const names[] = { "noop",  "file",    "email", "sms",    "push",
+                                         "inapp", "webhook", "exec",  "export", "cleanup",
+                                         "broadcast" };
 
     for (size_t i = 0; i < NQ_ELEMENTSOF(names); i++) {
         char yaml[256];
@@ -1315,6 +1338,7 @@ int main(void)
         cmocka_unit_test(reload_cannot_change_the_control_socket),
         cmocka_unit_test(load_reports_unreadable_files),
         cmocka_unit_test(handler_names_round_trip),
+        cmocka_unit_test(broadcast_batch_defaults_to_100),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
