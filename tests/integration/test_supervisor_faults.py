@@ -10,8 +10,8 @@ import signal
 import socket
 import subprocess
 
-from conftest import NOTIFYQCTL, pid_alive, short_tmpdir, wait_for
-from test_control import NOBODY
+from conftest import pid_alive, short_tmpdir, wait_for
+from test_control import NOBODY, ctl_for_nobody  # noqa: F401 (a fixture)
 from test_worker_jobs import Jobs, noop_queue
 
 
@@ -110,7 +110,7 @@ def hold_connections_as_nobody(path, n, ready, done):
     return pid
 
 
-def test_idle_connections_cannot_lock_root_out(daemon_factory, tmp_path):
+def test_idle_connections_cannot_lock_root_out(daemon_factory, ctl_for_nobody):
     d = daemon_factory()
     d.write_config(text=d.config_text().replace("control:\n", "control:\n  group: nogroup\n"))
     d.start()
@@ -127,7 +127,7 @@ def test_idle_connections_cannot_lock_root_out(daemon_factory, tmp_path):
         # turned away count alike to the client: connect() succeeds).
         r = d.ctl("status")
         assert r.returncode == 0, r.stderr
-        nobody = subprocess.run([str(NOTIFYQCTL), "-s", d.sock, "status"], capture_output=True,
+        nobody = subprocess.run([str(ctl_for_nobody), "-s", d.sock, "status"], capture_output=True,
                                 text=True, timeout=10, user=NOBODY.pw_uid,
                                 group=NOBODY.pw_gid, extra_groups=[])
         if nobody.returncode != 0:  # not already past the idle timeout
