@@ -137,11 +137,17 @@ static void put_unstructured(FILE *f, const char *name, const char *value)
 /* Returns the column after the mailbox. */
 static size_t put_mailbox(FILE *f, const struct nq_mailbox *mb, size_t col)
 {
+    /* A name as written must fit the line with room for its quotes and
+     * escapes (RFC 5322: 998 characters); a longer one goes out as
+     * encoded-words, which fold. */
+    bool fits;
+
     if (!mb->name || !*mb->name)
         return col + (size_t) fprintf(f, "%s", mb->addr);
-    if (is_atext_phrase(mb->name)) {
+    fits = col + 2 * strlen(mb->name) + 2 <= 998;
+    if (fits && is_atext_phrase(mb->name)) {
         col += (size_t) fprintf(f, "%s", mb->name);
-    } else if (is_printable_ascii(mb->name) && !strstr(mb->name, "=?")) {
+    } else if (fits && is_printable_ascii(mb->name) && !strstr(mb->name, "=?")) {
         fputc('"', f);
         col++;
         for (const char *p = mb->name; *p; p++) {
