@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Phone numbers as E.164, for SMS. nq_phone_e164() takes "+<cc><number>" or "00<cc><number>" as
+ * the handler does, and a national number ("(555) 123-4567", "020 7946
+ * 0958") when a default region is given: the region's national trunk prefix
+ * (0 in most of Europe, 1 in the NANP, 8 in Russia...) is dropped and its
+ * calling code put in front. The table knows each region's calling code,
+ * trunk prefix and the range of national significant number lengths; no
+ * numbering plan beyond that is checked (an unassigned area code passes, a
+ * number with the right length but a wrong type - a landline to an SMS
+ * gateway - is left to the provider, which answers dead). E.164 caps a
+ * number at 15 digits; at least 7 are required.
+ *
+ */
+#ifndef NQ_COMMON_PHONE_H
+#define NQ_COMMON_PHONE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/macros.h"
+
+#define NQ_PHONE_E164_SIZE 17 /* "+" 15 digits NUL */
+
+/* 0 and "+<digits>" in out (size >= NQ_PHONE_E164_SIZE), or -EINVAL with
+ * why (static text), or -ENOBUFS. region: an ISO 3166 alpha-2 code of the
+ * table, or NULL (then a national number is refused). */
+int nq_phone_e164(const char *in, const char *region, char *out, size_t size,
+                  const char **ret_why) NQ_MUSTCHECK;
+
+/* Whether region (upper case alpha-2) is in the table. */
+bool nq_phone_region_known(const char *region);
+
+#endif
