@@ -754,6 +754,12 @@ static int finish_queue(struct cfg_ctx *c, void *base, const struct cfg_seen *se
                             nq_handler_name(q->handler));
     if (takes_provider(q->handler) && q->provider.kind == NQ_PROVIDER_NONE)
         q->provider.kind = NQ_PROVIDER_FILE;
+    if ((q->provider.kind == NQ_PROVIDER_TWILIO || q->provider.kind == NQ_PROVIDER_VONAGE ||
+         q->provider.kind == NQ_PROVIDER_HTTP) &&
+        q->handler != NQ_HANDLER_SMS)
+        return cfg_fail_key(c, provider->val, "provider.type",
+                            "%s sends text messages: only with handler: sms",
+                            provider_type_of(q->provider.kind)->name);
     if (q->provider.kind == NQ_PROVIDER_FILE && !q->provider.spool_dir &&
         asprintf(&q->provider.spool_dir, "%s/spool/%s", c->cfg->state_dir, q->name) < 0) {
         q->provider.spool_dir = NULL;
