@@ -116,6 +116,10 @@ static void classify(const void *cfg, const struct nq_transfer_reply *reply, int
         (void) snprintf(v->reason, sizeof(v->reason), "twilio: HTTP %ld code %ld: %s%s%s", s, code,
                         row->what, row->config ? " " NQ_SMS_CONFIG_MARK ")" : "",
                         row->cls == NQ_REPLY_RATE ? " (never processed)" : "");
+    } else if (code && (s >= 500 || s == 408 || s == 429)) {
+        /* §0's class, with what Twilio said (20500/20503 are unconfirmed, PROVIDERS.md §15) */
+        (void) snprintf(v->reason, sizeof(v->reason), "twilio: HTTP %ld code %ld%s%.120s", s, code,
+                        text ? ": " : "", text ? text : "");
     } else if (s >= 400 && s < 500 && s != 408 && s != 429) {
         bool config = s == 401 || s == 403 || s == 404;
         char codebuf[32] = "";
