@@ -125,6 +125,12 @@ class Mock:
                 if to == "+15005550004":
                     return self.reply(*twilio_error(21610, 400, "Attempt to send to unsubscribed "
                                                     "recipient"))
+                if to == "+15005550003":
+                    return self.reply(*twilio_error(21408, 400, "Permission to send an SMS has "
+                                                    "not been enabled for the region"))
+                if to == "+15005550009":
+                    return self.reply(*twilio_error(21614, 400, "'To' number is not a valid "
+                                                    "mobile number"))
                 sid = "SM%032x" % (len(mock.requests) + 1)
                 return self.scripted(req, (201, {"sid": sid, "status": "queued",
                                                  "error_code": None, "num_segments": "1",
@@ -256,6 +262,22 @@ def test_twilio_dead_numbers_fail_at_once_and_show_in_the_result(daemon_factory,
     assert json.loads(jobs.job(stop)["progress"])["recipients"][0]["to"] == "+15005550004"
 
 
+def test_twilio_geo_permission_is_a_configuration_error_and_not_a_mobile_is_dead(
+        daemon_factory, jobs, mock):
+    m = mock()
+    d = start(daemon_factory, jobs, twilio(m))
+    [geo] = jobs.add({"to": "+15005550003", "body": "x"}, RETRY)
+    [landline] = jobs.add({"to": "+15005550009", "body": "x"}, RETRY)
+    wait_all_done(jobs, 2)
+    g, ll = jobs.job(geo), jobs.job(landline)
+    assert g["atm"] == "1" and ll["atm"] == "1"
+    assert g["failedReason"] == "twilio: HTTP 400 code 21408: SMS not enabled for the To " \
+        "region (configuration error)"
+    assert json.loads(g["progress"])["recipients"][0]["status"] == "failed"
+    assert json.loads(ll["progress"])["recipients"][0]["status"] == "dead"
+    assert "refuses our configuration: twilio: HTTP 400 code 21408" in d.log_path.read_text()
+
+
 def test_twilio_bad_credentials_fail_with_an_alert(daemon_factory, jobs, mock):
     m = mock()
     d = start(daemon_factory, jobs, twilio(m, auth_token="wrong"))
@@ -336,11 +358,18 @@ def vonage(m, secret=VSECRET):
 
 
 def test_vonage_sends_unicode_and_classifies_part_statuses(daemon_factory, jobs, mock):
+    throttled_once = []
+
     def script(n, req):
         if req["form"]["to"] == "447700900002":
             return 200, {"message-count": "1", "messages": [
                 {"to": "447700900002", "status": "7", "error-text": "Number barred."}]}
-        if req["form"]["to"] == "447700900003" and n < 3:
+        if req["form"]["to"] == "447700900004":  # part 1 accepted, part 2 barred
+            return 200, {"message-count": "2", "messages": [
+                {"to": "447700900004", "message-id": "0C00000000000001", "status": "0"},
+                {"to": "447700900004", "status": "7", "error-text": "Number barred."}]}
+        if req["form"]["to"] == "447700900003" and not throttled_once:
+            throttled_once.append(n)
             return 200, {"message-count": "1", "messages": [
                 {"to": "447700900003", "status": "1", "error-text": "Throughput Rate Exceeded"}]}
         return None
@@ -349,9 +378,10 @@ def test_vonage_sends_unicode_and_classifies_part_statuses(daemon_factory, jobs,
     start(daemon_factory, jobs, vonage(m))
     [ok] = jobs.add({"to": "07700 900001", "body": "Grüße \u4f60"})
     [barred] = jobs.add({"to": "+44 7700 900002", "body": "x"}, RETRY)
-    wait_all_done(jobs, 2)
-    [throttled] = jobs.add({"to": "+447700900003", "body": "x"}, {"attempts": 1})
+    [half] = jobs.add({"to": "+447700900004", "body": "x" * 200}, RETRY)
     wait_all_done(jobs, 3)
+    [throttled] = jobs.add({"to": "+447700900003", "body": "x"}, {"attempts": 1})
+    wait_all_done(jobs, 4)
     h = jobs.job(ok)
     assert jobs.ids("completed") == {ok, throttled}, jobs.job(barred).get("failedReason")
     first = m.requests[0]["form"]
@@ -364,6 +394,10 @@ def test_vonage_sends_unicode_and_classifies_part_statuses(daemon_factory, jobs,
     assert b["atm"] == "1" and b["failedReason"] == "vonage: status 7: number barred: " \
         "Number barred."
     assert json.loads(b["progress"])["recipients"][0]["status"] == "dead"
+    hf = jobs.job(half)
+    assert hf["atm"] == "1" and hf["failedReason"].endswith(
+        "(some parts were accepted: a resend repeats them)")
+    assert json.loads(hf["progress"])["segments"] == 2
     t = jobs.job(throttled)
     assert t["atm"] == "1" and events(jobs, throttled).count("delayed") >= 1
 
