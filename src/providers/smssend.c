@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "common/log.h"
+#include "common/utf8.h"
 #include "providers/sms.h"
 #include "template/template.h"
 
@@ -45,7 +46,7 @@ struct nq_send {
     void *userdata;
     char *to;
     struct nq_sms_count count;
-    char reason[NQ_HTTP_REASON_MAX];
+    char reason[NQ_HTTP_REASON_MAX]; /* valid UTF-8 */
 };
 
 static void send_free(struct nq_send *s)
@@ -69,10 +70,14 @@ static json_t *details_json(const struct nq_send *s, const char *status, const c
 static void on_done(const struct nq_http_verdict *v, void *userdata)
 {
     struct nq_send *s = userdata;
-    struct nq_send_result res = { .reason = v->reason, .retry_after_ms = v->retry_after_ms };
+    struct nq_send_result res = { .reason = s->reason, .retry_after_ms = v->retry_after_ms };
     json_t *details = NULL;
 
     s->hs = NULL;
+    /* The reason quotes the provider's text, cut to fit: keep it valid
+     * UTF-8, or it could not go into the job's JSON. */
+    (void) snprintf(s->reason, sizeof(s->reason), "%.*s",
+                    (int) nq_utf8_valid_prefix(v->reason, strlen(v->reason)), v->reason);
     switch (v->cls) {
     case NQ_REPLY_SENT:
         res.status = NQ_SEND_SENT;
@@ -90,13 +95,13 @@ static void on_done(const struct nq_http_verdict *v, void *userdata)
     case NQ_REPLY_PERMANENT:
     case NQ_REPLY_DEAD:
         res.status = NQ_SEND_PERMANENT;
-        details = details_json(s, v->cls == NQ_REPLY_DEAD ? "dead" : "failed", NULL, v->reason);
+        details = details_json(s, v->cls == NQ_REPLY_DEAD ? "dead" : "failed", NULL, s->reason);
         res.progress = details;
         break;
     }
     if (nq_sms_verdict_is_config(v))
         nq_log(LOG_ALERT, "queue %s: provider %s refuses our configuration: %s", s->p->queue,
-               s->p->http->name, v->reason);
+               s->p->http->name, s->reason);
     if (v->cls == NQ_REPLY_SENT && !v->message_id[0])
         nq_log(LOG_WARNING, "queue %s: provider %s accepted a message without giving its id",
                s->p->queue, s->p->http->name);
@@ -147,7 +152,9 @@ static int sms_send(struct nq_provider *prov, const struct nq_msg *m, const stru
     nq_sms_count(m->sms.body, &s->count);
     r = nq_http_send_start(p->t, p->http, &p->out, &m->sms, d, &opts, on_done, s, &s->hs, &err);
     if (r == -EINVAL) { /* build refused the message: the job fails, from the loop */
-        (void) snprintf(s->reason, sizeof(s->reason), "%.*s", (int) sizeof(s->reason) - 1, err.msg);
+        (void) snprintf(
+            s->reason, sizeof(s->reason), "%.*s",
+            (int) nq_utf8_valid_prefix(err.msg, strnlen(err.msg, sizeof(s->reason) - 1)), err.msg);
         s->later = evtimer_new(p->ev, on_later, s);
         r = s->later && evtimer_add(s->later, &now) == 0 ? 0 : -ENOMEM;
     }

@@ -125,6 +125,8 @@ class Mock:
                 if to == "+15005550004":
                     return self.reply(*twilio_error(21610, 400, "Attempt to send to unsubscribed "
                                                     "recipient"))
+                if to == "+15005550002":  # a long message whose cut falls inside a character
+                    return self.reply(*twilio_error(21620, 400, "x" * 119 + "\u00e9" * 10))
                 if to == "+15005550003":
                     return self.reply(*twilio_error(21408, 400, "Permission to send an SMS has "
                                                     "not been enabled for the region"))
@@ -276,6 +278,17 @@ def test_twilio_geo_permission_is_a_configuration_error_and_not_a_mobile_is_dead
     assert json.loads(g["progress"])["recipients"][0]["status"] == "failed"
     assert json.loads(ll["progress"])["recipients"][0]["status"] == "dead"
     assert "refuses our configuration: twilio: HTTP 400 code 21408" in d.log_path.read_text()
+
+
+def test_a_reason_cut_inside_a_character_stays_valid_utf8(daemon_factory, jobs, mock):
+    m = mock()
+    start(daemon_factory, jobs, twilio(m))
+    [jid] = jobs.add({"to": "+15005550002", "body": "x"})
+    wait_all_done(jobs, 1)
+    h = jobs.job(jid)
+    # 120 bytes of the message were kept: 119 x and half an e-acute, dropped
+    assert h["failedReason"] == "twilio: HTTP 400 code 21620: " + "x" * 119
+    assert json.loads(h["progress"])["recipients"][0]["reason"] == h["failedReason"]
 
 
 def test_twilio_bad_credentials_fail_with_an_alert(daemon_factory, jobs, mock):
