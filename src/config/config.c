@@ -23,9 +23,9 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/phone.h"
 #include "config/config.h"
 #include "config/internal.h"
-#include "common/phone.h"
 
 #define SEC 1000ull
 #define MINUTE (60 * SEC)
@@ -239,16 +239,16 @@ static const char *const smtp_keys[] = { "url",     "tls",    "username", "passw
                                          "from",    "ca_file", "verify",  "timeout", NULL };
 /* sms (providers/sms.h) */
 static const char *const twilio_keys[] = {
-    "account_sid",    "auth_token",   "from",    "messaging_service_sid", "base_url", "timeout",
-    "ca_file",        "verify",       "default_region", "max_segments", NULL
+    "account_sid", "auth_token", "from",           "messaging_service_sid", "base_url", "timeout",
+    "ca_file",     "verify",     "default_region", "max_segments",          NULL
 };
-static const char *const vonage_keys[] = { "api_key",        "api_secret",   "from",
-                                           "base_url",       "timeout",      "ca_file",
-                                           "verify",         "default_region", "max_segments",
-                                           NULL };
-static const char *const http_keys[] = { "url",     "headers", "body_template",  "from",
-                                         "timeout", "ca_file", "verify",         "default_region",
-                                         "max_segments", NULL };
+static const char *const vonage_keys[] = { "api_key",      "api_secret", "from",   "base_url",
+                                           "timeout",      "ca_file",    "verify", "default_region",
+                                           "max_segments", NULL };
+static const char *const http_keys[] = { "url",    "headers",        "body_template",
+                                         "from",   "timeout",        "ca_file",
+                                         "verify", "default_region", "max_segments",
+                                         NULL };
 
 struct provider_type {
     enum nq_provider_kind kind;
@@ -288,7 +288,8 @@ static const char *twin_name(const char *key)
                                          "api_secret_file" };
 
     for (size_t i = 0; i < NQ_ELEMENTSOF(twins); i++)
-        if (strncmp(twins[i], key, strlen(key)) == 0 && strcmp(twins[i] + strlen(key), "_file") == 0)
+        if (strncmp(twins[i], key, strlen(key)) == 0 &&
+            strcmp(twins[i] + strlen(key), "_file") == 0)
             return twins[i];
     return key;
 }
@@ -323,7 +324,9 @@ static const char *check_http_url(const char *s);
 /* scheme://host[:port] and nothing after: the provider appends its path. */
 static const char *check_base_url(const char *s)
 {
-    size_t scheme = strncasecmp(s, "http://", 7) == 0 ? 7 : strncasecmp(s, "https://", 8) == 0 ? 8 : 0;
+    size_t scheme = strncasecmp(s, "http://", 7) == 0    ? 7
+                    : strncasecmp(s, "https://", 8) == 0 ? 8
+                                                         : 0;
     const char *host = s + scheme;
 
     if (!scheme)
@@ -405,8 +408,8 @@ static int finish_sms(struct cfg_ctx *c, struct nq_provider_cfg *p, const struct
         if (r >= 0)
             r = sms_required(c, node, type, "auth_token_file", p->auth_token);
         if (r >= 0 && !p->from && !p->messaging_service_sid)
-            r = cfg_fail_key(c, node, "from", "or messaging_service_sid: one is required by "
-                                              "provider type twilio");
+            r = cfg_fail_key(c, node, "from",
+                             "required by provider type twilio (or messaging_service_sid)");
         if (r >= 0 && p->from && p->messaging_service_sid)
             r = cfg_fail_key(c, msid->key, "messaging_service_sid",
                              "given with from: give one of them");
@@ -514,8 +517,8 @@ static const struct cfg_row provider_rows[] = {
     { "messaging_service_sid", CFG_STRING, P(messaging_service_sid), .check = check_path_safe },
     { "api_key", CFG_SECRET, P(api_key) },
     { "api_secret", CFG_SECRET, P(api_secret) },
-    { "headers", CFG_STRING_MAP, P(headers), .count_offset = offsetof(struct nq_provider_cfg, n_headers),
-      .check = check_header_name },
+    { "headers", CFG_STRING_MAP, P(headers),
+      .count_offset = offsetof(struct nq_provider_cfg, n_headers), .check = check_header_name },
     { "body_template", CFG_STRING, P(body_template) },
     { "default_region", CFG_STRING, P(default_region), .check = check_region },
     { "max_segments", CFG_UINT, P(max_segments), .min = 1, .max = 255 },
