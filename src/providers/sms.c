@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The text rules of SMS (see sms.h): numbers to E.164 with a default
- * region, and segment counting.
+ * What the SMS providers share (see sms.h): segment counting, form
+ * bodies, Basic auth, ids.
  */
 #include "config.h"
 

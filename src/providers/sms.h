@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * SMS over HTTP: the text rules every SMS provider shares (numbers to
- * E.164 with a default region, GSM-7/UCS-2 segment counting) and the three
- * HTTP SMS providers, each a pure build + classify (http.h) that one send
+ * SMS over HTTP: what every SMS provider shares (GSM-7/UCS-2 segment
+ * counting; numbers are common/phone.h's) and the three HTTP SMS providers, each a pure build + classify (http.h) that one send
  * driver (smssend.c) runs through the worker's transport:
  *
  *   twilio  POST <base_url>/2010-04-01/Accounts/<account_sid>/Messages.json,
