@@ -4,7 +4,8 @@ src_libnq_a_SOURCES += \
 	src/common/err.h src/common/err.c \
 	src/common/log.h src/common/log.c \
 	src/common/duration.h src/common/duration.c \
-	src/common/utf8.h src/common/utf8.c
+	src/common/utf8.h src/common/utf8.c \
+	src/common/phone.h src/common/phone.c
 
 check_PROGRAMS += tests/unit/test_utf8
 TESTS += tests/unit/test_utf8

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/phone.h"
 #include "config/config.h"
 #include "config/internal.h"
 
@@ -65,6 +66,10 @@ static const struct cfg_enum backoff_enums[] = {
 static const struct cfg_enum provider_enums[] = {
     { "file", NQ_PROVIDER_FILE },
     { "smtp", NQ_PROVIDER_SMTP },
+    /* sms */
+    { "twilio", NQ_PROVIDER_TWILIO },
+    { "vonage", NQ_PROVIDER_VONAGE },
+    { "http", NQ_PROVIDER_HTTP },
     { NULL, 0 },
 };
 
@@ -211,13 +216,19 @@ static const char *check_smtp_url(const char *s)
     return p == colon + 1 || *p || port == 0 || port > 65535 ? "port must be 1..65535" : NULL;
 }
 
-/* The sender: "addr" or "Name <addr>", one line with an '@'. The email
- * handler parses it fully at start; this catches what -t can. */
+/* The sender, one line. Email providers take "addr" or "Name <addr>"
+ * (email_from_problem; the email handler parses it fully at start), SMS
+ * providers a number or a sender id (sms_from_problem). */
 static const char *check_from(const char *s)
 {
     for (const char *p = s; *p; p++)
         if ((unsigned char) *p < 0x20 || *p == 0x7f)
             return "must be one line without control characters";
+    return NULL;
+}
+
+static const char *email_from_problem(const char *s)
+{
     return strchr(s, '@') ? NULL : "must be an email address (addr or \"Name <addr>\")";
 }
 
@@ -227,6 +238,41 @@ static const struct cfg_table provider_table;
 static const char *const file_keys[] = { "spool_dir", NULL };
 static const char *const smtp_keys[] = { "url",     "tls",    "username", "password",
                                          "from",    "ca_file", "verify",  "timeout", NULL };
+/* sms (providers/sms.h) */
+static const char *const twilio_keys[] = {
+    "account_sid", "auth_token", "from",           "messaging_service_sid", "base_url", "timeout",
+    "ca_file",     "verify",     "default_region", "max_segments",          NULL
+};
+static const char *const vonage_keys[] = { "api_key",      "api_secret", "from",   "base_url",
+                                           "timeout",      "ca_file",    "verify", "default_region",
+                                           "max_segments", NULL };
+static const char *const http_keys[] = { "url",    "headers",        "body_template",
+                                         "from",   "timeout",        "ca_file",
+                                         "verify", "default_region", "max_segments",
+                                         NULL };
+
+struct provider_type {
+    enum nq_provider_kind kind;
+    const char *name;
+    const char *const *keys;
+};
+
+static const struct provider_type provider_types[] = {
+    { NQ_PROVIDER_FILE, "file", file_keys },
+    { NQ_PROVIDER_SMTP, "smtp", smtp_keys },
+    /* sms */
+    { NQ_PROVIDER_TWILIO, "twilio", twilio_keys },
+    { NQ_PROVIDER_VONAGE, "vonage", vonage_keys },
+    { NQ_PROVIDER_HTTP, "http", http_keys },
+};
+
+static const struct provider_type *provider_type_of(enum nq_provider_kind kind)
+{
+    for (size_t i = 0; i < NQ_ELEMENTSOF(provider_types); i++)
+        if (provider_types[i].kind == kind)
+            return &provider_types[i];
+    return &provider_types[0];
+}
 
 static bool key_in(const char *const *keys, const char *key)
 {
@@ -236,27 +282,161 @@ static bool key_in(const char *const *keys, const char *key)
     return false;
 }
 
+/* KEY_file of a secret KEY, as the file spells it. */
+static const char *twin_name(const char *key)
+{
+    static const char *const twins[] = { "password_file", "auth_token_file", "api_key_file",
+                                         "api_secret_file" };
+
+    for (size_t i = 0; i < NQ_ELEMENTSOF(twins); i++)
+        if (strncmp(twins[i], key, strlen(key)) == 0 &&
+            strcmp(twins[i] + strlen(key), "_file") == 0)
+            return twins[i];
+    return key;
+}
+
 /* `type` selects the block of keys: one of another type is an error at
  * that key, as an unknown key is. */
 static int provider_keys_check(struct cfg_ctx *c, const struct nq_provider_cfg *p,
                                const struct cfg_seen *seen)
 {
-    const char *const *keys = p->kind == NQ_PROVIDER_SMTP ? smtp_keys : file_keys;
-    const char *type = p->kind == NQ_PROVIDER_SMTP ? "smtp" : "file";
+    const char *const *keys = provider_type_of(p->kind)->keys;
+    const char *type = provider_type_of(p->kind)->name;
 
     for (size_t i = 0; i < provider_table.n_rows; i++) {
         const char *key = provider_table.rows[i].key;
-        char list[160] = "";
+        char list[256] = "";
 
         if (!seen[i].key || strcmp(key, "type") == 0 || key_in(keys, key))
             continue;
         for (const char *const *k = keys; *k; k++)
             (void) snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
                             k == keys ? "" : ", ", *k);
-        return cfg_fail_key(c, seen[i].key, seen[i].twin ? "password_file" : key,
+        return cfg_fail_key(c, seen[i].key, seen[i].twin ? twin_name(key) : key,
                             "not a key of provider type %s (its keys: type, %s)", type, list);
     }
     return 0;
+}
+
+/* ---- sms providers ---- */
+
+static const char *check_http_url(const char *s);
+
+/* scheme://host[:port] and nothing after: the provider appends its path. */
+static const char *check_base_url(const char *s)
+{
+    size_t scheme = strncasecmp(s, "http://", 7) == 0    ? 7
+                    : strncasecmp(s, "https://", 8) == 0 ? 8
+                                                         : 0;
+    const char *host = s + scheme;
+
+    if (!scheme)
+        return "must be http://HOST[:PORT] or https://HOST[:PORT]";
+    if (!*host || *host == ':' || strpbrk(host, " \t\r\n@/?#"))
+        return "must be scheme, host and port only (the provider appends its API path)";
+    return NULL;
+}
+
+/* A value that goes into a URL path as it is. */
+static const char *check_path_safe(const char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
+            return "must be letters and digits (as the provider shows it)";
+    return NULL;
+}
+
+/* An HTTP field name (RFC 9110 token). */
+static const char *check_header_name(const char *s)
+{
+    if (!*s || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                         "!#$%&'*+-.^_`|~") != strlen(s))
+        return "a header name must be letters, digits and !#$%&'*+-.^_`|~";
+    return NULL;
+}
+
+static const char *check_region(const char *s)
+{
+    return nq_phone_region_known(s) ? NULL
+                                    : "not a region of the table in notifyq.yaml(5) (an upper-case "
+                                      "ISO 3166 code such as US, GB, DE)";
+}
+
+/* A number in international form or a sender id (1..11 letters, digits,
+ * spaces, at least one letter), as the sms handler's data.from. */
+static const char *sms_from_problem(const char *s)
+{
+    char e164[NQ_PHONE_E164_SIZE];
+    const char *why;
+    size_t n = strlen(s);
+    bool letter = false;
+
+    if (s[0] == '+' || (s[0] == '0' && s[1] == '0'))
+        return nq_phone_e164(s, NULL, e164, sizeof(e164), &why) == 0 ? NULL : why;
+    for (const char *p = s; *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z'))
+            letter = true;
+        else if (!(*p >= '0' && *p <= '9') && *p != ' ')
+            n = 0;
+    }
+    return n >= 1 && n <= 11 && letter
+               ? NULL
+               : "must be a number in international form (+...) or a sender id of 1 to 11 "
+                 "letters, digits and spaces";
+}
+
+static int sms_required(struct cfg_ctx *c, int node, const char *type, const char *key,
+                        const void *value)
+{
+    return value ? 0 : cfg_fail_key(c, node, key, "required by provider type %s", type);
+}
+
+static int finish_sms(struct cfg_ctx *c, struct nq_provider_cfg *p, const struct cfg_seen *seen,
+                      int node)
+{
+    const struct cfg_seen *from = seen_of(&provider_table, seen, "from");
+    const struct cfg_seen *msid = seen_of(&provider_table, seen, "messaging_service_sid");
+    const struct cfg_seen *url = seen_of(&provider_table, seen, "url");
+    const struct cfg_seen *ca = seen_of(&provider_table, seen, "ca_file");
+    const char *type = provider_type_of(p->kind)->name, *problem;
+    int r = 0;
+
+    if (p->from && (problem = sms_from_problem(p->from)))
+        return cfg_fail_key(c, from->val, "from", "%s", problem);
+    switch (p->kind) {
+    case NQ_PROVIDER_TWILIO:
+        r = sms_required(c, node, type, "account_sid", p->account_sid);
+        if (r >= 0)
+            r = sms_required(c, node, type, "auth_token_file", p->auth_token);
+        if (r >= 0 && !p->from && !p->messaging_service_sid)
+            r = cfg_fail_key(c, node, "from",
+                             "required by provider type twilio (or messaging_service_sid)");
+        if (r >= 0 && p->from && p->messaging_service_sid)
+            r = cfg_fail_key(c, msid->key, "messaging_service_sid",
+                             "given with from: give one of them");
+        break;
+    case NQ_PROVIDER_VONAGE:
+        r = sms_required(c, node, type, "api_key", p->api_key);
+        if (r >= 0)
+            r = sms_required(c, node, type, "api_secret_file", p->api_secret);
+        if (r >= 0)
+            r = sms_required(c, node, type, "from", p->from);
+        break;
+    default:
+        r = sms_required(c, node, type, "url", p->url);
+        if (r >= 0 && (problem = check_http_url(p->url)))
+            r = cfg_fail_key(c, url->val, "url", "%s", problem);
+        if (r >= 0)
+            r = sms_required(c, node, type, "body_template", p->body_template);
+        break;
+    }
+    if (r >= 0 && p->ca_file && access(p->ca_file, R_OK) < 0)
+        r = cfg_fail_key(c, ca->val, "ca_file", "cannot read %s: %s", p->ca_file, strerror(errno));
+    if (!p->verify)
+        p->verify = 1;
+    if (!p->timeout_ms)
+        p->timeout_ms = 30 * SEC;
+    return r;
 }
 
 static int finish_smtp(struct cfg_ctx *c, struct nq_provider_cfg *p, const struct cfg_seen *seen,
@@ -268,8 +448,16 @@ static int finish_smtp(struct cfg_ctx *c, struct nq_provider_cfg *p, const struc
     const struct cfg_seen *ca = seen_of(&provider_table, seen, "ca_file");
     bool smtps;
 
+    const struct cfg_seen *url = seen_of(&provider_table, seen, "url");
+    const struct cfg_seen *from = seen_of(&provider_table, seen, "from");
+    const char *problem;
+
     if (!p->url)
         return cfg_fail_key(c, node, "url", "required by provider type smtp");
+    if ((problem = check_smtp_url(p->url)))
+        return cfg_fail_key(c, url->val, "url", "%s", problem);
+    if (p->from && (problem = email_from_problem(p->from)))
+        return cfg_fail_key(c, from->val, "from", "%s", problem);
     smtps = strncasecmp(p->url, "smtps://", 8) == 0;
     if (p->tls == NQ_SMTP_TLS_UNSET)
         p->tls = smtps ? NQ_SMTP_TLS_IMPLICIT : NQ_SMTP_TLS_STARTTLS;
@@ -305,6 +493,9 @@ static int finish_provider(struct cfg_ctx *c, void *base, const struct cfg_seen 
     r = provider_keys_check(c, p, seen);
     if (r >= 0 && p->kind == NQ_PROVIDER_SMTP)
         r = finish_smtp(c, p, seen, node);
+    if (r >= 0 && (p->kind == NQ_PROVIDER_TWILIO || p->kind == NQ_PROVIDER_VONAGE ||
+                   p->kind == NQ_PROVIDER_HTTP))
+        r = finish_sms(c, p, seen, node);
     return r;
 }
 
@@ -312,7 +503,7 @@ static int finish_provider(struct cfg_ctx *c, void *base, const struct cfg_seen 
 static const struct cfg_row provider_rows[] = {
     { "type", CFG_ENUM, CFG_REQUIRED, P(kind), .enums = provider_enums },
     { "spool_dir", CFG_PATH, P(spool_dir) },
-    { "url", CFG_STRING, P(url), .check = check_smtp_url },
+    { "url", CFG_STRING, P(url) }, /* smtp: smtp(s)://; http: http(s):// (finish_*) */
     { "tls", CFG_ENUM, P(tls), .enums = smtp_tls_enums },
     { "username", CFG_STRING, P(username) },
     { "password", CFG_SECRET, P(password) },
@@ -320,6 +511,18 @@ static const struct cfg_row provider_rows[] = {
     { "ca_file", CFG_PATH, P(ca_file) },
     { "verify", CFG_ENUM, P(verify), .def = "true", .enums = bool_enums },
     { "timeout", CFG_DURATION, P(timeout_ms), .min = SEC, .max = 10 * MINUTE, .def = "30s" },
+    /* sms: twilio, vonage, http */
+    { "base_url", CFG_STRING, P(base_url), .check = check_base_url },
+    { "account_sid", CFG_STRING, P(account_sid), .check = check_path_safe },
+    { "auth_token", CFG_SECRET, P(auth_token) },
+    { "messaging_service_sid", CFG_STRING, P(messaging_service_sid), .check = check_path_safe },
+    { "api_key", CFG_SECRET, P(api_key) },
+    { "api_secret", CFG_SECRET, P(api_secret) },
+    { "headers", CFG_STRING_MAP, P(headers),
+      .count_offset = offsetof(struct nq_provider_cfg, n_headers), .check = check_header_name },
+    { "body_template", CFG_STRING, P(body_template) },
+    { "default_region", CFG_STRING, P(default_region), .check = check_region },
+    { "max_segments", CFG_UINT, P(max_segments), .min = 1, .max = 255 },
 };
 #undef P
 static const struct cfg_table provider_table = { ROWS(provider_rows), .finish = finish_provider };
@@ -574,6 +777,12 @@ static int finish_queue(struct cfg_ctx *c, void *base, const struct cfg_seen *se
                             nq_handler_name(q->handler));
     if (takes_provider(q->handler) && q->provider.kind == NQ_PROVIDER_NONE)
         q->provider.kind = NQ_PROVIDER_FILE;
+    if ((q->provider.kind == NQ_PROVIDER_TWILIO || q->provider.kind == NQ_PROVIDER_VONAGE ||
+         q->provider.kind == NQ_PROVIDER_HTTP) &&
+        q->handler != NQ_HANDLER_SMS)
+        return cfg_fail_key(c, provider->val, "provider.type",
+                            "%s sends text messages: only with handler: sms",
+                            provider_type_of(q->provider.kind)->name);
     if (q->provider.kind == NQ_PROVIDER_FILE && !q->provider.spool_dir &&
         asprintf(&q->provider.spool_dir, "%s/spool/%s", c->cfg->state_dir, q->name) < 0) {
         q->provider.spool_dir = NULL;

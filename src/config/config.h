@@ -70,7 +70,15 @@ struct nq_retention_cfg {
 
 /* How a handler's messages leave: `provider: {type: ..., ...}`, where type
  * selects the keys that may follow (file: spool_dir; smtp: url, tls...). */
-enum nq_provider_kind { NQ_PROVIDER_NONE, NQ_PROVIDER_FILE, NQ_PROVIDER_SMTP };
+enum nq_provider_kind {
+    NQ_PROVIDER_NONE,
+    NQ_PROVIDER_FILE,
+    NQ_PROVIDER_SMTP,
+    /* sms (providers/sms.h) */
+    NQ_PROVIDER_TWILIO,
+    NQ_PROVIDER_VONAGE,
+    NQ_PROVIDER_HTTP,
+};
 
 /* smtp's tls: 0 until the config's checks derive it from the URL's scheme. */
 enum nq_smtp_tls { NQ_SMTP_TLS_UNSET, NQ_SMTP_TLS_STARTTLS, NQ_SMTP_TLS_IMPLICIT, NQ_SMTP_TLS_NONE };
@@ -87,6 +95,20 @@ struct nq_provider_cfg {
     char *ca_file;        /* TLS trust; NULL: the system's */
     int verify;           /* 1 (default): check the server's certificate; 2: don't */
     uint64_t timeout_ms;  /* one message, connect to the final reply; default 30s */
+    /* sms providers: twilio, vonage, http (providers/sms.h); from above is
+     * their default sender, ca_file, verify and timeout apply to them too,
+     * url is http's endpoint */
+    char *base_url;              /* twilio, vonage: scheme://host[:port]; NULL: the real API */
+    char *account_sid;           /* twilio: AC...; required */
+    char *auth_token;            /* twilio: secret, auth_token_file or ${ENV}; required */
+    char *messaging_service_sid; /* twilio: MG..., instead of from */
+    char *api_key;               /* vonage; required */
+    char *api_secret;            /* vonage: secret, api_secret_file or ${ENV}; required */
+    char **headers;              /* http: "Name=value", NULL-terminated */
+    size_t n_headers;
+    char *body_template;   /* http: Mustache rendering the JSON body; required */
+    char *default_region;  /* sms: ISO 3166 alpha-2 for national numbers; NULL: none */
+    uint32_t max_segments; /* sms: 0 = no limit */
 };
 
 /* The exec handler: a command run per job (handlers/exec.c). */

@@ -40,6 +40,7 @@ struct channel {
     char *prepared_id;
     struct nq_msg prepared;
     struct nq_mailbox sender; /* email: provider.from, for jobs naming none; addr NULL: none */
+    const struct nq_provider_cfg *provider_cfg; /* borrowed: sms's region and max_segments */
 };
 
 struct channel_call {
@@ -276,15 +277,21 @@ static int compose_job(struct channel *ch, const json_t *data, struct nq_msg *re
     json_t *o = NULL;
     int r;
 
-    if (!tid || json_is_null(tid))
-        return ch->compose(data, ret, err);
-    r = render_template(ch, data, &rd, err);
-    if (r < 0)
-        return r;
-    if (overlay_new(ch->type, data, &rd, &o) < 0)
-        return nq_err_set(err, -ENOMEM, "out of memory");
-    r = ch->compose(o, ret, err);
-    json_decref(o);
+    if (!tid || json_is_null(tid)) {
+        r = ch->compose(data, ret, err);
+    } else {
+        r = render_template(ch, data, &rd, err);
+        if (r < 0)
+            return r;
+        if (overlay_new(ch->type, data, &rd, &o) < 0)
+            return nq_err_set(err, -ENOMEM, "out of memory");
+        r = ch->compose(o, ret, err);
+        json_decref(o);
+    }
+    if (r >= 0 && ch->type == NQ_MSG_SMS &&
+        (r = nq_sms_settle(&ret->sms, ch->provider_cfg->default_region,
+                           ch->provider_cfg->max_segments, err)) < 0)
+        nq_msg_done(ret);
     return r;
 }
 
@@ -323,7 +330,10 @@ int nq_channel_handler_init(const struct nq_handler_env *env, enum nq_msg_type t
 
     if (!ch)
         return nq_err_set(err, -ENOMEM, "out of memory");
-    *ch = (struct channel){ .type = type, .compose = compose, .queue = env->queue->name };
+    *ch = (struct channel){ .type = type,
+                            .compose = compose,
+                            .queue = env->queue->name,
+                            .provider_cfg = &env->queue->provider };
     nq_msg_init(&ch->prepared, type);
     ch->templates = nq_template_store_new(env->cfg->templates.dir, env->cfg->templates.strict);
     if (!ch->templates) {

@@ -98,6 +98,13 @@ int nq_mailbox_parse(const char *s, struct nq_mailbox *ret, const char **ret_why
  * (size >= 17) and returns 0, or -EINVAL with why (static text). */
 int nq_e164_normalize(const char *in, char *out, size_t size, const char **ret_why) NQ_MUSTCHECK;
 
+/* Finishes an sms the composer made: a national number in to (the
+ * composer keeps one as written) becomes E.164 with region (NULL: none, it
+ * is refused), and a body over max_segments segments (0: no limit) is
+ * refused with its count. 0, -EINVAL with err naming the field, -ENOMEM. */
+int nq_sms_settle(struct nq_sms *s, const char *region, uint32_t max_segments,
+                  struct nq_err *err) NQ_MUSTCHECK;
+
 /* ---- for the composers ----------------------------------------------------- */
 
 /* data must be an object whose keys are all in t, none refused; copies

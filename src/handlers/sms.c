@@ -4,9 +4,10 @@
  * provider (see channel.h for what all channel handlers share).
  *
  * Data keys:
- *   to        required: a phone number in international form, normalised to
- *             E.164 ("+1 (555) 123-4567" -> "+15551234567"); a number
- *             without its country code is refused, not guessed
+ *   to        required: a phone number, normalised to E.164 ("+1 (555)
+ *             123-4567" -> "+15551234567"); a number without its country
+ *             code is completed from the provider's default_region
+ *             (nq_sms_settle), or refused without one, never guessed
  *   from      optional: a number (normalised likewise) or an alphanumeric
  *             sender id (1..11 letters, digits and spaces, at least one letter)
  *   body      required, at most 1600 characters; `message` and `text` are
@@ -20,7 +21,9 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "common/phone.h"
 #include "handlers/channel.h"
+#include "providers/sms.h"
 
 #define E164_BUF 17
 #define REASON_NUMBER_MAX 40
@@ -143,6 +146,54 @@ static size_t utf8_chars(const char *s)
     return n;
 }
 
+/* A national number, kept as written until nq_sms_settle knows the
+ * region: digits first (after spaces or a parenthesis). */
+static bool national_form(const char *s)
+{
+    s += strspn(s, " \t(");
+    return *s >= '1' && *s <= '9' ? true : *s == '0' && s[1] != '0';
+}
+
+static int to_field(const char *to, struct nq_sms *s, struct nq_err *err)
+{
+    if (!national_form(to))
+        return number_field("to", to, &s->to, err);
+    s->to = strdup(to);
+    return s->to ? 0 : nq_err_set(err, -ENOMEM, "out of memory");
+}
+
+int nq_sms_settle(struct nq_sms *s, const char *region, uint32_t max_segments, struct nq_err *err)
+{
+    char e164[NQ_PHONE_E164_SIZE];
+    struct nq_sms_count count;
+    const char *why;
+    char *n;
+
+    if (s->to[0] != '+') {
+        if (nq_phone_e164(s->to, region, e164, sizeof(e164), &why) < 0)
+            return region ? nq_err_set(err, -EINVAL,
+                                       "data.to: \"%.*s\" is not a phone number of default_region "
+                                       "%s: %s",
+                                       REASON_NUMBER_MAX, s->to, region, why)
+                          : nq_err_set(err, -EINVAL,
+                                       "data.to: \"%.*s\" is not a phone number in "
+                                       "international form: %s",
+                                       REASON_NUMBER_MAX, s->to, why);
+        if (!(n = strdup(e164)))
+            return nq_err_set(err, -ENOMEM, "out of memory");
+        free(s->to);
+        s->to = n;
+    }
+    nq_sms_count(s->body, &count);
+    if (max_segments && count.segments > max_segments)
+        return nq_err_set(err, -EINVAL,
+                          "data.body: %zu segments (%s, %zu units) is more than the provider's "
+                          "max_segments %u",
+                          count.segments, nq_sms_encoding_name(count.encoding), count.units,
+                          (unsigned) max_segments);
+    return 0;
+}
+
 static int sms_fields(const json_t *data, struct nq_sms *s, struct nq_err *err)
 {
     static const char *const to_keys[] = { "to", NULL };
@@ -152,7 +203,7 @@ static int sms_fields(const json_t *data, struct nq_sms *s, struct nq_err *err)
 
     r = nq_field_string(data, to_keys, true, &to, err);
     if (r >= 0)
-        r = number_field("to", to, &s->to, err);
+        r = to_field(to, s, err);
     if (r >= 0)
         r = from_field(data, s, err);
     if (r >= 0)

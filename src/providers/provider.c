@@ -16,10 +16,15 @@
 #include "providers/file.h"
 #include "providers/provider.h"
 #include "providers/smtp.h"
+#include "providers/sms.h"
 
 static const struct nq_provider_ops *const registry[] = {
     &nq_provider_file,
     &nq_provider_smtp,
+    /* sms */
+    &nq_provider_twilio,
+    &nq_provider_vonage,
+    &nq_provider_sms_http,
 };
 
 static void mailbox_done(struct nq_mailbox *mb)

@@ -451,7 +451,8 @@ static const struct {
     { SMTP_Q "      url: smtp://u:p@h:587\n",
       "t.yaml:6:12: queues.email.provider.url: must be smtp://HOST:PORT or smtps://HOST:PORT (no "
       "user, path or spaces)" },
-    { SMTP_Q "      url: smtp://h:0\n", "t.yaml:6:12: queues.email.provider.url: port must be 1..65535" },
+    { SMTP_Q "      url: smtp://h:0\n",
+      "t.yaml:6:12: queues.email.provider.url: port must be 1..65535" },
     { SMTP_Q "      url: smtp://h\n      username: u\n",
       "t.yaml:7:7: queues.email.provider.password_file: required with username" },
     { SMTP_Q "      url: smtp://h\n      tls: none\n      username: u\n      password: pw\n",
@@ -463,6 +464,69 @@ static const struct {
       "t.yaml:7:13: queues.email.provider.from: must be an email address (addr or \"Name "
       "<addr>\")" },
 #undef SMTP_Q
+/* sms providers */
+#define SMS_Q "queues:\n  sms:\n    handler: sms\n    provider:\n"
+    { SMS_Q "      type: twilio\n      auth_token: t\n      from: '+15005550006'\n",
+      "t.yaml:5:7: queues.sms.provider.account_sid: required by provider type twilio" },
+    { SMS_Q "      type: twilio\n      account_sid: AC1\n      from: '+15005550006'\n",
+      "t.yaml:5:7: queues.sms.provider.auth_token_file: required by provider type twilio" },
+    { SMS_Q "      type: twilio\n      account_sid: AC1\n      auth_token: t\n",
+      "t.yaml:5:7: queues.sms.provider.from: required by provider type twilio (or "
+      "messaging_service_sid)" },
+    { SMS_Q "      type: twilio\n      account_sid: AC1\n      auth_token: t\n"
+            "      from: ACME\n      messaging_service_sid: MG1\n",
+      "t.yaml:9:7: queues.sms.provider.messaging_service_sid: given with from: give one of them" },
+    { SMS_Q "      type: twilio\n      account_sid: AC/../x\n      auth_token: t\n",
+      "t.yaml:6:20: queues.sms.provider.account_sid: must be letters and digits (as the provider "
+      "shows it)" },
+    { SMS_Q "      type: twilio\n      account_sid: AC1\n      auth_token: t\n      from: ACME\n"
+            "      base_url: http://127.0.0.1:1/2010-04-01\n",
+      "t.yaml:9:17: queues.sms.provider.base_url: must be scheme, host and port only (the "
+      "provider appends its API path)" },
+    { SMS_Q "      type: twilio\n      account_sid: AC1\n      auth_token: t\n      from: ACME\n"
+            "      base_url: ftp://h\n",
+      "t.yaml:9:17: queues.sms.provider.base_url: must be http://HOST[:PORT] or "
+      "https://HOST[:PORT]" },
+    { SMS_Q "      type: twilio\n      account_sid: AC1\n      auth_token: t\n"
+            "      from: TOO LONG SENDER\n",
+      "t.yaml:8:13: queues.sms.provider.from: must be a number in international form (+...) or a "
+      "sender id of 1 to 11 letters, digits and spaces" },
+    { SMS_Q "      type: twilio\n      account_sid: AC1\n      auth_token: t\n      from: ACME\n"
+            "      default_region: XX\n",
+      "t.yaml:9:23: queues.sms.provider.default_region: not a region of the table in "
+      "notifyq.yaml(5) (an upper-case ISO 3166 code such as US, GB, DE)" },
+    { SMS_Q "      type: twilio\n      account_sid: AC1\n      auth_token: t\n      from: ACME\n"
+            "      max_segments: 0\n",
+      "t.yaml:9:21: queues.sms.provider.max_segments: must be 1..255" },
+    { SMS_Q "      type: twilio\n      account_sid: AC1\n      auth_token: t\n      from: ACME\n"
+            "      api_secret: x\n",
+      "t.yaml:9:7: queues.sms.provider.api_secret: not a key of provider type twilio (its keys: "
+      "type, account_sid, auth_token, from, messaging_service_sid, base_url, timeout, ca_file, "
+      "verify, default_region, max_segments)" },
+    { SMS_Q "      type: vonage\n      api_key: k\n      from: ACME\n",
+      "t.yaml:5:7: queues.sms.provider.api_secret_file: required by provider type vonage" },
+    { SMS_Q "      type: vonage\n      api_key: k\n      api_secret: s\n",
+      "t.yaml:5:7: queues.sms.provider.from: required by provider type vonage" },
+    { SMS_Q "      type: vonage\n      api_key: k\n      api_secret: s\n      from: ACME\n"
+            "      account_sid: AC1\n",
+      "t.yaml:9:7: queues.sms.provider.account_sid: not a key of provider type vonage (its keys: "
+      "type, api_key, api_secret, from, base_url, timeout, ca_file, verify, default_region, "
+      "max_segments)" },
+    { SMS_Q "      type: http\n      body_template: '{}'\n",
+      "t.yaml:5:7: queues.sms.provider.url: required by provider type http" },
+    { SMS_Q "      type: http\n      url: smtp://h\n      body_template: '{}'\n",
+      "t.yaml:6:12: queues.sms.provider.url: must be an http:// or https:// URL" },
+    { SMS_Q "      type: http\n      url: http://h/send\n",
+      "t.yaml:5:7: queues.sms.provider.body_template: required by provider type http" },
+    { SMS_Q "      type: http\n      url: http://h/send\n      body_template: '{}'\n"
+            "      headers: {'Bad Name': x}\n",
+      "t.yaml:8:17: queues.sms.provider.headers.Bad Name: a header name must be letters, digits "
+      "and "
+      "!#$%&'*+-.^_`|~" },
+    { "queues:\n  email:\n    handler: email\n    provider:\n      type: http\n"
+      "      url: http://h/send\n      body_template: '{}'\n",
+      "t.yaml:5:7: queues.email.provider.type: http sends text messages: only with handler: sms" },
+#undef SMS_Q
     /* duplicate key */
     { "queues:\n  email:\n    handler: noop\n    handler: file\n",
       "t.yaml:4:5: queues.email.handler: duplicate key (first at 3:5)" },
@@ -510,7 +574,8 @@ static const struct {
     { "state_dir: var/lib\n" MIN_QUEUE, "t.yaml:1:12: state_dir: must be an absolute path" },
     { "templates: tpl\n" MIN_QUEUE, "t.yaml:1:12: templates: must be an absolute path" },
     { "templates: {dir: tpl}\n" MIN_QUEUE, "t.yaml:1:18: templates.dir: must be an absolute path" },
-    { "templates: {strict: yes}\n" MIN_QUEUE, "t.yaml:1:21: templates.strict: must be true or false" },
+    { "templates: {strict: yes}\n" MIN_QUEUE,
+      "t.yaml:1:21: templates.strict: must be true or false" },
     { "templates: {dri: /x}\n" MIN_QUEUE, "t.yaml:1:13: templates.dri: unknown key" },
     { "templates: [/x]\n" MIN_QUEUE, "t.yaml:1:12: templates: must be a mapping, not a list" },
     { "redis: {prefix: ''}\n" MIN_QUEUE, "t.yaml:1:17: redis.prefix: must not be empty" },
@@ -537,7 +602,7 @@ static const struct {
     { "queues: {email: *nope}\n", "t.yaml:1:17: found undefined alias" },
     { MIN_QUEUE "---\nqueues: {}\n", "t.yaml:5:1: only one YAML document is allowed" },
     { "a: \"\xff\"\n", "t.yaml: invalid leading UTF-8 octet at byte 4" },
-    /* exec */
+/* exec */
 #define EXEC_QUEUE "queues:\n  run:\n    handler: exec\n"
     { EXEC_QUEUE, "t.yaml:3:5: queues.run.exec: required with handler exec (exec: {argv: [...]})" },
     { MIN_QUEUE "    exec: {argv: [/bin/true]}\n",

@@ -413,9 +413,6 @@ static void sms_accepts_the_seed_shapes(void **state)
 static const struct bad_case sms_bad[] = {
     { "{}", "data.to: required" },
     { "{\"to\":15551234567,\"body\":\"x\"}", "data.to: must be a string" },
-    { "{\"to\":\"5551234567\",\"body\":\"x\"}",
-      "data.to: \"5551234567\" is not a phone number in international form: no country code "
-      "(write it as +<country code><number>)" },
     { "{\"to\":\"+1 555 CALL NOW\",\"body\":\"x\"}",
       "data.to: \"+1 555 CALL NOW\" is not a phone number in international form: a character "
       "other than digits, spaces, '-', '.' and parentheses" },
@@ -445,6 +442,57 @@ static void sms_refusals_name_the_field(void **state)
 {
     (void) state;
     check_bad(nq_compose_sms, sms_bad, NQ_ELEMENTSOF(sms_bad));
+}
+
+/* A national number passes the composer as written; nq_sms_settle
+ * completes it with the provider's default_region, or refuses it without
+ * one, and refuses a body over max_segments with its count. */
+static void sms_settle_applies_region_and_segments(void **state)
+{
+    static const struct {
+        const char *to, *region, *body;
+        uint32_t max;
+        const char *want_to, *want_err;
+    } cases[] = {
+        { "5551234567", "US", "x", 0, "+15551234567", NULL },
+        { "(555) 123-4567", "CA", "x", 1, "+15551234567", NULL },
+        { "020 7946 0958", "GB", "x", 0, "+442079460958", NULL },
+        { "+15551234567", "GB", "x", 0, "+15551234567", NULL },
+        { "5551234567", NULL, "x", 0, NULL,
+          "data.to: \"5551234567\" is not a phone number in international form: no country code "
+          "(write it as +<country code><number>)" },
+        { "555 1234", "US", "x", 0, NULL,
+          "data.to: \"555 1234\" is not a phone number of default_region US: not a national "
+          "number of the default region (wrong length)" },
+        { "+15551234567", NULL,
+          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+          1, NULL,
+          "data.body: 2 segments (GSM-7, 174 units) is more than the provider's max_segments 1" },
+        { "+15551234567", NULL, "\xe4\xbd\xa0", 1, "+15551234567", NULL },
+    };
+
+    (void) state;
+    for (size_t i = 0; i < NQ_ELEMENTSOF(cases); i++) {
+        char json[512];
+        struct nq_err err = { { 0 } };
+        struct nq_msg m;
+        int r;
+
+        (void) snprintf(json, sizeof(json), "{\"to\":\"%s\",\"body\":\"%s\"}", cases[i].to,
+                        cases[i].body);
+        compose_ok(nq_compose_sms, json, &m);
+        r = nq_sms_settle(&m.sms, cases[i].region, cases[i].max, &err);
+        if (cases[i].want_to) {
+            if (r != 0)
+                fail_msg("%s: %s", cases[i].to, nq_err_str(&err));
+            assert_string_equal(m.sms.to, cases[i].want_to);
+        } else {
+            assert_int_equal(r, -EINVAL);
+            assert_string_equal(nq_err_str(&err), cases[i].want_err);
+        }
+        nq_msg_done(&m);
+    }
 }
 
 static void sms_body_limit_counts_characters(void **state)
@@ -648,6 +696,7 @@ int main(void)
         cmocka_unit_test(email_caps_recipients),
         cmocka_unit_test(mailbox_forms),
         cmocka_unit_test(e164_normalisation),
+        cmocka_unit_test(sms_settle_applies_region_and_segments),
         cmocka_unit_test(sms_accepts_the_seed_shapes),
         cmocka_unit_test(sms_refusals_name_the_field),
         cmocka_unit_test(sms_body_limit_counts_characters),
