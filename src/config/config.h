@@ -69,7 +69,17 @@ struct nq_retention_cfg {
 
 /* How a handler's messages leave: `provider: {type: ..., ...}`, where type
  * selects the keys that may follow (file: spool_dir; smtp: url, tls...). */
-enum nq_provider_kind { NQ_PROVIDER_NONE, NQ_PROVIDER_FILE, NQ_PROVIDER_SMTP };
+enum nq_provider_kind {
+    NQ_PROVIDER_NONE,
+    NQ_PROVIDER_FILE,
+    NQ_PROVIDER_SMTP,
+    /* email APIs (providers/emailapi.h) */
+    NQ_PROVIDER_SENDGRID,
+    NQ_PROVIDER_RESEND,
+    NQ_PROVIDER_MAILGUN,
+    NQ_PROVIDER_POSTMARK,
+    NQ_PROVIDER_SES,
+};
 
 /* smtp's tls: 0 until the config's checks derive it from the URL's scheme. */
 enum nq_smtp_tls { NQ_SMTP_TLS_UNSET, NQ_SMTP_TLS_STARTTLS, NQ_SMTP_TLS_IMPLICIT, NQ_SMTP_TLS_NONE };
@@ -86,6 +96,16 @@ struct nq_provider_cfg {
     char *ca_file;        /* TLS trust; NULL: the system's */
     int verify;           /* 1 (default): check the server's certificate; 2: don't */
     uint64_t timeout_ms;  /* one message, connect to the final reply; default 30s */
+    /* email APIs (providers/emailapi.h); ca_file, verify, timeout and from too */
+    char *base_url;          /* scheme://host[:port]; default: the provider's public API */
+    char *api_key;           /* secret: sendgrid, resend, mailgun */
+    char *domain;            /* mailgun: the sending domain; required */
+    char *region;            /* mailgun: us (default) or eu; ses: e.g. eu-west-1, required */
+    char *server_token;      /* secret: postmark */
+    char *message_stream;    /* postmark: NULL: the server's default (outbound) */
+    char *access_key_id;     /* ses */
+    char *secret_access_key; /* secret: ses */
+    char *session_token;     /* secret: ses, temporary credentials; NULL: none */
 };
 
 /* The exec handler: a command run per job (handlers/exec.c). */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "providers/emailapi.h"
 #include "providers/file.h"
 #include "providers/provider.h"
 #include "providers/smtp.h"
@@ -20,6 +21,12 @@
 static const struct nq_provider_ops *const registry[] = {
     &nq_provider_file,
     &nq_provider_smtp,
+    /* email APIs */
+    &nq_provider_sendgrid,
+    &nq_provider_resend,
+    &nq_provider_mailgun,
+    &nq_provider_postmark,
+    &nq_provider_ses,
 };
 
 static void mailbox_done(struct nq_mailbox *mb)
