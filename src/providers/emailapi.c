@@ -121,6 +121,7 @@ struct nq_send {
     const char **rcpt; /* borrowed from the message */
     size_t n_rcpt;
     unsigned unknown; /* attempts that ended unknown, this one included */
+    uint32_t attempt;
     char reason[NQ_HTTP_REASON_MAX];
 };
 
@@ -173,11 +174,24 @@ static void on_verdict(const struct nq_http_verdict *v, void *userdata)
 {
     struct nq_send *s = userdata;
     struct nq_send_result res = { .reason = v->reason, .retry_after_ms = v->retry_after_ms };
+    struct nq_http_verdict last;
     json_t *state = NULL;
 
     s->hs = NULL;
     if (v->cls == NQ_REPLY_UNKNOWN)
         s->unknown++;
+    if (v->cls == NQ_REPLY_RETRY && v->status == 403 && s->attempt >= NQ_EMAILAPI_403_RETRIES) {
+        /* a 403 worth a retry (not the API's own: a filter in front of it;
+         * or expired temporary credentials) that keeps coming is about us */
+        last = *v;
+        last.cls = NQ_REPLY_PERMANENT;
+        last.config = true;
+        (void) snprintf(last.reason + strlen(last.reason),
+                        sizeof(last.reason) - strlen(last.reason), " (attempt %u)",
+                        (unsigned) s->attempt);
+        v = &last;
+        res.reason = v->reason;
+    }
     if (v->config)
         nq_log(LOG_ALERT,
                "provider %s: %s: every later job will fail the same way until the provider's "
@@ -269,7 +283,7 @@ static int emailapi_send(struct nq_provider *prov, const struct nq_msg *m,
 
     if (!s)
         return -ENOMEM;
-    *s = (struct nq_send){ .p = p, .done = done, .userdata = userdata };
+    *s = (struct nq_send){ .p = p, .done = done, .userdata = userdata, .attempt = d->attempt };
     r = nq_emailapi_recipients(&m->email, &s->rcpt, &s->n_rcpt);
     if (r < 0) {
         send_free(s);

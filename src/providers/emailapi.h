@@ -15,7 +15,8 @@
  * provider says the address is gone, e.g. postmark's ErrorCode 406) in its
  * progress. A reply that means our credentials, sender or account are
  * wrong (PROVIDERS.md §0's perm+config: 401/403 and the like) fails the
- * job and logs an alert: every later job would fail the same way.
+ * job and logs an alert: every later job would fail the same way; so does
+ * a 403 retried NQ_EMAILAPI_403_RETRIES times.
  *
  * Requests carry the job's id and queue where the API takes custom fields
  * (sendgrid custom_args, mailgun v:, postmark Metadata, ses EmailTags) so
@@ -40,6 +41,11 @@
 #define NQ_POSTMARK_RCPT_MAX 50
 #define NQ_SES_RCPT_MAX 50
 #define NQ_MAILGUN_RCPT_MAX 1000
+
+/* A 403 that a classifier retries (postmark's without an ErrorCode: a
+ * network filter in front of the API; ses's ExpiredTokenException) fails
+ * the job with an alert from this attempt on. */
+#define NQ_EMAILAPI_403_RETRIES 3
 
 /* Mailgun's 429 without Retry-After waits at least this long. */
 #define NQ_MAILGUN_RATE_WAIT_MS 60000

@@ -266,3 +266,20 @@ def test_too_many_recipients_fail_before_any_request(daemon_factory, jobs, api, 
     assert jobs.ids("failed") == {jid}
     assert h["failedReason"] == "postmark: 51 recipients: at most 50 per message"
     assert a.requests == []
+
+
+def test_postmark_403_without_errorcode_is_retried_then_fails_with_an_alert(
+        daemon_factory, jobs, api, tmp_path):
+    html = (403, {"Content-Type": "text/html"}, "<html><body>Request blocked</body></html>")
+    a = api("postmark", lambda n, req: html)
+    d = start(daemon_factory, jobs, provider_block(a, tmp_path))
+    [jid] = jobs.add({"to": "bob@example.org", "text": "x"},
+                     {"attempts": 5, "backoff": {"type": "fixed", "delay": 100}})
+    wait_all_done(jobs, 1)
+    h = jobs.job(jid)
+    assert jobs.ids("failed") == {jid}
+    assert h["atm"] == "3"
+    assert h["failedReason"] == "postmark: HTTP 403: not from Postmark's API (no ErrorCode: a " \
+        "network filter in front of it?) (attempt 3)"
+    assert len(a.requests) == 3 and a.sent == []
+    d.wait_for_log(r"provider postmark: .*\(attempt 3\): every later job will fail")
