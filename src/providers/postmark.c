@@ -13,8 +13,9 @@
  *
  * At most 50 recipients. The reply's ErrorCode decides (the table below);
  * 406 (inactive recipient) makes the recipients dead. A 403 whose body has
- * no ErrorCode (an HTML page from a filter in front of the API) is retried
- * (the job's attempts bound it).
+ * no ErrorCode (an HTML page from a filter in front of the API) is retried,
+ * and fails with an alert from attempt NQ_EMAILAPI_403_RETRIES on
+ * (emailapi.c).
  */
 #include "config.h"
 
