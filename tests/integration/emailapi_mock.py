@@ -251,6 +251,11 @@ CHECKS = {"sendgrid": check_sendgrid, "resend": check_resend, "mailgun": check_m
           "postmark": check_postmark, "ses": check_ses}
 
 
+class Server(http.server.ThreadingHTTPServer):
+    # http.server's backlog of 5 drops connections a worker opens at once.
+    request_queue_size = 256
+
+
 class MockAPI:
     """One provider's API. `script(n, req)` -> None (the checks decide:
     the success reply or the error), a reply tuple, "reset" or "stall"."""
@@ -309,7 +314,7 @@ class MockAPI:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.base_url = "http://127.0.0.1:%d" % self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
