@@ -4,7 +4,8 @@ src_libnq_a_SOURCES += \
 	src/providers/emailapi.h src/providers/emailapi.c \
 	src/providers/sendgrid.c src/providers/resend.c src/providers/mailgun.c \
 	src/providers/postmark.c src/providers/ses.c \
-	src/providers/sigv4.h src/providers/sigv4.c
+	src/providers/sigv4.h src/providers/sigv4.c \
+	src/providers/httputil.h src/providers/httputil.c
 
 check_PROGRAMS += tests/unit/test_provider_emailapi tests/unit/test_sigv4
 TESTS += tests/unit/test_provider_emailapi tests/unit/test_sigv4

@@ -23,35 +23,12 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 
 #include "common/cleanup.h"
 #include "providers/emailapi.h"
+#include "providers/httputil.h"
 
 #define NAME "mailgun"
-
-/* Appends "&name=value" (no '&' first), both percent-encoded as
- * application/x-www-form-urlencoded wants. */
-static void form_add(FILE *f, const char *name, const char *value)
-{
-    const char *parts[] = { name, value };
-
-    if (ftell(f) > 0)
-        fputc('&', f);
-    for (int k = 0; k < 2; k++) {
-        for (const unsigned char *p = (const unsigned char *) parts[k]; *p; p++) {
-            if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-                strchr("-._*", *p))
-                fputc(*p, f);
-            else if (*p == ' ')
-                fputc('+', f);
-            else
-                fprintf(f, "%%%02X", *p);
-        }
-        if (k == 0)
-            fputc('=', f);
-    }
-}
 
 /* false on OOM */
 static bool form_mailboxes(FILE *f, const char *name, const struct nq_mailbox *v, size_t n)
@@ -61,7 +38,7 @@ static bool form_mailboxes(FILE *f, const char *name, const struct nq_mailbox *v
 
         if (!t)
             return false;
-        form_add(f, name, t);
+        nq_form_add(f, name, t);
         free(t);
     }
     return true;
@@ -78,22 +55,22 @@ static int form(const struct nq_email *e, const struct nq_delivery *d, char **re
     from = nq_emailapi_mailbox_text(&e->from);
     ok = from != NULL;
     if (from)
-        form_add(f, "from", from);
+        nq_form_add(f, "from", from);
     free(from);
     ok = ok && form_mailboxes(f, "to", e->to, e->n_to) && form_mailboxes(f, "cc", e->cc, e->n_cc) &&
          form_mailboxes(f, "bcc", e->bcc, e->n_bcc);
     if (e->subject)
-        form_add(f, "subject", e->subject);
+        nq_form_add(f, "subject", e->subject);
     if (e->text)
-        form_add(f, "text", e->text);
+        nq_form_add(f, "text", e->text);
     if (e->html)
-        form_add(f, "html", e->html);
+        nq_form_add(f, "html", e->html);
     if (e->reply_to.addr) {
         char *t = nq_emailapi_mailbox_text(&e->reply_to);
 
         ok = ok && t;
         if (t)
-            form_add(f, "h:Reply-To", t);
+            nq_form_add(f, "h:Reply-To", t);
         free(t);
     }
     for (size_t i = 0; i < e->n_headers; i++) {
@@ -103,11 +80,11 @@ static int form(const struct nq_email *e, const struct nq_delivery *d, char **re
             ok = false;
             break;
         }
-        form_add(f, name, e->headers[i].value);
+        nq_form_add(f, name, e->headers[i].value);
         free(name);
     }
-    form_add(f, "v:queue", d->queue);
-    form_add(f, "v:job_id", d->job_id);
+    nq_form_add(f, "v:queue", d->queue);
+    nq_form_add(f, "v:job_id", d->job_id);
     if (ferror(f) || !ok) {
         fclose(f);
         free(*ret);
@@ -115,23 +92,6 @@ static int form(const struct nq_email *e, const struct nq_delivery *d, char **re
         return -ENOMEM;
     }
     return fclose(f) == 0 ? 0 : -ENOMEM;
-}
-
-static char *basic_auth(const char *key)
-{
-    size_t n = 4 + strlen(key);
-    nq_autofree char *plain = malloc(n + 1);
-    char *out = malloc(6 + 4 * ((n + 2) / 3) + 1);
-
-    if (!plain || !out) {
-        free(out);
-        return NULL;
-    }
-    (void) snprintf(plain, n + 1, "api:%s", key);
-    memcpy(out, "Basic ", 6);
-    EVP_EncodeBlock((unsigned char *) out + 6, (const unsigned char *) plain, (int) n);
-    memset(plain, 0, n);
-    return out;
 }
 
 /* The domain as one path segment. */
@@ -173,8 +133,8 @@ static int build(const void *cfg_, const void *msg, const struct nq_delivery *d,
                           NQ_MAILGUN_RCPT_MAX);
     r = form(e, d, &req.body, &req.body_len);
     path = messages_path(cfg->domain);
-    if (r >= 0 &&
-        (!path || !(req.url = nq_emailapi_url(cfg, path)) || !(auth = basic_auth(cfg->api_key))))
+    if (r >= 0 && (!path || !(req.url = nq_emailapi_url(cfg, path)) ||
+                   !(auth = nq_http_basic_auth("api", cfg->api_key))))
         r = -ENOMEM;
     if (r >= 0)
         r = nq_http_request_add_header(&req, "Authorization", auth);

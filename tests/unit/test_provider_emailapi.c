@@ -23,6 +23,7 @@
 #include "config/config.h"
 #include "providers/emailapi.h"
 #include "providers/http.h"
+#include "providers/httputil.h"
 #include "providers/sigv4.h"
 
 #define NOW 1700000000 /* Tue, 14 Nov 2023 22:13:20 GMT */
@@ -661,6 +662,32 @@ static void ses_classifies_its_table_by_error_name(void **state)
     check_rows(&nq_ses_http, rows, NQ_ELEMENTSOF(rows));
 }
 
+/* ---- shared pieces ------------------------------------------------------------ */
+
+static void form_fields_are_encoded_as_html_forms_do(void **state)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    (void) state;
+    assert_non_null(f);
+    nq_form_add(f, "h:X-Tag", "a b&c=d+e/é*-._~");
+    nq_form_add(f, "to", "");
+    assert_int_equal(fclose(f), 0);
+    assert_string_equal(buf, "h%3AX-Tag=a+b%26c%3Dd%2Be%2F%C3%A9*-._%7E&to=");
+    free(buf);
+}
+
+static void basic_auth_matches_rfc_7617s_example(void **state)
+{
+    char *a = nq_http_basic_auth("Aladdin", "open sesame");
+
+    (void) state;
+    assert_string_equal(a, "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+    free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -676,6 +703,8 @@ int main(void)
         cmocka_unit_test(mailgun_classifies_its_table),
         cmocka_unit_test(postmark_classifies_its_table),
         cmocka_unit_test(ses_classifies_its_table_by_error_name),
+        cmocka_unit_test(form_fields_are_encoded_as_html_forms_do),
+        cmocka_unit_test(basic_auth_matches_rfc_7617s_example),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
