@@ -229,8 +229,9 @@ static void classify(const void *cfg, const struct nq_transfer_reply *reply, int
     nq_http_classify_common(NAME, reply, now_s, v);
     if (s >= 200 && s < 300) {
         o = json_loadb(reply->body, reply->body_len, 0, NULL);
-        name = json_string_value(json_object_get(o, "id"));
-        (void) snprintf(v->message_id, sizeof(v->message_id), "%s", name ? name : "");
+        const char *id = json_string_value(json_object_get(o, "id"));
+
+        (void) snprintf(v->message_id, sizeof(v->message_id), "%s", id ? id : "");
         json_decref(o);
         return;
     }
