@@ -383,8 +383,8 @@ static int default_base_url(struct nq_provider_cfg *p)
         fixed = "https://api.resend.com";
         break;
     case NQ_PROVIDER_MAILGUN:
-        fixed = strcmp(p->region, "eu") == 0 ? "https://api.eu.mailgun.net"
-                                             : "https://api.mailgun.net";
+        fixed =
+            strcmp(p->region, "eu") == 0 ? "https://api.eu.mailgun.net" : "https://api.mailgun.net";
         break;
     case NQ_PROVIDER_POSTMARK:
         fixed = "https://api.postmarkapp.com";
