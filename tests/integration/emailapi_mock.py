@@ -333,25 +333,27 @@ class MockAPI:
                                             "request payload.")
                     return reply  # replayed: nothing sent again
         mid = str(uuid.uuid4())
+        # the id as the provider's reply carries it
+        rid = {"sendgrid": mid.replace("-", "")[:22], "mailgun": "<%s@%s>" % (mid, DOMAIN),
+               "ses": "0100018c" + mid.replace("-", "") + "-000000"}.get(p, mid)
         with self.lock:
-            self.sent.append({"id": mid, "rcpts": req["rcpts"], "req": req})
+            self.sent.append({"id": mid, "reply_id": rid, "rcpts": req["rcpts"], "req": req})
         if p == "sendgrid":
-            return 202, {"X-Message-Id": mid.replace("-", "")[:22]}, ""
+            return 202, {"X-Message-Id": rid}, ""
         if p == "resend":
-            reply = (200, JSON, json.dumps({"id": mid}))
+            reply = (200, JSON, json.dumps({"id": rid}))
             if key:
                 with self.lock:
                     self.idempotency[key] = (req["body"], reply)
             return reply
         if p == "mailgun":
-            return 200, JSON, json.dumps({"id": "<%s@%s>" % (mid, DOMAIN),
-                                          "message": "Queued. Thank you."})
+            return 200, JSON, json.dumps({"id": rid, "message": "Queued. Thank you."})
         if p == "postmark":
             return 200, JSON, json.dumps({"To": ", ".join(req["rcpts"]),
                                           "SubmittedAt": "2024-01-01T12:00:00.0-05:00",
-                                          "MessageID": mid, "ErrorCode": 0, "Message": "OK"})
+                                          "MessageID": rid, "ErrorCode": 0, "Message": "OK"})
         return 200, dict(JSON, **{"x-amzn-RequestId": str(uuid.uuid4())}), \
-            json.dumps({"MessageId": "0100018c" + mid.replace("-", "") + "-000000"})
+            json.dumps({"MessageId": rid})
 
     def stop(self):
         self.release.set()
@@ -378,3 +380,37 @@ def provider_block(api, tmp_path, **extra):
                      secret_access_key_file=str(keyfile))
     block.update(extra)
     return json.dumps(block)
+
+
+def main():
+    """python3 emailapi_mock.py PROVIDER DIR: serves one mock API (for the
+    Node interop test). Prints the provider block (JSON, credentials in
+    files under DIR) on the first line, then one JSON line per message the
+    API accepted ({"id" as replied, "rcpts", "problem"}); stops when stdin
+    closes."""
+    import pathlib
+    import sys
+
+    api = MockAPI(sys.argv[1])
+    print(provider_block(api, pathlib.Path(sys.argv[2])), flush=True)
+    seen = 0
+
+    def report():
+        nonlocal seen
+        with api.lock:
+            new = api.sent[seen:]
+            seen = len(api.sent)
+        for m in new:
+            print(json.dumps({"id": m["reply_id"], "rcpts": m["rcpts"],
+                              "problem": m["req"]["problem"]}), flush=True)
+
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    while not stop.wait(0.05):
+        report()
+    report()
+    api.stop()
+
+
+if __name__ == "__main__":
+    main()
