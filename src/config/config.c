@@ -70,6 +70,12 @@ static const struct cfg_enum provider_enums[] = {
     { "twilio", NQ_PROVIDER_TWILIO },
     { "vonage", NQ_PROVIDER_VONAGE },
     { "http", NQ_PROVIDER_HTTP },
+    /* email APIs */
+    { "sendgrid", NQ_PROVIDER_SENDGRID },
+    { "resend", NQ_PROVIDER_RESEND },
+    { "mailgun", NQ_PROVIDER_MAILGUN },
+    { "postmark", NQ_PROVIDER_POSTMARK },
+    { "ses", NQ_PROVIDER_SES },
     { NULL, 0 },
 };
 
@@ -250,6 +256,15 @@ static const char *const http_keys[] = { "url",    "headers",        "body_templ
                                          "from",   "timeout",        "ca_file",
                                          "verify", "default_region", "max_segments",
                                          NULL };
+/* email APIs */
+#define HTTP_KEYS "base_url", "timeout", "ca_file", "verify", "from"
+static const char *const sendgrid_keys[] = { HTTP_KEYS, "api_key", NULL };
+static const char *const resend_keys[] = { HTTP_KEYS, "api_key", NULL };
+static const char *const mailgun_keys[] = { HTTP_KEYS, "api_key", "domain", "region", NULL };
+static const char *const postmark_keys[] = { HTTP_KEYS, "server_token", "message_stream", NULL };
+static const char *const ses_keys[] = { HTTP_KEYS,           "region",        "access_key_id",
+                                        "secret_access_key", "session_token", NULL };
+#undef HTTP_KEYS
 
 struct provider_type {
     enum nq_provider_kind kind;
@@ -264,6 +279,12 @@ static const struct provider_type provider_types[] = {
     { NQ_PROVIDER_TWILIO, "twilio", twilio_keys },
     { NQ_PROVIDER_VONAGE, "vonage", vonage_keys },
     { NQ_PROVIDER_HTTP, "http", http_keys },
+    /* email APIs */
+    { NQ_PROVIDER_SENDGRID, "sendgrid", sendgrid_keys },
+    { NQ_PROVIDER_RESEND, "resend", resend_keys },
+    { NQ_PROVIDER_MAILGUN, "mailgun", mailgun_keys },
+    { NQ_PROVIDER_POSTMARK, "postmark", postmark_keys },
+    { NQ_PROVIDER_SES, "ses", ses_keys },
 };
 
 static const struct provider_type *provider_type_of(enum nq_provider_kind kind)
@@ -305,7 +326,7 @@ static int provider_keys_check(struct cfg_ctx *c, const struct nq_provider_cfg *
 
     for (size_t i = 0; i < provider_table.n_rows; i++) {
         const char *key = provider_table.rows[i].key;
-        char list[256] = "";
+        char list[320] = "";
 
         if (!seen[i].key || strcmp(key, "type") == 0 || key_in(keys, key))
             continue;
@@ -321,21 +342,7 @@ static int provider_keys_check(struct cfg_ctx *c, const struct nq_provider_cfg *
 /* ---- sms providers ---- */
 
 static const char *check_http_url(const char *s);
-
-/* scheme://host[:port] and nothing after: the provider appends its path. */
-static const char *check_base_url(const char *s)
-{
-    size_t scheme = strncasecmp(s, "http://", 7) == 0    ? 7
-                    : strncasecmp(s, "https://", 8) == 0 ? 8
-                                                         : 0;
-    const char *host = s + scheme;
-
-    if (!scheme)
-        return "must be http://HOST[:PORT] or https://HOST[:PORT]";
-    if (!*host || *host == ':' || strpbrk(host, " \t\r\n@/?#"))
-        return "must be scheme, host and port only (the provider appends its API path)";
-    return NULL;
-}
+static const char *check_base_url(const char *s);
 
 /* A value that goes into a URL path as it is. */
 static const char *check_path_safe(const char *s)
@@ -483,6 +490,121 @@ static int finish_smtp(struct cfg_ctx *c, struct nq_provider_cfg *p, const struc
     return 0;
 }
 
+/* ---- email APIs ---- */
+
+/* http(s)://HOST[:PORT] and nothing more: the provider appends its path. */
+static const char *check_base_url(const char *s)
+{
+    size_t scheme = strncasecmp(s, "http://", 7) == 0    ? 7
+                    : strncasecmp(s, "https://", 8) == 0 ? 8
+                                                         : 0;
+    const char *host = s + scheme, *colon, *p;
+    unsigned long port = 0;
+
+    if (!scheme)
+        return "must be http://HOST[:PORT] or https://HOST[:PORT]";
+    if (strpbrk(host, " \t\r\n@/?#"))
+        return "must be scheme, host and port only (no user, path or query: the provider "
+               "appends its own path)";
+    colon = host[0] == '[' ? strstr(host, "]:") : strrchr(host, ':');
+    if (colon && host[0] == '[')
+        colon++;
+    if ((colon ? colon : host + strlen(host)) == host)
+        return "names no host";
+    if (!colon)
+        return NULL;
+    for (p = colon + 1; *p >= '0' && *p <= '9' && port <= 65535; p++)
+        port = port * 10 + (unsigned long) (*p - '0');
+    return p == colon + 1 || *p || port == 0 || port > 65535 ? "port must be 1..65535" : NULL;
+}
+
+/* An AWS region name: eu-west-1, us-gov-west-1. */
+static bool aws_region_ok(const char *s)
+{
+    return *s && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == strlen(s) && s[0] != '-';
+}
+
+static int default_base_url(struct nq_provider_cfg *p)
+{
+    const char *fixed = NULL;
+
+    if (p->base_url)
+        return 0;
+    switch (p->kind) {
+    case NQ_PROVIDER_SENDGRID:
+        fixed = "https://api.sendgrid.com";
+        break;
+    case NQ_PROVIDER_RESEND:
+        fixed = "https://api.resend.com";
+        break;
+    case NQ_PROVIDER_MAILGUN:
+        fixed =
+            strcmp(p->region, "eu") == 0 ? "https://api.eu.mailgun.net" : "https://api.mailgun.net";
+        break;
+    case NQ_PROVIDER_POSTMARK:
+        fixed = "https://api.postmarkapp.com";
+        break;
+    case NQ_PROVIDER_SES:
+        return asprintf(&p->base_url, "https://email.%s.amazonaws.com", p->region) < 0
+                   ? (p->base_url = NULL, -ENOMEM)
+                   : 0;
+    default:
+        return 0;
+    }
+    p->base_url = strdup(fixed);
+    return p->base_url ? 0 : -ENOMEM;
+}
+
+/* The keys an email API needs, its region, its default base URL. */
+static int finish_emailapi(struct cfg_ctx *c, struct nq_provider_cfg *p,
+                           const struct cfg_seen *seen, int node)
+{
+    const struct cfg_seen *region = seen_of(&provider_table, seen, "region");
+    const struct cfg_seen *ca = seen_of(&provider_table, seen, "ca_file");
+    const char *type = provider_type_of(p->kind)->name;
+
+    if ((p->kind == NQ_PROVIDER_SENDGRID || p->kind == NQ_PROVIDER_RESEND ||
+         p->kind == NQ_PROVIDER_MAILGUN) &&
+        !p->api_key)
+        return cfg_fail_key(c, node, "api_key_file", "required by provider type %s", type);
+    if (p->kind == NQ_PROVIDER_POSTMARK && !p->server_token)
+        return cfg_fail_key(c, node, "server_token_file", "required by provider type postmark");
+    if (p->kind == NQ_PROVIDER_MAILGUN) {
+        if (!p->domain)
+            return cfg_fail_key(c, node, "domain", "required by provider type mailgun");
+        if (p->region && strcmp(p->region, "us") != 0 && strcmp(p->region, "eu") != 0)
+            return cfg_fail_key(c, region->val, "region", "must be us or eu");
+        if (!p->region && !(p->region = strdup("us")))
+            return cfg_fail(c, node, "out of memory");
+    }
+    if (p->kind == NQ_PROVIDER_SES) {
+        if (!p->region)
+            return cfg_fail_key(c, node, "region", "required by provider type ses");
+        if (!aws_region_ok(p->region))
+            return cfg_fail_key(c, region->val, "region", "must be an AWS region, e.g. eu-west-1");
+        if (!p->access_key_id)
+            return cfg_fail_key(c, node, "access_key_id", "required by provider type ses");
+        if (!p->secret_access_key)
+            return cfg_fail_key(c, node, "secret_access_key_file", "required by provider type ses");
+    }
+    if (p->ca_file && access(p->ca_file, R_OK) < 0)
+        return cfg_fail_key(c, ca->val, "ca_file", "cannot read %s: %s", p->ca_file,
+                            strerror(errno));
+    if (default_base_url(p) < 0)
+        return cfg_fail(c, node, "out of memory");
+    if (!p->verify)
+        p->verify = 1;
+    if (!p->timeout_ms)
+        p->timeout_ms = 30 * SEC;
+    return 0;
+}
+
+static bool is_emailapi(enum nq_provider_kind kind)
+{
+    return kind == NQ_PROVIDER_SENDGRID || kind == NQ_PROVIDER_RESEND ||
+           kind == NQ_PROVIDER_MAILGUN || kind == NQ_PROVIDER_POSTMARK || kind == NQ_PROVIDER_SES;
+}
+
 static int finish_provider(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node)
 {
     struct nq_provider_cfg *p = base;
@@ -496,6 +618,8 @@ static int finish_provider(struct cfg_ctx *c, void *base, const struct cfg_seen 
     if (r >= 0 && (p->kind == NQ_PROVIDER_TWILIO || p->kind == NQ_PROVIDER_VONAGE ||
                    p->kind == NQ_PROVIDER_HTTP))
         r = finish_sms(c, p, seen, node);
+    if (r >= 0 && is_emailapi(p->kind))
+        r = finish_emailapi(c, p, seen, node);
     return r;
 }
 
@@ -523,6 +647,14 @@ static const struct cfg_row provider_rows[] = {
     { "body_template", CFG_STRING, P(body_template) },
     { "default_region", CFG_STRING, P(default_region), .check = check_region },
     { "max_segments", CFG_UINT, P(max_segments), .min = 1, .max = 255 },
+    /* email APIs */
+    { "domain", CFG_STRING, P(domain) },
+    { "region", CFG_STRING, P(region) },
+    { "server_token", CFG_SECRET, P(server_token) },
+    { "message_stream", CFG_STRING, P(message_stream) },
+    { "access_key_id", CFG_STRING, P(access_key_id) },
+    { "secret_access_key", CFG_SECRET, P(secret_access_key) },
+    { "session_token", CFG_SECRET, P(session_token) },
 };
 #undef P
 static const struct cfg_table provider_table = { ROWS(provider_rows), .finish = finish_provider };

@@ -78,6 +78,12 @@ enum nq_provider_kind {
     NQ_PROVIDER_TWILIO,
     NQ_PROVIDER_VONAGE,
     NQ_PROVIDER_HTTP,
+    /* email APIs (providers/emailapi.h) */
+    NQ_PROVIDER_SENDGRID,
+    NQ_PROVIDER_RESEND,
+    NQ_PROVIDER_MAILGUN,
+    NQ_PROVIDER_POSTMARK,
+    NQ_PROVIDER_SES,
 };
 
 /* smtp's tls: 0 until the config's checks derive it from the URL's scheme. */
@@ -98,17 +104,25 @@ struct nq_provider_cfg {
     /* sms providers: twilio, vonage, http (providers/sms.h); from above is
      * their default sender, ca_file, verify and timeout apply to them too,
      * url is http's endpoint */
-    char *base_url;              /* twilio, vonage: scheme://host[:port]; NULL: the real API */
+    char *base_url;              /* HTTP APIs: scheme://host[:port]; NULL: the real API */
     char *account_sid;           /* twilio: AC...; required */
     char *auth_token;            /* twilio: secret, auth_token_file or ${ENV}; required */
     char *messaging_service_sid; /* twilio: MG..., instead of from */
-    char *api_key;               /* vonage; required */
+    char *api_key;               /* vonage; secret: sendgrid, resend, mailgun; required */
     char *api_secret;            /* vonage: secret, api_secret_file or ${ENV}; required */
     char **headers;              /* http: "Name=value", NULL-terminated */
     size_t n_headers;
     char *body_template;   /* http: Mustache rendering the JSON body; required */
     char *default_region;  /* sms: ISO 3166 alpha-2 for national numbers; NULL: none */
     uint32_t max_segments; /* sms: 0 = no limit */
+    /* email APIs (providers/emailapi.h); ca_file, verify, timeout and from too */
+    char *domain;            /* mailgun: the sending domain; required */
+    char *region;            /* mailgun: us (default) or eu; ses: e.g. eu-west-1, required */
+    char *server_token;      /* secret: postmark */
+    char *message_stream;    /* postmark: NULL: the server's default (outbound) */
+    char *access_key_id;     /* ses */
+    char *secret_access_key; /* secret: ses */
+    char *session_token;     /* secret: ses, temporary credentials; NULL: none */
 };
 
 /* The exec handler: a command run per job (handlers/exec.c). */

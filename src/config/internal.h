@@ -102,7 +102,7 @@ struct cfg_row {
     const char *(*check)(const char *value);
 };
 
-#define CFG_MAX_ROWS 24
+#define CFG_MAX_ROWS 48
 
 /* The document being turned into a config; see walk.c. */
 struct cfg_ctx {

@@ -74,6 +74,10 @@ struct nq_http_verdict {
     long status;                     /* the HTTP status, 0 without reply */
     char message_id[NQ_HTTP_ID_MAX]; /* SENT: the provider's id, "" when none */
     char reason[NQ_HTTP_REASON_MAX]; /* all but SENT: "webhook: HTTP 500" */
+    /* PROVIDERS.md §0's perm+config (and a quota that waiting seconds will
+     * not lift): our credentials, sender or account are wrong, every later
+     * job will fail the same way: alert. */
+    bool config;
 };
 
 /* "sent", "retry", "rate", "permanent", "dead", "unknown". */

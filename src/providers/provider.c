@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "providers/emailapi.h"
 #include "providers/file.h"
 #include "providers/provider.h"
 #include "providers/smtp.h"
@@ -25,6 +26,12 @@ static const struct nq_provider_ops *const registry[] = {
     &nq_provider_twilio,
     &nq_provider_vonage,
     &nq_provider_sms_http,
+    /* email APIs */
+    &nq_provider_sendgrid,
+    &nq_provider_resend,
+    &nq_provider_mailgun,
+    &nq_provider_postmark,
+    &nq_provider_ses,
 };
 
 static void mailbox_done(struct nq_mailbox *mb)

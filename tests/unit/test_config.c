@@ -481,8 +481,8 @@ static const struct {
       "shows it)" },
     { SMS_Q "      type: twilio\n      account_sid: AC1\n      auth_token: t\n      from: ACME\n"
             "      base_url: http://127.0.0.1:1/2010-04-01\n",
-      "t.yaml:9:17: queues.sms.provider.base_url: must be scheme, host and port only (the "
-      "provider appends its API path)" },
+      "t.yaml:9:17: queues.sms.provider.base_url: must be scheme, host and port only (no user, "
+      "path or query: the provider appends its own path)" },
     { SMS_Q "      type: twilio\n      account_sid: AC1\n      auth_token: t\n      from: ACME\n"
             "      base_url: ftp://h\n",
       "t.yaml:9:17: queues.sms.provider.base_url: must be http://HOST[:PORT] or "
@@ -527,6 +527,51 @@ static const struct {
       "      url: http://h/send\n      body_template: '{}'\n",
       "t.yaml:5:7: queues.email.provider.type: http sends text messages: only with handler: sms" },
 #undef SMS_Q
+    /* email APIs: each type's keys, its credential, its region */
+#define API_Q(t) "queues:\n  email:\n    handler: email\n    provider:\n      type: " t "\n"
+    { API_Q("sendgrid"),
+      "t.yaml:5:7: queues.email.provider.api_key_file: required by provider type sendgrid" },
+    { API_Q("resend"),
+      "t.yaml:5:7: queues.email.provider.api_key_file: required by provider type resend" },
+    { API_Q("postmark"),
+      "t.yaml:5:7: queues.email.provider.server_token_file: required by provider type postmark" },
+    { API_Q("sendgrid") "      api_key: k\n      domain: d.example\n",
+      "t.yaml:7:7: queues.email.provider.domain: not a key of provider type sendgrid (its keys: "
+      "type, base_url, timeout, ca_file, verify, from, api_key)" },
+    { API_Q("resend") "      api_key: k\n      server_token: t\n",
+      "t.yaml:7:7: queues.email.provider.server_token: not a key of provider type resend (its "
+      "keys: type, base_url, timeout, ca_file, verify, from, api_key)" },
+    { API_Q("postmark") "      server_token: t\n      url: smtp://h\n",
+      "t.yaml:7:7: queues.email.provider.url: not a key of provider type postmark (its keys: "
+      "type, base_url, timeout, ca_file, verify, from, server_token, message_stream)" },
+    { API_Q("sendgrid") "      api_key: k\n      base_url: https://api.sendgrid.com/v3\n",
+      "t.yaml:7:17: queues.email.provider.base_url: must be scheme, host and port only (no user, "
+      "path or query: the provider appends its own path)" },
+    { API_Q("sendgrid") "      api_key: k\n      base_url: ftp://h\n",
+      "t.yaml:7:17: queues.email.provider.base_url: must be http://HOST[:PORT] or "
+      "https://HOST[:PORT]" },
+    { API_Q("sendgrid") "      api_key: k\n      base_url: http://h:70000\n",
+      "t.yaml:7:17: queues.email.provider.base_url: port must be 1..65535" },
+    { API_Q("mailgun") "      api_key: k\n",
+      "t.yaml:5:7: queues.email.provider.domain: required by provider type mailgun" },
+    { API_Q("mailgun") "      api_key: k\n      domain: mg.example\n      region: asia\n",
+      "t.yaml:8:15: queues.email.provider.region: must be us or eu" },
+    { API_Q("ses"), "t.yaml:5:7: queues.email.provider.region: required by provider type ses" },
+    { API_Q("ses") "      region: Eu West\n",
+      "t.yaml:6:15: queues.email.provider.region: must be an AWS region, e.g. eu-west-1" },
+    { API_Q("ses") "      region: eu-west-1\n",
+      "t.yaml:5:7: queues.email.provider.access_key_id: required by provider type ses" },
+    { API_Q("ses") "      region: eu-west-1\n      access_key_id: AKID\n",
+      "t.yaml:5:7: queues.email.provider.secret_access_key_file: required by provider type ses" },
+    { API_Q("ses") "      region: eu-west-1\n      access_key_id: AKID\n"
+                   "      secret_access_key: s\n      api_key: k\n",
+      "t.yaml:9:7: queues.email.provider.api_key: not a key of provider type ses (its keys: "
+      "type, base_url, timeout, ca_file, verify, from, region, access_key_id, secret_access_key, "
+      "session_token)" },
+    { API_Q("sendgrid") "      api_key_file: /nonexistent/sendgrid.key\n",
+      "t.yaml:6:7: queues.email.provider.api_key_file: cannot read /nonexistent/sendgrid.key: "
+      "No such file or directory" },
+#undef API_Q
     /* duplicate key */
     { "queues:\n  email:\n    handler: noop\n    handler: file\n",
       "t.yaml:4:5: queues.email.handler: duplicate key (first at 3:5)" },
@@ -1305,6 +1350,56 @@ static void webhook_keys_load_with_defaults_and_a_secret_file(void **state)
     assert_int_equal(rmdir(dir), 0);
 }
 
+static void email_api_keys_load_with_their_defaults(void **state)
+{
+    char dir[] = "/tmp/nq-test-emailapi-XXXXXX", path[64], yaml[1024];
+    struct nq_config *cfg;
+    const struct nq_provider_cfg *p;
+    FILE *f;
+
+    (void) state;
+    assert_non_null(mkdtemp(dir));
+    (void) snprintf(path, sizeof(path), "%s/key", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("SG.secret-key\n", f);
+    fclose(f);
+    (void) snprintf(yaml, sizeof(yaml),
+                    "queues:\n"
+                    "  a: {handler: email, provider: {type: sendgrid, api_key_file: %s}}\n"
+                    "  b: {handler: email, provider: {type: mailgun, api_key: k, domain: mg.x, "
+                    "region: eu}}\n"
+                    "  c: {handler: email, provider: {type: mailgun, api_key: k, domain: mg.x}}\n"
+                    "  d: {handler: email, provider: {type: ses, region: eu-west-1, "
+                    "access_key_id: AKID, secret_access_key: s, session_token: t}}\n"
+                    "  e: {handler: email, provider: {type: postmark, server_token: t, "
+                    "base_url: 'http://127.0.0.1:8025', timeout: 5s}}\n"
+                    "  f: {handler: email, provider: {type: resend, api_key: re_k}}\n",
+                    path);
+    cfg = parse_ok(yaml, no_overrides, 0);
+    p = &cfg->queues[0].provider;
+    assert_int_equal(p->kind, NQ_PROVIDER_SENDGRID);
+    assert_string_equal(p->api_key, "SG.secret-key");
+    assert_string_equal(p->base_url, "https://api.sendgrid.com");
+    assert_int_equal(p->timeout_ms, 30000);
+    assert_int_equal(p->verify, 1);
+    assert_string_equal(cfg->queues[1].provider.base_url, "https://api.eu.mailgun.net");
+    assert_string_equal(cfg->queues[2].provider.base_url, "https://api.mailgun.net");
+    assert_string_equal(cfg->queues[2].provider.region, "us");
+    p = &cfg->queues[3].provider;
+    assert_int_equal(p->kind, NQ_PROVIDER_SES);
+    assert_string_equal(p->base_url, "https://email.eu-west-1.amazonaws.com");
+    assert_string_equal(p->session_token, "t");
+    p = &cfg->queues[4].provider;
+    assert_string_equal(p->base_url, "http://127.0.0.1:8025");
+    assert_int_equal(p->timeout_ms, 5000);
+    assert_null(p->message_stream);
+    assert_string_equal(cfg->queues[5].provider.base_url, "https://api.resend.com");
+    (void) nq_config_free(cfg);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 static void webhook_errors_name_the_key(void **state)
 {
     static const struct {
@@ -1383,6 +1478,7 @@ int main(void)
         cmocka_unit_test(the_issues_minimal_file_is_valid),
         cmocka_unit_test(webhook_keys_load_with_defaults_and_a_secret_file),
         cmocka_unit_test(webhook_errors_name_the_key),
+        cmocka_unit_test(email_api_keys_load_with_their_defaults),
         cmocka_unit_test(defaults_are_config_hs),
         cmocka_unit_test(the_shipped_file_is_valid),
         cmocka_unit_test(fixtures_say_what_their_expected_files_say),
