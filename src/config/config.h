@@ -69,10 +69,19 @@ struct nq_retention_cfg {
 
 /* How a handler's messages leave: `provider: {type: ..., ...}`, where type
  * selects the keys that may follow (file: spool_dir; smtp: url, tls...). */
-enum nq_provider_kind { NQ_PROVIDER_NONE, NQ_PROVIDER_FILE, NQ_PROVIDER_SMTP };
+enum nq_provider_kind {
+    NQ_PROVIDER_NONE,
+    NQ_PROVIDER_FILE,
+    NQ_PROVIDER_SMTP,
+    NQ_PROVIDER_FCM,
+    NQ_PROVIDER_APNS,
+};
 
 /* smtp's tls: 0 until the config's checks derive it from the URL's scheme. */
 enum nq_smtp_tls { NQ_SMTP_TLS_UNSET, NQ_SMTP_TLS_STARTTLS, NQ_SMTP_TLS_IMPLICIT, NQ_SMTP_TLS_NONE };
+
+/* apns's environment: which of Apple's hosts base_url defaults to. */
+enum nq_apns_env { NQ_APNS_ENV_UNSET, NQ_APNS_ENV_PRODUCTION, NQ_APNS_ENV_SANDBOX };
 
 struct nq_provider_cfg {
     enum nq_provider_kind kind;
@@ -86,6 +95,17 @@ struct nq_provider_cfg {
     char *ca_file;        /* TLS trust; NULL: the system's */
     int verify;           /* 1 (default): check the server's certificate; 2: don't */
     uint64_t timeout_ms;  /* one message, connect to the final reply; default 30s */
+    /* push: fcm (providers/fcm.h) and apns (providers/apns.h); also ca_file,
+     * verify, timeout */
+    char *base_url;        /* scheme://host[:port]; default the provider's own */
+    char *token_url;       /* fcm: OAuth2 token endpoint; default the account's token_uri */
+    char *service_account; /* fcm: secret: the service-account JSON (service_account_file) */
+    char *project_id;      /* fcm: default the service account's project_id */
+    char *key;             /* apns: secret: the .p8 PEM key (key_file) */
+    char *key_id;          /* apns: the key's 10-character id */
+    char *team_id;         /* apns: the 10-character team id */
+    char *topic;           /* apns: the app's bundle id */
+    enum nq_apns_env environment; /* apns: default production */
 };
 
 /* The exec handler: a command run per job (handlers/exec.c). */

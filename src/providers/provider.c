@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "providers/fcm.h"
 #include "providers/file.h"
 #include "providers/provider.h"
 #include "providers/smtp.h"
@@ -20,6 +21,7 @@
 static const struct nq_provider_ops *const registry[] = {
     &nq_provider_file,
     &nq_provider_smtp,
+    &nq_provider_fcm,
 };
 
 static void mailbox_done(struct nq_mailbox *mb)
@@ -73,6 +75,9 @@ static void push_done(struct nq_push *p)
     free(p->title);
     free(p->body);
     kvs_free(p->data, p->n_data);
+    free(p->android);
+    free(p->apns);
+    free(p->webpush);
 }
 
 void nq_msg_init(struct nq_msg *m, enum nq_msg_type type)
