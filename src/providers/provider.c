@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "providers/apns.h"
 #include "providers/fcm.h"
 #include "providers/file.h"
 #include "providers/provider.h"
@@ -22,6 +23,7 @@ static const struct nq_provider_ops *const registry[] = {
     &nq_provider_file,
     &nq_provider_smtp,
     &nq_provider_fcm,
+    &nq_provider_apns,
 };
 
 static void mailbox_done(struct nq_mailbox *mb)

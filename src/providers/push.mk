@@ -3,7 +3,8 @@
 src_libnq_a_SOURCES += \
 	src/providers/jwt.h src/providers/jwt.c \
 	src/providers/pushsend.h src/providers/pushsend.c \
-	src/providers/fcm.h src/providers/fcm.c
+	src/providers/fcm.h src/providers/fcm.c \
+	src/providers/apns.h src/providers/apns.c
 
 check_PROGRAMS += tests/unit/test_provider_push
 TESTS += tests/unit/test_provider_push
