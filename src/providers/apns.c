@@ -51,8 +51,8 @@ int nq_apns_id(const struct nq_delivery *d, const char *token, char buf[NQ_APNS_
     ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
          EVP_DigestUpdate(ctx, d->queue, strlen(d->queue) + 1) &&
          EVP_DigestUpdate(ctx, d->job_id, strlen(d->job_id) + 1) &&
-         EVP_DigestUpdate(ctx, ts, strlen(ts) + 1) &&
-         EVP_DigestUpdate(ctx, token, strlen(token)) && EVP_DigestFinal_ex(ctx, md, NULL);
+         EVP_DigestUpdate(ctx, ts, strlen(ts) + 1) && EVP_DigestUpdate(ctx, token, strlen(token)) &&
+         EVP_DigestFinal_ex(ctx, md, NULL);
     EVP_MD_CTX_free(ctx);
     if (!ok)
         return -ENOMEM;
@@ -116,7 +116,8 @@ static int headers_of(json_t *h, const struct nq_push *m, json_t *aps, struct he
     if (r < 0)
         return r;
     if (!x->push_type)
-        x->push_type = m->title || m->body || json_object_get(aps, "alert") ? "alert" : "background";
+        x->push_type =
+            m->title || m->body || json_object_get(aps, "alert") ? "alert" : "background";
     if (!x->priority)
         x->priority = strcmp(x->push_type, "background") == 0 ? "5" : "10";
     if (!all_of(x->push_type, "abcdefghijklmnopqrstuvwxyz"))
@@ -129,7 +130,8 @@ static int headers_of(json_t *h, const struct nq_push *m, json_t *aps, struct he
                           "data.apns.headers.apns-expiration: must be Unix seconds (0: once)");
     if (x->collapse_id && strlen(x->collapse_id) > COLLAPSE_ID_MAX)
         return nq_err_set(err, -EINVAL, "data.apns.headers.apns-collapse-id: over 64 bytes");
-    if (x->topic && !all_of(x->topic, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_"))
+    if (x->topic &&
+        !all_of(x->topic, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_"))
         return nq_err_set(err, -EINVAL, "data.apns.headers.apns-topic: not a bundle id");
     return 0;
 }
@@ -184,9 +186,9 @@ static int add_headers(struct nq_http_request *req, const struct headers *x, con
     return r;
 }
 
-int nq_apns_build(const char *base_url, const char *topic, const char *jwt,
-                  const struct nq_push *m, const char *token, const struct nq_delivery *d,
-                  struct nq_http_request *ret, struct nq_err *err)
+int nq_apns_build(const char *base_url, const char *topic, const char *jwt, const struct nq_push *m,
+                  const char *token, const struct nq_delivery *d, struct nq_http_request *ret,
+                  struct nq_err *err)
 {
     struct nq_http_request req = { .method = "POST" };
     json_t *block = m->apns ? json_loads(m->apns, 0, NULL) : NULL, *aps = NULL, *body;
@@ -202,7 +204,8 @@ int nq_apns_build(const char *base_url, const char *topic, const char *jwt,
         r = nq_err_set(err, -ENOMEM, "out of memory");
     if (r >= 0)
         r = headers_of(json_object_get(block, "headers"), m, aps, &x, err);
-    if (r >= 0 && strcmp(x.push_type, "background") == 0 && !json_object_get(aps, "content-available"))
+    if (r >= 0 && strcmp(x.push_type, "background") == 0 &&
+        !json_object_get(aps, "content-available"))
         json_object_set_new(aps, "content-available", json_integer(1));
     if (r >= 0 && !(req.body = json_dumps(body, JSON_COMPACT)))
         r = nq_err_set(err, -ENOMEM, "out of memory");
@@ -253,7 +256,8 @@ static const struct reason_row rows[] = {
     { 401, NULL, NQ_REPLY_PERMANENT, true, false },
 };
 
-void nq_apns_classify(const struct nq_transfer_reply *reply, int64_t now_s, struct nq_push_verdict *pv)
+void nq_apns_classify(const struct nq_transfer_reply *reply, int64_t now_s,
+                      struct nq_push_verdict *pv)
 {
     long s = reply->status;
     json_t *o = s ? json_loads(reply->body, 0, NULL) : NULL;
@@ -304,8 +308,8 @@ static int apns_build(struct nq_pushsend *ps, const struct nq_push *m, const cha
     struct apns *a = (struct apns *) ps;
 
     (void) now_s;
-    return nq_apns_build(ps->cfg->base_url, ps->cfg->topic, a->jwt ? a->jwt : "", m, token, d,
-                         ret, err);
+    return nq_apns_build(ps->cfg->base_url, ps->cfg->topic, a->jwt ? a->jwt : "", m, token, d, ret,
+                         err);
 }
 
 static int apns_auth(struct nq_pushsend *ps, int64_t now_s, struct nq_push_verdict *pv)
@@ -363,7 +367,8 @@ static int apns_make(const struct nq_provider_env *env, struct nq_provider **ret
     int r;
 
     if (!c->key || !c->key_id || !c->team_id || !c->topic || !c->base_url)
-        return nq_err_set(err, -EINVAL, "provider apns: key_file, key_id, team_id and topic are required");
+        return nq_err_set(err, -EINVAL,
+                          "provider apns: key_file, key_id, team_id and topic are required");
     a = calloc(1, sizeof(*a));
     if (!a)
         return nq_err_set(err, -ENOMEM, "out of memory");

@@ -70,9 +70,9 @@ int nq_apns_id(const struct nq_delivery *d, const char *token,
 
 /* One token's request. -EINVAL with err naming the field (a token that is
  * not hex, a bad apns header, payload too large), or -ENOMEM. */
-int nq_apns_build(const char *base_url, const char *topic, const char *jwt,
-                  const struct nq_push *m, const char *token, const struct nq_delivery *d,
-                  struct nq_http_request *ret, struct nq_err *err) NQ_MUSTCHECK;
+int nq_apns_build(const char *base_url, const char *topic, const char *jwt, const struct nq_push *m,
+                  const char *token, const struct nq_delivery *d, struct nq_http_request *ret,
+                  struct nq_err *err) NQ_MUSTCHECK;
 void nq_apns_classify(const struct nq_transfer_reply *reply, int64_t now_s,
                       struct nq_push_verdict *v);
 

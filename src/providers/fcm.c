@@ -59,11 +59,12 @@ int nq_fcm_account_load(const char *json, struct nq_fcm_account *ret, struct nq_
 int nq_fcm_assertion(const struct nq_fcm_account *a, const char *token_url, int64_t now_s,
                      char **ret)
 {
-    json_t *h = a->key_id ? json_pack("{s:s,s:s,s:s}", "alg", "RS256", "typ", "JWT", "kid", a->key_id)
-                          : json_pack("{s:s,s:s}", "alg", "RS256", "typ", "JWT");
-    json_t *c = json_pack("{s:s,s:s,s:s,s:I,s:I}", "iss", a->client_email, "scope", NQ_FCM_SCOPE,
-                          "aud", token_url, "iat", (json_int_t) now_s, "exp",
-                          (json_int_t) (now_s + TOKEN_LIFE_S));
+    json_t *h = a->key_id
+                    ? json_pack("{s:s,s:s,s:s}", "alg", "RS256", "typ", "JWT", "kid", a->key_id)
+                    : json_pack("{s:s,s:s}", "alg", "RS256", "typ", "JWT");
+    json_t *c =
+        json_pack("{s:s,s:s,s:s,s:I,s:I}", "iss", a->client_email, "scope", NQ_FCM_SCOPE, "aud",
+                  token_url, "iat", (json_int_t) now_s, "exp", (json_int_t) (now_s + TOKEN_LIFE_S));
     nq_autofree char *hs = h ? json_dumps(h, JSON_COMPACT) : NULL;
     nq_autofree char *cs = c ? json_dumps(c, JSON_COMPACT) : NULL;
 
@@ -183,7 +184,8 @@ static json_t *payload(const struct nq_push *m)
         json_object_set_new(o, "data", d);
     }
     for (size_t i = 0; o && i < NQ_ELEMENTSOF(blocks); i++)
-        if (blocks[i][1] && json_object_set_new(o, blocks[i][0], json_loads(blocks[i][1], 0, NULL)) < 0) {
+        if (blocks[i][1] &&
+            json_object_set_new(o, blocks[i][0], json_loads(blocks[i][1], 0, NULL)) < 0) {
             json_decref(o);
             return NULL;
         }
@@ -251,7 +253,8 @@ static bool says_bad_token(const char *msg)
            (strcasestr(msg, "not a valid") || strcasestr(msg, "not valid"));
 }
 
-void nq_fcm_classify(const struct nq_transfer_reply *reply, int64_t now_s, struct nq_push_verdict *pv)
+void nq_fcm_classify(const struct nq_transfer_reply *reply, int64_t now_s,
+                     struct nq_push_verdict *pv)
 {
     long s = reply->status;
     json_t *o = s ? json_loads(reply->body, 0, NULL) : NULL;

@@ -94,9 +94,9 @@ static int sign(EVP_PKEY *key, const char *input, size_t len, unsigned char **re
     if (EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) == 1 &&
         EVP_DigestSign(ctx, NULL, &n, (const unsigned char *) input, len) == 1) {
         sig = malloc(n);
-        r = !sig ? -ENOMEM
-                 : EVP_DigestSign(ctx, sig, &n, (const unsigned char *) input, len) == 1 ? 0
-                                                                                        : -EINVAL;
+        r = !sig                                                                    ? -ENOMEM
+            : EVP_DigestSign(ctx, sig, &n, (const unsigned char *) input, len) == 1 ? 0
+                                                                                    : -EINVAL;
     }
     EVP_MD_CTX_free(ctx);
     if (r < 0) {

@@ -22,8 +22,8 @@ enum tok_status { TOK_PENDING, TOK_SENT, TOK_FAILED, TOK_DEAD };
 struct tok {
     const char *token; /* borrowed from the message */
     enum tok_status status;
-    bool started; /* this attempt has sent it, or settled it */
-    bool resent;  /* resent once after stale credentials */
+    bool started;                /* this attempt has sent it, or settled it */
+    bool resent;                 /* resent once after stale credentials */
     enum nq_reply_class pending; /* PENDING: RETRY, RATE or UNKNOWN */
     uint64_t wait_ms;
     char id[NQ_HTTP_ID_MAX];
@@ -95,8 +95,9 @@ static void send_free(struct nq_send *s)
 
 static const char *status_name(enum tok_status st)
 {
-    static const char *const names[] = { [TOK_PENDING] = "pending", [TOK_SENT] = "sent",
-                                         [TOK_FAILED] = "failed", [TOK_DEAD] = "dead" };
+    static const char *const names[] = {
+        [TOK_PENDING] = "pending", [TOK_SENT] = "sent", [TOK_FAILED] = "failed", [TOK_DEAD] = "dead"
+    };
 
     return names[st];
 }
@@ -112,8 +113,7 @@ static json_t *state_json(const struct nq_send *s, bool with_pending)
             continue;
         o = json_pack("{s:s,s:s,s:o,s:o}", "to", k->token, "status", status_name(k->status), "id",
                       k->id[0] ? json_string(k->id) : json_null(), "reason",
-                      k->reason[0] && k->status != TOK_SENT ? json_string(k->reason)
-                                                            : json_null());
+                      k->reason[0] && k->status != TOK_SENT ? json_string(k->reason) : json_null());
         if (!o || json_array_append_new(a, o) < 0) {
             json_decref(o);
             json_decref(a);
@@ -121,7 +121,8 @@ static json_t *state_json(const struct nq_send *s, bool with_pending)
         }
     }
     o = a ? json_pack("{s:o}", "recipients", a) : NULL;
-    if (o && s->unknown && json_object_set_new(o, "unknownAttempts", json_integer(s->unknown)) < 0) {
+    if (o && s->unknown &&
+        json_object_set_new(o, "unknownAttempts", json_integer(s->unknown)) < 0) {
         json_decref(o);
         return NULL;
     }
@@ -159,7 +160,8 @@ static void finish(struct nq_send *s)
     if (pending)
         res.status = all_rate ? NQ_SEND_RATE_LIMITED : NQ_SEND_RETRY;
     else if (sent)
-        res = (struct nq_send_result){ .status = NQ_SEND_SENT, .message_id = sent->id[0] ? sent->id : NULL };
+        res = (struct nq_send_result){ .status = NQ_SEND_SENT,
+                                       .message_id = sent->id[0] ? sent->id : NULL };
     else
         res.status = NQ_SEND_PERMANENT;
     state = state_json(s, !pending);
