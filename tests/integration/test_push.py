@@ -1,0 +1,242 @@
+# SPDX-License-Identifier: MIT
+"""The push providers end to end: real notifyqd workers deliver push jobs
+through fcm and apns to the mocks of push_mocks.py, which check requests as
+the real APIs do. For each reply: the job ends sent, delayed without an
+attempt, retried, or failed with the provider's reason; dead tokens are in
+the result; credentials never reach the log."""
+import json
+import subprocess
+import time
+
+import pytest
+
+from conftest import NOTIFYQD
+from push_mocks import FcmMock, fcm_error, service_account
+from test_worker_jobs import Jobs, wait_all_done
+
+RETRY = {"attempts": 3, "backoff": {"type": "fixed", "delay": 100}}
+
+
+@pytest.fixture
+def jobs(redis_server):
+    return Jobs(redis_server)
+
+
+@pytest.fixture
+def mocks():
+    made = []
+    yield made
+    for m in made:
+        m.stop()
+
+
+def rv(jobs, jid):
+    h = jobs.job(jid)
+    assert h.get("returnvalue"), h.get("failedReason")
+    return json.loads(h["returnvalue"])
+
+
+def start(daemon_factory, jobs, provider, concurrency=1):
+    d = daemon_factory({jobs.name: {"handler": "push", "bullmq_queue": jobs.name,
+                                    "concurrency": concurrency, "provider": provider}})
+    d.start()
+    d.wait_ready(timeout=10)
+    return d
+
+
+# -- fcm ------------------------------------------------------------------------------
+
+
+class Fcm:
+    def __init__(self, tmp_path, mocks, script=None, expires_in=3599, timeout="10s"):
+        self.sa = tmp_path / "service-account.json"
+        self.mock = FcmMock(script=script, expires_in=expires_in)
+        mocks.append(self.mock)
+        self.mock.public_key, self.pem = service_account(self.sa, self.mock.token_url)
+        self.provider = "{type: fcm, service_account_file: '%s', base_url: '%s', timeout: %s}" % (
+            self.sa, self.mock.base_url, timeout)
+
+
+def fcm_script(table):
+    holder = {}
+
+    def script(kind, n, req):
+        if kind != "send":
+            return None
+        tok = req["message"]["token"]
+        seen = holder.setdefault(tok, 0)
+        holder[tok] = seen + 1
+        replies = table.get(tok)
+        if not replies:
+            return None
+        return replies[min(seen, len(replies) - 1)]
+    return script
+
+
+def test_fcm_sends_one_request_per_token_with_a_verified_oauth_token(daemon_factory, jobs,
+                                                                     tmp_path, mocks):
+    f = Fcm(tmp_path, mocks, fcm_script({
+        "tok-gone": [fcm_error(404, "NOT_FOUND", "Requested entity was not found.",
+                               "UNREGISTERED")],
+        "tok-other": [fcm_error(403, "PERMISSION_DENIED", "SenderId mismatch",
+                                "SENDER_ID_MISMATCH")]}))
+    d = start(daemon_factory, jobs, f.provider)
+    [jid] = jobs.add({"tokens": ["tok-a", "tok-b", "tok-gone", "tok-other"],
+                      "title": "New message", "body": "Bob: hi",
+                      "data": {"chat_id": "17", "unread": 3},
+                      "android": {"priority": "HIGH", "collapse_key": "chat-17"},
+                      "apns": {"headers": {"apns-priority": "10"},
+                               "payload": {"aps": {"badge": 3}}}}, RETRY)
+    wait_all_done(jobs, 1)
+    out = rv(jobs, jid)
+    [tok] = f.mock.of("token")
+    assert tok["problem"] is None
+    assert tok["claims"]["iss"] == "notifyq@demo-proj.iam.gserviceaccount.com"
+    sends = f.mock.of("send")
+    assert len(sends) == 4 and all(s["problem"] is None for s in sends)
+    assert {s["path"] for s in sends} == {"/v1/projects/demo-proj/messages:send"}
+    m = next(s["message"] for s in sends if s["message"]["token"] == "tok-a")
+    assert m == {"token": "tok-a", "notification": {"title": "New message", "body": "Bob: hi"},
+                 "data": {"chat_id": "17", "unread": "3"},
+                 "android": {"priority": "HIGH", "collapse_key": "chat-17"},
+                 "apns": {"headers": {"apns-priority": "10"}, "payload": {"aps": {"badge": 3}}}}
+    assert out["ok"] is True and out["provider"] == "fcm"
+    r = {x["to"]: x for x in out["recipients"]}
+    assert r["tok-a"]["status"] == "sent" and r["tok-a"]["id"].startswith("projects/demo-proj/")
+    assert r["tok-b"]["status"] == "sent" and r["tok-b"]["reason"] is None
+    assert r["tok-gone"]["status"] == "dead" and "UNREGISTERED" in r["tok-gone"]["reason"]
+    assert r["tok-other"]["status"] == "dead" and "SENDER_ID_MISMATCH" in r["tok-other"]["reason"]
+    assert out["messageId"] in (r["tok-a"]["id"], r["tok-b"]["id"])
+    assert jobs.job(jid)["atm"] == "1"
+    log = d.log_text()
+    assert "ya29." not in log and "PRIVATE KEY" not in log
+
+
+def test_fcm_access_token_is_cached_and_a_401_refreshes_it_once(daemon_factory, jobs, tmp_path,
+                                                                mocks):
+    def script(kind, n, req):
+        # The first send's token is refused as a revoked one would be.
+        if kind == "send" and n == 0:
+            return fcm_error(401, "UNAUTHENTICATED",
+                             "Request had invalid authentication credentials.")
+        return None
+
+    f = Fcm(tmp_path, mocks, script)
+    start(daemon_factory, jobs, f.provider)
+    [a] = jobs.add({"token": "tok-1", "body": "one"}, {"attempts": 1})
+    wait_all_done(jobs, 1)
+    [b] = jobs.add({"token": "tok-2", "body": "two"}, {"attempts": 1})
+    wait_all_done(jobs, 2)
+    assert rv(jobs, a)["recipients"][0]["status"] == "sent"
+    assert rv(jobs, b)["recipients"][0]["status"] == "sent"
+    # one token at the start, one after the 401, none for the second job
+    assert len(f.mock.of("token")) == 2
+    assert [s["headers"]["authorization"] for s in f.mock.of("send")] == [
+        "Bearer ya29.c.mock0", "Bearer ya29.c.mock1", "Bearer ya29.c.mock1"]
+
+
+def test_fcm_access_token_is_refreshed_before_it_expires(daemon_factory, jobs, tmp_path, mocks):
+    f = Fcm(tmp_path, mocks, expires_in=2)
+    start(daemon_factory, jobs, f.provider)
+    [a] = jobs.add({"token": "tok-1", "body": "one"}, {"attempts": 1})
+    wait_all_done(jobs, 1)
+    time.sleep(2.2)  # past the token's life: the next send must not use it
+    [b] = jobs.add({"token": "tok-2", "body": "two"}, {"attempts": 1})
+    wait_all_done(jobs, 2)
+    assert jobs.ids("completed") == {a, b}
+    assert len(f.mock.of("token")) == 2
+    assert all(s["problem"] is None for s in f.mock.of("send"))
+
+
+def test_fcm_rate_retry_unknown_and_permanent(daemon_factory, jobs, tmp_path, mocks):
+    ok = (200, {"Content-Type": "application/json"}, '{"name":"projects/demo-proj/messages/9"}')
+    f = Fcm(tmp_path, mocks, fcm_script({
+        "quota": [fcm_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded", "QUOTA_EXCEEDED")[:1]
+                  + ({"Retry-After": "1", "Content-Type": "application/json"},
+                     fcm_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded",
+                               "QUOTA_EXCEEDED")[2]), ok],
+        "busy": [fcm_error(500, "INTERNAL", "Internal error encountered.", "INTERNAL"), ok],
+        "bad": [fcm_error(400, "INVALID_ARGUMENT", "Invalid android.ttl", "INVALID_ARGUMENT")],
+        # curl resends once by itself when a reused connection dies: two resets
+        "reset": ["reset", "reset", ok],
+        "stall": ["stall", ok]}), timeout="1s")
+    start(daemon_factory, jobs, f.provider, concurrency=5)
+    [quota] = jobs.add({"token": "quota", "body": "x"}, {"attempts": 1})
+    [busy, bad, reset, stall] = [jobs.add({"token": t, "body": "x"}, RETRY)[0]
+                                 for t in ("busy", "bad", "reset", "stall")]
+    wait_all_done(jobs, 5)
+    assert jobs.ids("completed") == {quota, busy, reset, stall}
+    assert jobs.ids("failed") == {bad}
+    q = jobs.job(quota)
+    assert q["atm"] == "1"  # the 429 spent no attempt
+    assert [e["event"] for e in jobs.events(quota)].count("delayed") == 1
+    assert jobs.job(busy)["atm"] == "2"
+    assert json.loads(jobs.job(busy)["stacktrace"]) == [
+        "fcm: HTTP 500 INTERNAL: Internal error encountered."]
+    b = jobs.job(bad)
+    assert b["atm"] == "1"
+    assert b["failedReason"] == "fcm: HTTP 400 INVALID_ARGUMENT: Invalid android.ttl"
+    for jid in (reset, stall):
+        h = jobs.job(jid)
+        assert h["atm"] in ("2", "3"), h.get("stacktrace")
+        assert "possible duplicate" in json.loads(h["stacktrace"])[0]
+        assert rv(jobs, jid)["unknownAttempts"] >= 1
+
+
+def test_fcm_oversized_payload_fails_before_any_request(daemon_factory, jobs, tmp_path, mocks):
+    f = Fcm(tmp_path, mocks)
+    start(daemon_factory, jobs, f.provider)
+    [jid] = jobs.add({"token": "tok-1", "body": "x", "data": {"blob": "y" * 5000}}, RETRY)
+    wait_all_done(jobs, 1)
+    h = jobs.job(jid)
+    assert jobs.ids("failed") == {jid} and h["atm"] == "1"
+    assert h["failedReason"].startswith("fcm: payload: ")
+    assert "over FCM's limit of 4096" in h["failedReason"]
+    assert f.mock.of("send") == []
+
+
+def test_fcm_refused_credentials_fail_the_job_and_alert(daemon_factory, jobs, tmp_path, mocks):
+    f = Fcm(tmp_path, mocks)
+    # Another key than the one the mock verifies with: Google's invalid_grant.
+    f.mock.public_key, _ = service_account(tmp_path / "other.json", f.mock.token_url)
+    d = start(daemon_factory, jobs, f.provider)
+    [jid] = jobs.add({"tokens": ["tok-1", "tok-2"], "body": "x"}, RETRY)
+    wait_all_done(jobs, 1)
+    h = jobs.job(jid)
+    assert jobs.ids("failed") == {jid} and h["atm"] == "1"
+    assert "invalid_grant" in h["failedReason"]
+    assert "Invalid JWT Signature." in h["failedReason"]
+    assert f.mock.of("send") == []
+    log = d.log_text()
+    assert "invalid_grant" in log and "check the service account" in log
+    assert "PRIVATE KEY" not in log
+
+
+# -- configuration ----------------------------------------------------------------------
+
+
+def check_config(tmp_path, provider):
+    p = tmp_path / "notifyq.yaml"
+    p.write_text("queues:\n  push:\n    handler: push\n    provider: %s\n" % provider)
+    return subprocess.run([str(NOTIFYQD), "-t", "-c", str(p)], capture_output=True, text=True,
+                          timeout=10)
+
+
+def test_fcm_config_is_checked_before_start(tmp_path):
+    sa = tmp_path / "sa.json"
+    service_account(sa, "http://127.0.0.1:1/token")
+    r = check_config(tmp_path, "{type: fcm, service_account_file: '%s'}" % sa)
+    assert r.returncode == 0, r.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"type": "service_account", "client_email": "x", "private_key": "nope"}')
+    r = check_config(tmp_path, "{type: fcm, service_account_file: '%s'}" % bad)
+    assert r.returncode == 1
+    assert "queues.push.provider.service_account_file" in r.stderr + r.stdout
+    assert "not an RSA key" in r.stderr + r.stdout
+    r = check_config(tmp_path, "{type: fcm}")
+    assert r.returncode == 1 and "service_account_file: required" in r.stderr + r.stdout
+    r = check_config(tmp_path, "{type: fcm, service_account_file: '%s', key_id: X}" % sa)
+    assert r.returncode == 1 and "not a key of provider type fcm" in r.stderr + r.stdout
+    r = check_config(tmp_path, "{type: fcm, service_account_file: '%s', base_url: "
+                     "'https://fcm.googleapis.com/v1'}" % sa)
+    assert r.returncode == 1 and "queues.push.provider.base_url" in r.stderr + r.stdout
