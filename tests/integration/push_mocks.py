@@ -15,13 +15,18 @@ topic, the push type, the priority, the apns-id form and the payload size."""
 import base64
 import http.server
 import json
+import datetime
+import ipaddress
 import re
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
 
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.exceptions import InvalidSignature
@@ -208,3 +213,208 @@ def fcm_error(status, st, message, code=None):
         err["details"] = [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
                            "errorCode": code}]
     return status, {"Content-Type": "application/json"}, json.dumps({"error": err})
+
+
+def apns_key(path):
+    """Writes an APNs .p8 key (PKCS#8 EC P-256); returns the public key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    return key.public_key()
+
+
+def tls_cert(dir_path):
+    """A self-signed certificate for 127.0.0.1 (its own CA); returns the
+    certificate's and the key's paths."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(
+                ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    crt, kp = dir_path / "mock.crt", dir_path / "mock.key"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    kp.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                     serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()))
+    return crt, kp
+
+
+PUSH_TYPES = {"alert", "background", "voip", "liveactivity", "location", "complication",
+              "fileprovider", "mdm", "pushtotalk"}
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+class ApnsMock(Mock):
+    """APNs over HTTP/2: TLS with ALPN h2 when tls_dir is given (a
+    certificate is made there: self.ca_file), else cleartext with prior
+    knowledge. Script replies, besides
+    (status, headers, body), "stall", "reset" (RST_STREAM after the
+    request), and "goaway" (GOAWAY with {"reason":"Shutdown"} refusing this
+    stream: it was not processed, and the connection closes)."""
+
+    def __init__(self, public_key, key_id, team_id, topic, script=None, tls_dir=None):
+        import h2.config  # noqa: F401 (python3-h2)
+        super().__init__(script or (lambda kind, n, req: None))
+        self.public_key, self.key_id, self.team_id, self.topic = public_key, key_id, team_id, topic
+        self.connections = 0
+        self.h1_refused = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.ctx = None
+        if tls_dir:
+            self.ca_file, key = tls_cert(tls_dir)
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(str(self.ca_file), str(key))
+            self.ctx.set_alpn_protocols(["h2"])
+        self.base_url = "%s://127.0.0.1:%d" % ("https" if tls_dir else "http",
+                                               self.sock.getsockname()[1])
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while not self.release.is_set():
+            try:
+                s, _ = self.sock.accept()
+            except OSError:
+                continue
+            with self.lock:
+                self.connections += 1
+                cid = self.connections
+            threading.Thread(target=self.serve, args=(s, cid), daemon=True).start()
+
+    def problem(self, h, body):
+        auth = h.get("authorization", "")
+        if not auth.startswith("bearer "):
+            return 403, "MissingProviderToken"
+        try:
+            hdr, claims, signed, sig = jwt_parts(auth[len("bearer "):])
+            if len(sig) != 64:
+                return 403, "InvalidProviderToken"
+            der = encode_dss_signature(int.from_bytes(sig[:32], "big"),
+                                       int.from_bytes(sig[32:], "big"))
+            self.public_key.verify(der, signed, ec.ECDSA(hashes.SHA256()))
+        except (InvalidSignature, ValueError):
+            return 403, "InvalidProviderToken"
+        if hdr.get("alg") != "ES256" or hdr.get("kid") != self.key_id or \
+                claims.get("iss") != self.team_id:
+            return 403, "InvalidProviderToken"
+        if claims.get("iat", 0) < time.time() - 3600:
+            return 403, "ExpiredProviderToken"
+        if h.get(":method") != "POST":
+            return 405, "MethodNotAllowed"
+        if not re.fullmatch(r"/3/device/[0-9a-fA-F]+", h.get(":path", "")):
+            return 404, "BadPath"
+        if "apns-topic" not in h:
+            return 400, "MissingTopic"
+        if h["apns-topic"] != self.topic:
+            return 400, "DeviceTokenNotForTopic"
+        if h.get("apns-push-type") not in PUSH_TYPES:
+            return 400, "InvalidPushType"
+        if h.get("apns-priority", "10") not in ("1", "5", "10"):
+            return 400, "BadPriority"
+        if "apns-id" in h and not UUID.fullmatch(h["apns-id"]):
+            return 400, "BadMessageId"
+        if not body:
+            return 400, "PayloadEmpty"
+        if len(body) > (5120 if h["apns-push-type"] == "voip" else 4096):
+            return 413, "PayloadTooLarge"
+        json.loads(body)
+        return None
+
+    def serve(self, s, cid):
+        import h2.config
+        import h2.connection
+        import h2.events
+        import h2.exceptions
+        import h2.errors
+        if self.ctx:
+            try:
+                s.settimeout(5)
+                s = self.ctx.wrap_socket(s, server_side=True)
+            except (OSError, ssl.SSLError):
+                s.close()
+                return
+            if s.selected_alpn_protocol() != "h2":
+                with self.lock:
+                    self.h1_refused += 1
+                s.close()
+                return
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=False, header_encoding="utf-8"))
+        conn.initiate_connection()
+        s.sendall(conn.data_to_send())
+        streams = {}
+        s.settimeout(0.2)
+        closing = False
+        try:
+            while not self.release.is_set() and not closing:
+                try:
+                    data = s.recv(65535)
+                except (socket.timeout, ssl.SSLWantReadError):
+                    continue
+                if not data:
+                    break
+                try:
+                    events = conn.receive_data(data)
+                except h2.exceptions.ProtocolError:
+                    with self.lock:
+                        self.h1_refused += 1
+                    break
+                for ev in events:
+                    if isinstance(ev, h2.events.RequestReceived):
+                        streams[ev.stream_id] = {"headers": dict(ev.headers), "body": b""}
+                    elif isinstance(ev, h2.events.DataReceived):
+                        streams[ev.stream_id]["body"] += ev.data
+                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, h2.events.StreamEnded):
+                        closing |= self.answer(conn, ev.stream_id, streams.pop(ev.stream_id), cid)
+                s.sendall(conn.data_to_send())
+        except OSError:
+            pass
+        finally:
+            s.close()
+
+    def answer(self, conn, sid, st, cid):
+        """Replies on stream sid; True when the connection is to close."""
+        import h2.errors
+        h = st["headers"]
+        req = {"kind": "send", "headers": h, "path": h.get(":path"), "body": st["body"],
+               "connection": cid, "token": h.get(":path", "").rpartition("/")[2]}
+        n = self.record(req)
+        p = self.problem(h, st["body"])
+        req["problem"] = p
+        out = ((p[0], {}, json.dumps({"reason": p[1]})) if p
+               else self.script("send", n, req))
+        if out is None:
+            out = (200, {}, "")
+        if out == "stall":
+            return False
+        if out == "reset":
+            conn.reset_stream(sid, error_code=h2.errors.ErrorCodes.INTERNAL_ERROR)
+            return False
+        if out == "goaway":
+            conn.close_connection(error_code=h2.errors.ErrorCodes.NO_ERROR,
+                                  additional_data=b'{"reason":"Shutdown"}',
+                                  last_stream_id=max(0, sid - 2))
+            return False  # the client closes once its streams are done, as with APNs
+        status, headers, body = out
+        hs = [(":status", str(status)), ("apns-id", h.get("apns-id", "77e4d2a0-0000-4000-8000-000000000000"))]
+        if body:
+            hs.append(("content-type", "application/json"))
+        hs += list(headers.items())
+        conn.send_headers(sid, hs, end_stream=not body)
+        if body:
+            conn.send_data(sid, body.encode(), end_stream=True)
+        return False
+
+    def stop(self):
+        self.release.set()
+        self.sock.close()

@@ -240,3 +240,163 @@ def test_fcm_config_is_checked_before_start(tmp_path):
     r = check_config(tmp_path, "{type: fcm, service_account_file: '%s', base_url: "
                      "'https://fcm.googleapis.com/v1'}" % sa)
     assert r.returncode == 1 and "queues.push.provider.base_url" in r.stderr + r.stdout
+
+
+# -- apns -------------------------------------------------------------------------------
+
+
+class Apns:
+    """The mock over TLS (ALPN h2, its certificate as ca_file) unless h2c:
+    then cleartext HTTP/2 with prior knowledge (a connection per request:
+    Debian 12's curl 7.88 fails transfers reusing h2c connections)."""
+
+    def __init__(self, tmp_path, mocks, script=None, timeout="10s", h2c=False):
+        from push_mocks import ApnsMock, apns_key
+        self.key_file = tmp_path / "AuthKey_ABC123DEFG.p8"
+        pub = apns_key(self.key_file)
+        self.mock = ApnsMock(pub, "ABC123DEFG", "DEF123GHIJ", "com.example.app", script,
+                             tls_dir=None if h2c else tmp_path)
+        mocks.append(self.mock)
+        self.provider = ("{type: apns, key_file: '%s', key_id: ABC123DEFG, team_id: DEF123GHIJ, "
+                         "topic: com.example.app, environment: sandbox, base_url: '%s', "
+                         "timeout: %s%s}" % (self.key_file, self.mock.base_url, timeout,
+                                             "" if h2c else ", ca_file: '%s'" % self.mock.ca_file))
+
+
+def apns_script(table):
+    seen = {}
+
+    def script(kind, n, req):
+        tok = req["token"]
+        k = seen.setdefault(tok, 0)
+        seen[tok] = k + 1
+        replies = table.get(tok)
+        return replies[min(k, len(replies) - 1)] if replies else None
+    return script
+
+
+def reason(status, why, **extra):
+    return status, {}, json.dumps({"reason": why, **extra})
+
+
+def test_apns_sends_over_http2_with_a_verified_provider_token(daemon_factory, jobs, tmp_path,
+                                                              mocks):
+    a = Apns(tmp_path, mocks, apns_script({
+        "0bad": [reason(400, "BadDeviceToken")],
+        "0dead": [reason(410, "Unregistered", timestamp=1700000000000)]}))
+    d = start(daemon_factory, jobs, a.provider)
+    [jid] = jobs.add({"tokens": ["0a01", "0a02", "0bad", "0dead"], "title": "New message",
+                      "body": "hi", "data": {"chat_id": 17},
+                      "apns": {"headers": {"apns-collapse-id": "chat-17"},
+                               "payload": {"aps": {"badge": 3}}}}, RETRY)
+    wait_all_done(jobs, 1)
+    out = rv(jobs, jid)
+    sends = a.mock.of("send")
+    assert len(sends) == 4 and all(s["problem"] is None for s in sends)
+    assert len({s["connection"] for s in sends}) == 1  # multiplexed on one connection
+    assert len({s["headers"]["authorization"] for s in sends}) == 1  # one provider token
+    s = next(s for s in sends if s["token"] == "0a01")
+    h = s["headers"]
+    assert h["apns-topic"] == "com.example.app" and h["apns-push-type"] == "alert"
+    assert h["apns-priority"] == "10" and h["apns-collapse-id"] == "chat-17"
+    assert json.loads(s["body"]) == {"aps": {"badge": 3, "alert": {"title": "New message",
+                                                                   "body": "hi"}},
+                                     "chat_id": "17"}
+    r = {x["to"]: x for x in out["recipients"]}
+    assert out["provider"] == "apns"
+    assert r["0a01"]["status"] == "sent" and r["0a01"]["id"] == h["apns-id"]
+    assert r["0a02"]["status"] == "sent"
+    assert r["0bad"]["status"] == "dead" and r["0bad"]["reason"] == "apns: HTTP 400 BadDeviceToken"
+    assert r["0dead"]["status"] == "dead" and "Unregistered" in r["0dead"]["reason"]
+    assert "bearer" not in d.log_text() and "PRIVATE KEY" not in d.log_text()
+
+
+def test_apns_rate_retry_unknown_and_permanent(daemon_factory, jobs, tmp_path, mocks):
+    a = Apns(tmp_path, mocks, apns_script({
+        "0429": [reason(429, "TooManyRequests"), None],
+        "0500": [reason(500, "InternalServerError"), None],
+        "0413": [reason(413, "PayloadTooLarge")],
+        "0e5e7": ["reset", None],
+        "05a11": ["stall", None]}), timeout="1s")
+    start(daemon_factory, jobs, a.provider, concurrency=5)
+    [rate] = jobs.add({"token": "0429", "body": "x"}, {"attempts": 1})
+    [busy, big, reset, stall] = [jobs.add({"token": t, "body": "x"}, RETRY)[0]
+                                 for t in ("0500", "0413", "0e5e7", "05a11")]
+    wait_all_done(jobs, 5)
+    assert jobs.ids("completed") == {rate, busy, reset, stall}, [
+        (j, jobs.job(j).get("failedReason")) for j in (rate, busy, big, reset, stall)]
+    assert jobs.ids("failed") == {big}
+    assert jobs.job(rate)["atm"] == "1"
+    assert [e["event"] for e in jobs.events(rate)].count("delayed") == 1
+    assert json.loads(jobs.job(busy)["stacktrace"]) == ["apns: HTTP 500 InternalServerError"]
+    assert jobs.job(big)["failedReason"] == "apns: HTTP 413 PayloadTooLarge"
+    for jid in (reset, stall):
+        h = jobs.job(jid)
+        assert h["atm"] == "2", h.get("stacktrace")
+        assert rv(jobs, jid)["recipients"][0]["status"] == "sent"
+
+
+def test_apns_goaway_refused_stream_is_sent_on_a_new_connection(daemon_factory, jobs, tmp_path,
+                                                                mocks):
+    a = Apns(tmp_path, mocks, apns_script({"060a": ["goaway", None]}))
+    start(daemon_factory, jobs, a.provider)
+    [jid] = jobs.add({"token": "060a", "body": "x"}, RETRY)
+    wait_all_done(jobs, 1)
+    assert jobs.ids("completed") == {jid}, jobs.job(jid).get("failedReason")
+    assert a.mock.connections >= 2
+    assert "possible duplicate" not in jobs.job(jid).get("stacktrace", "")
+
+
+def test_apns_refused_key_fails_with_an_alert(daemon_factory, jobs, tmp_path, mocks):
+    from push_mocks import apns_key
+    a = Apns(tmp_path, mocks)
+    a.mock.public_key = apns_key(tmp_path / "other.p8")
+    d = start(daemon_factory, jobs, a.provider)
+    [jid] = jobs.add({"token": "0a01", "body": "x"}, RETRY)
+    wait_all_done(jobs, 1)
+    h = jobs.job(jid)
+    assert h["atm"] == "1"
+    assert h["failedReason"].startswith("apns: HTTP 403 InvalidProviderToken")
+    assert "InvalidProviderToken" in d.log_text()
+
+
+def test_apns_over_cleartext_http2_with_prior_knowledge(daemon_factory, jobs, tmp_path, mocks):
+    a = Apns(tmp_path, mocks, apns_script({"0bad": [reason(400, "BadDeviceToken")]}), h2c=True)
+    start(daemon_factory, jobs, a.provider)
+    [ok] = jobs.add({"token": "0a01", "body": "x"}, RETRY)
+    wait_all_done(jobs, 1)
+    [bad] = jobs.add({"token": "0bad", "body": "x"}, RETRY)
+    wait_all_done(jobs, 2)
+    assert rv(jobs, ok)["recipients"][0]["status"] == "sent"
+    assert jobs.job(bad)["failedReason"] == "apns: HTTP 400 BadDeviceToken"
+    sends = a.mock.of("send")
+    assert len(sends) == 2 and all(s["problem"] is None for s in sends)
+    # each on a connection of its own: curl 7.88 cannot reuse h2c ones
+
+
+def test_apns_mock_refuses_http1(tmp_path, mocks):
+    import urllib.request
+    a = Apns(tmp_path, mocks, h2c=True)
+    with pytest.raises(Exception):
+        urllib.request.urlopen(urllib.request.Request(a.mock.base_url + "/3/device/0a01",
+                                                      data=b"{}"), timeout=5)
+    assert a.mock.h1_refused == 1
+
+
+def test_apns_config_is_checked_before_start(tmp_path):
+    from push_mocks import apns_key
+    key = tmp_path / "k.p8"
+    apns_key(key)
+    ok = "{type: apns, key_file: '%s', key_id: K, team_id: T, topic: com.x}" % key
+    r = check_config(tmp_path, ok)
+    assert r.returncode == 0, r.stderr
+    rsa_json = tmp_path / "sa.json"
+    _, pem = service_account(rsa_json, "http://127.0.0.1:1/token")
+    rsa = tmp_path / "rsa.pem"
+    rsa.write_text(pem)
+    r = check_config(tmp_path, ok.replace(str(key), str(rsa)))
+    assert r.returncode == 1 and "queues.push.provider.key_file" in r.stderr + r.stdout
+    r = check_config(tmp_path, "{type: apns, key_file: '%s', key_id: K, team_id: T}" % key)
+    assert r.returncode == 1 and "topic: required" in r.stderr + r.stdout
+    r = check_config(tmp_path, ok[:-1] + ", environment: staging}")
+    assert r.returncode == 1 and "queues.push.provider.environment" in r.stderr + r.stdout
