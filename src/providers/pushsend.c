@@ -26,8 +26,8 @@ struct tok {
     bool resent;                 /* resent once after stale credentials */
     enum nq_reply_class pending; /* PENDING: RETRY, RATE or UNKNOWN */
     uint64_t wait_ms;
-    char id[NQ_HTTP_ID_MAX];
-    char reason[NQ_HTTP_REASON_MAX];
+    char *id;     /* SENT: the provider's; NULL: none */
+    char *reason; /* not SENT: why; NULL: none */
 };
 
 struct req {
@@ -77,8 +77,20 @@ static void unhold(struct nq_send *s)
     s->holding = false;
 }
 
+/* Replaces *field with a copy of value ("" and NULL: none); false on OOM. */
+static bool set_text(char **field, const char *value)
+{
+    free(*field);
+    *field = value && *value ? strdup(value) : NULL;
+    return !value || !*value || *field;
+}
+
 static void send_free(struct nq_send *s)
 {
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->t[i].id);
+        free(s->t[i].reason);
+    }
     for (unsigned i = 0; i < s->n_flight; i++) {
         nq_transfer_cancel(s->ps->t, s->flight[i]->x);
         req_free(s->flight[i]);
@@ -112,8 +124,8 @@ static json_t *state_json(const struct nq_send *s, bool with_pending)
         if (k->status == TOK_PENDING && !with_pending)
             continue;
         o = json_pack("{s:s,s:s,s:o,s:o}", "to", k->token, "status", status_name(k->status), "id",
-                      k->id[0] ? json_string(k->id) : json_null(), "reason",
-                      k->reason[0] && k->status != TOK_SENT ? json_string(k->reason) : json_null());
+                      k->id ? json_string(k->id) : json_null(), "reason",
+                      k->reason && k->status != TOK_SENT ? json_string(k->reason) : json_null());
         if (!o || json_array_append_new(a, o) < 0) {
             json_decref(o);
             json_decref(a);
@@ -160,8 +172,7 @@ static void finish(struct nq_send *s)
     if (pending)
         res.status = all_rate ? NQ_SEND_RATE_LIMITED : NQ_SEND_RETRY;
     else if (sent)
-        res = (struct nq_send_result){ .status = NQ_SEND_SENT,
-                                       .message_id = sent->id[0] ? sent->id : NULL };
+        res = (struct nq_send_result){ .status = NQ_SEND_SENT, .message_id = sent->id };
     else
         res.status = NQ_SEND_PERMANENT;
     state = state_json(s, !pending);
@@ -204,11 +215,12 @@ static void settle(struct nq_send *s, struct tok *k, const struct nq_push_verdic
     k->started = true;
     k->pending = v->cls;
     k->wait_ms = v->retry_after_ms;
-    (void) snprintf(k->reason, sizeof(k->reason), "%s", v->reason);
+    /* out of memory, only the texts are lost, not the verdict */
+    (void) set_text(&k->reason, v->cls == NQ_REPLY_SENT ? NULL : v->reason);
     switch (v->cls) {
     case NQ_REPLY_SENT:
         k->status = TOK_SENT;
-        (void) snprintf(k->id, sizeof(k->id), "%s", v->message_id);
+        (void) set_text(&k->id, v->message_id);
         break;
     case NQ_REPLY_DEAD:
         k->status = TOK_DEAD;
@@ -330,11 +342,23 @@ static void settle_rest(struct nq_send *s, const struct nq_push_verdict *pv)
             settle(s, &s->t[i], pv);
 }
 
+static bool any_to_start(const struct nq_send *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->t[i].status == TOK_PENDING && !s->t[i].started)
+            return true;
+    return false;
+}
+
 static void go(struct nq_send *s)
 {
     struct nq_push_verdict pv;
     int r;
 
+    if (!any_to_start(s)) {
+        pump(s);
+        return;
+    }
     memset(&pv, 0, sizeof(pv));
     r = s->ps->cls->auth(s->ps, now_s(), &pv);
     if (r > 0) {
@@ -395,8 +419,8 @@ static void adopt_progress(struct nq_send *s, const char *progress_json)
             if (strcmp(s->t[i].token, to) != 0)
                 continue;
             s->t[i].status = status_of(st);
-            (void) snprintf(s->t[i].id, sizeof(s->t[i].id), "%s", id ? id : "");
-            (void) snprintf(s->t[i].reason, sizeof(s->t[i].reason), "%s", why ? why : "");
+            if (!set_text(&s->t[i].id, id) || !set_text(&s->t[i].reason, why))
+                s->t[i].status = TOK_PENDING; /* out of memory: tried again */
         }
     }
     json_decref(o);

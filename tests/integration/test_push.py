@@ -400,3 +400,24 @@ def test_apns_config_is_checked_before_start(tmp_path):
     assert r.returncode == 1 and "topic: required" in r.stderr + r.stdout
     r = check_config(tmp_path, ok[:-1] + ", environment: staging}")
     assert r.returncode == 1 and "queues.push.provider.environment" in r.stderr + r.stdout
+
+
+def test_fcm_retry_goes_only_to_tokens_not_yet_reached(daemon_factory, jobs, tmp_path, mocks):
+    ok = (200, {"Content-Type": "application/json"}, '{"name":"projects/demo-proj/messages/7"}')
+    f = Fcm(tmp_path, mocks, fcm_script({
+        "busy": [fcm_error(503, "UNAVAILABLE", "The service is currently unavailable.",
+                           "UNAVAILABLE"), ok],
+        "gone": [fcm_error(404, "NOT_FOUND", "Requested entity was not found.",
+                           "UNREGISTERED")]}))
+    start(daemon_factory, jobs, f.provider)
+    [jid] = jobs.add({"tokens": ["tok-a", "busy", "gone"], "body": "x"}, RETRY)
+    wait_all_done(jobs, 1)
+    h = jobs.job(jid)
+    assert h["atm"] == "2"
+    out = rv(jobs, jid)
+    assert {x["to"]: x["status"] for x in out["recipients"]} == {
+        "tok-a": "sent", "busy": "sent", "gone": "dead"}
+    tokens = [s["message"]["token"] for s in f.mock.of("send")]
+    assert sorted(tokens) == ["busy", "busy", "gone", "tok-a"]
+    # the first attempt's progress kept what was settled
+    assert "UNAVAILABLE" in json.loads(h["stacktrace"])[0]
