@@ -407,7 +407,6 @@ static int set_default(struct cfg_ctx *c, char **field, const char *value)
  * a private key OpenSSL reads as RSA (never quoted in messages). */
 static const char *service_account_problem(const char *text, json_t **ret)
 {
-    static const char *const fields[] = { "client_email", "private_key", NULL };
     json_t *o = json_loads(text, 0, NULL);
     const char *pem, *type;
     EVP_PKEY *k = NULL;
@@ -419,9 +418,10 @@ static const char *service_account_problem(const char *text, json_t **ret)
     type = json_string_value(json_object_get(o, "type"));
     if (type && strcmp(type, "service_account") != 0)
         return "is not a service account's key file (its type is not service_account)";
-    for (size_t i = 0; fields[i]; i++)
-        if (!json_is_string(json_object_get(o, fields[i])))
-            return fields[i] == fields[0] ? "lacks client_email" : "lacks private_key";
+    if (!json_is_string(json_object_get(o, "client_email")))
+        return "lacks client_email";
+    if (!json_is_string(json_object_get(o, "private_key")))
+        return "lacks private_key";
     pem = json_string_value(json_object_get(o, "private_key"));
     b = BIO_new_mem_buf(pem, -1);
     if (b)
