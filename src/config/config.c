@@ -242,10 +242,9 @@ static const char *const file_keys[] = { "spool_dir", NULL };
 static const char *const smtp_keys[] = { "url",     "tls",    "username", "password",
                                          "from",    "ca_file", "verify",  "timeout", NULL };
 static const char *const fcm_keys[] = { "service_account", "project_id", "base_url", "token_url",
-                                        "timeout", "ca_file", "verify", NULL };
-static const char *const apns_keys[] = { "key",         "key_id",   "team_id", "topic",
-                                         "environment", "base_url", "timeout", "ca_file",
-                                         "verify",      NULL };
+                                        "timeout",         "ca_file",    "verify",   NULL };
+static const char *const apns_keys[] = { "key",      "key_id",  "team_id", "topic",  "environment",
+                                         "base_url", "timeout", "ca_file", "verify", NULL };
 
 static const char *const *keys_of(enum nq_provider_kind kind, const char **ret_type)
 {
@@ -339,7 +338,9 @@ static int finish_smtp(struct cfg_ctx *c, struct nq_provider_cfg *p, const struc
  * provider appends its own API path. */
 static const char *check_base_url(const char *s)
 {
-    size_t scheme = strncasecmp(s, "http://", 7) == 0 ? 7 : strncasecmp(s, "https://", 8) == 0 ? 8 : 0;
+    size_t scheme = strncasecmp(s, "http://", 7) == 0    ? 7
+                    : strncasecmp(s, "https://", 8) == 0 ? 8
+                                                         : 0;
     const char *host = s + scheme;
 
     if (!scheme)
@@ -353,7 +354,9 @@ static const char *check_base_url(const char *s)
 
 static const char *check_token_url(const char *s)
 {
-    size_t scheme = strncasecmp(s, "http://", 7) == 0 ? 7 : strncasecmp(s, "https://", 8) == 0 ? 8 : 0;
+    size_t scheme = strncasecmp(s, "http://", 7) == 0    ? 7
+                    : strncasecmp(s, "https://", 8) == 0 ? 8
+                                                         : 0;
 
     if (!scheme || !s[scheme] || s[scheme] == '/')
         return "must be an http:// or https:// URL";
@@ -487,17 +490,17 @@ static int finish_apns(struct cfg_ctx *c, struct nq_provider_cfg *p, const struc
         k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
     BIO_free(b);
     if (k && EVP_PKEY_is_a(k, "EC"))
-        (void) EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group,
-                                              sizeof(group), NULL);
+        (void) EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                              NULL);
     EVP_PKEY_free(k);
     if (strcmp(group, "prime256v1") != 0)
         return secret_key_fail(c, key, "key", "%s",
                                "is not an EC P-256 private key in PEM (the .p8 file from Apple)");
     if (!p->environment)
         p->environment = NQ_APNS_ENV_PRODUCTION;
-    r = set_default(c, &p->base_url, p->environment == NQ_APNS_ENV_SANDBOX
-                                         ? "https://api.sandbox.push.apple.com"
-                                         : "https://api.push.apple.com");
+    r = set_default(c, &p->base_url,
+                    p->environment == NQ_APNS_ENV_SANDBOX ? "https://api.sandbox.push.apple.com"
+                                                          : "https://api.push.apple.com");
     return r < 0 ? r : finish_tls_peer(c, p, seen);
 }
 

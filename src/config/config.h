@@ -97,14 +97,14 @@ struct nq_provider_cfg {
     uint64_t timeout_ms;  /* one message, connect to the final reply; default 30s */
     /* push: fcm (providers/fcm.h) and apns (providers/apns.h); also ca_file,
      * verify, timeout */
-    char *base_url;        /* scheme://host[:port]; default the provider's own */
-    char *token_url;       /* fcm: OAuth2 token endpoint; default the account's token_uri */
-    char *service_account; /* fcm: secret: the service-account JSON (service_account_file) */
-    char *project_id;      /* fcm: default the service account's project_id */
-    char *key;             /* apns: secret: the .p8 PEM key (key_file) */
-    char *key_id;          /* apns: the key's 10-character id */
-    char *team_id;         /* apns: the 10-character team id */
-    char *topic;           /* apns: the app's bundle id */
+    char *base_url;               /* scheme://host[:port]; default the provider's own */
+    char *token_url;              /* fcm: OAuth2 token endpoint; default the account's token_uri */
+    char *service_account;        /* fcm: secret: the service-account JSON (service_account_file) */
+    char *project_id;             /* fcm: default the service account's project_id */
+    char *key;                    /* apns: secret: the .p8 PEM key (key_file) */
+    char *key_id;                 /* apns: the key's 10-character id */
+    char *team_id;                /* apns: the 10-character team id */
+    char *topic;                  /* apns: the app's bundle id */
     enum nq_apns_env environment; /* apns: default production */
 };
 
