@@ -22,6 +22,12 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <jansson.h>
+#include <openssl/bio.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
 #include "common/cleanup.h"
 #include "common/phone.h"
 #include "config/config.h"
@@ -38,6 +44,7 @@ _Static_assert(sizeof(enum nq_handler_kind) == sizeof(int), "CFG_ENUM stores an 
 _Static_assert(sizeof(enum nq_backoff_type) == sizeof(int), "CFG_ENUM stores an int");
 _Static_assert(sizeof(enum nq_provider_kind) == sizeof(int), "CFG_ENUM stores an int");
 _Static_assert(sizeof(enum nq_smtp_tls) == sizeof(int), "CFG_ENUM stores an int");
+_Static_assert(sizeof(enum nq_apns_env) == sizeof(int), "CFG_ENUM stores an int");
 
 /* In enum order: nq_handler_name indexes it. */
 static const struct cfg_enum handler_enums[] = {
@@ -76,6 +83,8 @@ static const struct cfg_enum provider_enums[] = {
     { "mailgun", NQ_PROVIDER_MAILGUN },
     { "postmark", NQ_PROVIDER_POSTMARK },
     { "ses", NQ_PROVIDER_SES },
+    { "fcm", NQ_PROVIDER_FCM },
+    { "apns", NQ_PROVIDER_APNS },
     { NULL, 0 },
 };
 
@@ -83,6 +92,12 @@ static const struct cfg_enum smtp_tls_enums[] = {
     { "starttls", NQ_SMTP_TLS_STARTTLS },
     { "implicit", NQ_SMTP_TLS_IMPLICIT },
     { "none", NQ_SMTP_TLS_NONE },
+    { NULL, 0 },
+};
+
+static const struct cfg_enum apns_env_enums[] = {
+    { "production", NQ_APNS_ENV_PRODUCTION },
+    { "sandbox", NQ_APNS_ENV_SANDBOX },
     { NULL, 0 },
 };
 
@@ -265,6 +280,11 @@ static const char *const postmark_keys[] = { HTTP_KEYS, "server_token", "message
 static const char *const ses_keys[] = { HTTP_KEYS,           "region",        "access_key_id",
                                         "secret_access_key", "session_token", NULL };
 #undef HTTP_KEYS
+/* push (providers/fcm.h, providers/apns.h) */
+static const char *const fcm_keys[] = { "service_account", "project_id", "base_url", "token_url",
+                                        "timeout",         "ca_file",    "verify",   NULL };
+static const char *const apns_keys[] = { "key",      "key_id",  "team_id", "topic",  "environment",
+                                         "base_url", "timeout", "ca_file", "verify", NULL };
 
 struct provider_type {
     enum nq_provider_kind kind;
@@ -285,6 +305,9 @@ static const struct provider_type provider_types[] = {
     { NQ_PROVIDER_MAILGUN, "mailgun", mailgun_keys },
     { NQ_PROVIDER_POSTMARK, "postmark", postmark_keys },
     { NQ_PROVIDER_SES, "ses", ses_keys },
+    /* push */
+    { NQ_PROVIDER_FCM, "fcm", fcm_keys },
+    { NQ_PROVIDER_APNS, "apns", apns_keys },
 };
 
 static const struct provider_type *provider_type_of(enum nq_provider_kind kind)
@@ -605,6 +628,160 @@ static bool is_emailapi(enum nq_provider_kind kind)
            kind == NQ_PROVIDER_MAILGUN || kind == NQ_PROVIDER_POSTMARK || kind == NQ_PROVIDER_SES;
 }
 
+static const char *check_token_url(const char *s)
+{
+    size_t scheme = strncasecmp(s, "http://", 7) == 0    ? 7
+                    : strncasecmp(s, "https://", 8) == 0 ? 8
+                                                         : 0;
+
+    if (!scheme || !s[scheme] || s[scheme] == '/')
+        return "must be an http:// or https:// URL";
+    return strpbrk(s, " \t\r\n") ? "must not contain spaces or control characters" : NULL;
+}
+
+/* Ids, bundle ids and project ids become URL paths and header values. */
+static const char *check_push_id(const char *s)
+{
+    if (!*s)
+        return "must not be empty";
+    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
+                   strlen(s)
+               ? "must hold only letters, digits, '.', '-' and '_'"
+               : NULL;
+}
+
+static int secret_key_fail(struct cfg_ctx *c, const struct cfg_seen *s, const char *key,
+                           const char *fmt, const char *what)
+{
+    char twin[64];
+
+    (void) snprintf(twin, sizeof(twin), "%s_file", key);
+    return cfg_fail_key(c, s->val ? s->val : s->key, s->twin ? twin : key, fmt, what);
+}
+
+static int finish_tls_peer(struct cfg_ctx *c, struct nq_provider_cfg *p,
+                           const struct cfg_seen *seen)
+{
+    const struct cfg_seen *ca = seen_of(&provider_table, seen, "ca_file");
+
+    if (p->ca_file && access(p->ca_file, R_OK) < 0)
+        return cfg_fail_key(c, ca->val, "ca_file", "cannot read %s: %s", p->ca_file,
+                            strerror(errno));
+    if (!p->verify)
+        p->verify = 1;
+    if (!p->timeout_ms)
+        p->timeout_ms = 30 * SEC;
+    return 0;
+}
+
+/* ---- push providers: fcm, apns ---- */
+
+static int set_default(struct cfg_ctx *c, char **field, const char *value)
+{
+    if (*field)
+        return 0;
+    *field = strdup(value);
+    return *field ? 0 : cfg_oom(c);
+}
+
+/* The service account's JSON: the fields the OAuth2 assertion needs, and
+ * a private key OpenSSL reads as RSA (never quoted in messages). */
+static const char *service_account_problem(const char *text, json_t **ret)
+{
+    json_t *o = json_loads(text, 0, NULL);
+    const char *pem, *type;
+    EVP_PKEY *k = NULL;
+    BIO *b;
+
+    *ret = o;
+    if (!json_is_object(o))
+        return "is not a JSON object (the service account's key file from the Firebase console)";
+    type = json_string_value(json_object_get(o, "type"));
+    if (type && strcmp(type, "service_account") != 0)
+        return "is not a service account's key file (its type is not service_account)";
+    if (!json_is_string(json_object_get(o, "client_email")))
+        return "lacks client_email";
+    if (!json_is_string(json_object_get(o, "private_key")))
+        return "lacks private_key";
+    pem = json_string_value(json_object_get(o, "private_key"));
+    b = BIO_new_mem_buf(pem, -1);
+    if (b)
+        k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    BIO_free(b);
+    if (!k || !EVP_PKEY_is_a(k, "RSA")) {
+        EVP_PKEY_free(k);
+        return "has a private_key that is not an RSA key in PEM";
+    }
+    EVP_PKEY_free(k);
+    return NULL;
+}
+
+static int finish_fcm(struct cfg_ctx *c, struct nq_provider_cfg *p, const struct cfg_seen *seen,
+                      int node)
+{
+    const struct cfg_seen *sa = seen_of(&provider_table, seen, "service_account");
+    const char *why, *v;
+    json_t *o = NULL;
+    int r = 0;
+
+    if (!p->service_account)
+        return cfg_fail_key(c, node, "service_account_file", "required by provider type fcm");
+    why = service_account_problem(p->service_account, &o);
+    if (why)
+        r = secret_key_fail(c, sa, "service_account", "the service account %s", why);
+    if (r >= 0 && !p->project_id) {
+        v = json_string_value(json_object_get(o, "project_id"));
+        if (!v || check_push_id(v))
+            r = cfg_fail_key(c, node, "project_id",
+                             "required: the service account names no usable project_id");
+        else
+            r = set_default(c, &p->project_id, v);
+    }
+    if (r >= 0 && !p->token_url) {
+        v = json_string_value(json_object_get(o, "token_uri"));
+        r = set_default(c, &p->token_url,
+                        v && !check_token_url(v) ? v : "https://oauth2.googleapis.com/token");
+    }
+    json_decref(o);
+    if (r >= 0)
+        r = set_default(c, &p->base_url, "https://fcm.googleapis.com");
+    return r < 0 ? r : finish_tls_peer(c, p, seen);
+}
+
+static int finish_apns(struct cfg_ctx *c, struct nq_provider_cfg *p, const struct cfg_seen *seen,
+                       int node)
+{
+    static const char *const required[] = { "key_id", "team_id", "topic" };
+    const struct cfg_seen *key = seen_of(&provider_table, seen, "key");
+    char group[64] = "";
+    EVP_PKEY *k = NULL;
+    BIO *b;
+    int r;
+
+    if (!p->key)
+        return cfg_fail_key(c, node, "key_file", "required by provider type apns");
+    for (size_t i = 0; i < NQ_ELEMENTSOF(required); i++)
+        if (!seen_of(&provider_table, seen, required[i])->key)
+            return cfg_fail_key(c, node, required[i], "required by provider type apns");
+    b = BIO_new_mem_buf(p->key, -1);
+    if (b)
+        k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    BIO_free(b);
+    if (k && EVP_PKEY_is_a(k, "EC"))
+        (void) EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                              NULL);
+    EVP_PKEY_free(k);
+    if (strcmp(group, "prime256v1") != 0)
+        return secret_key_fail(c, key, "key", "%s",
+                               "is not an EC P-256 private key in PEM (the .p8 file from Apple)");
+    if (!p->environment)
+        p->environment = NQ_APNS_ENV_PRODUCTION;
+    r = set_default(c, &p->base_url,
+                    p->environment == NQ_APNS_ENV_SANDBOX ? "https://api.sandbox.push.apple.com"
+                                                          : "https://api.push.apple.com");
+    return r < 0 ? r : finish_tls_peer(c, p, seen);
+}
+
 static int finish_provider(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node)
 {
     struct nq_provider_cfg *p = base;
@@ -620,6 +797,10 @@ static int finish_provider(struct cfg_ctx *c, void *base, const struct cfg_seen 
         r = finish_sms(c, p, seen, node);
     if (r >= 0 && is_emailapi(p->kind))
         r = finish_emailapi(c, p, seen, node);
+    if (r >= 0 && p->kind == NQ_PROVIDER_FCM)
+        r = finish_fcm(c, p, seen, node);
+    if (r >= 0 && p->kind == NQ_PROVIDER_APNS)
+        r = finish_apns(c, p, seen, node);
     return r;
 }
 
@@ -655,6 +836,15 @@ static const struct cfg_row provider_rows[] = {
     { "access_key_id", CFG_STRING, P(access_key_id) },
     { "secret_access_key", CFG_SECRET, P(secret_access_key) },
     { "session_token", CFG_SECRET, P(session_token) },
+    /* push: fcm, apns */
+    { "token_url", CFG_STRING, P(token_url), .check = check_token_url },
+    { "service_account", CFG_SECRET, P(service_account) },
+    { "project_id", CFG_STRING, P(project_id), .check = check_push_id },
+    { "key", CFG_SECRET, P(key) },
+    { "key_id", CFG_STRING, P(key_id), .check = check_push_id },
+    { "team_id", CFG_STRING, P(team_id), .check = check_push_id },
+    { "topic", CFG_STRING, P(topic), .check = check_push_id },
+    { "environment", CFG_ENUM, P(environment), .enums = apns_env_enums },
 };
 #undef P
 static const struct cfg_table provider_table = { ROWS(provider_rows), .finish = finish_provider };
@@ -915,6 +1105,11 @@ static int finish_queue(struct cfg_ctx *c, void *base, const struct cfg_seen *se
         return cfg_fail_key(c, provider->val, "provider.type",
                             "%s sends text messages: only with handler: sms",
                             provider_type_of(q->provider.kind)->name);
+    if ((q->provider.kind == NQ_PROVIDER_FCM || q->provider.kind == NQ_PROVIDER_APNS) &&
+        q->handler != NQ_HANDLER_PUSH)
+        return cfg_fail_key(c, provider->key, "provider", "type %s sends push only, not %s",
+                            q->provider.kind == NQ_PROVIDER_FCM ? "fcm" : "apns",
+                            nq_handler_name(q->handler));
     if (q->provider.kind == NQ_PROVIDER_FILE && !q->provider.spool_dir &&
         asprintf(&q->provider.spool_dir, "%s/spool/%s", c->cfg->state_dir, q->name) < 0) {
         q->provider.spool_dir = NULL;

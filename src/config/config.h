@@ -84,10 +84,16 @@ enum nq_provider_kind {
     NQ_PROVIDER_MAILGUN,
     NQ_PROVIDER_POSTMARK,
     NQ_PROVIDER_SES,
+    /* push */
+    NQ_PROVIDER_FCM,
+    NQ_PROVIDER_APNS,
 };
 
 /* smtp's tls: 0 until the config's checks derive it from the URL's scheme. */
 enum nq_smtp_tls { NQ_SMTP_TLS_UNSET, NQ_SMTP_TLS_STARTTLS, NQ_SMTP_TLS_IMPLICIT, NQ_SMTP_TLS_NONE };
+
+/* apns's environment: which of Apple's hosts base_url defaults to. */
+enum nq_apns_env { NQ_APNS_ENV_UNSET, NQ_APNS_ENV_PRODUCTION, NQ_APNS_ENV_SANDBOX };
 
 struct nq_provider_cfg {
     enum nq_provider_kind kind;
@@ -123,6 +129,16 @@ struct nq_provider_cfg {
     char *access_key_id;     /* ses */
     char *secret_access_key; /* secret: ses */
     char *session_token;     /* secret: ses, temporary credentials; NULL: none */
+    /* push: fcm (providers/fcm.h) and apns (providers/apns.h); also ca_file,
+     * verify, timeout */
+    char *token_url;              /* fcm: OAuth2 token endpoint; default the account's token_uri */
+    char *service_account;        /* fcm: secret: the service-account JSON (service_account_file) */
+    char *project_id;             /* fcm: default the service account's project_id */
+    char *key;                    /* apns: secret: the .p8 PEM key (key_file) */
+    char *key_id;                 /* apns: the key's 10-character id */
+    char *team_id;                /* apns: the 10-character team id */
+    char *topic;                  /* apns: the app's bundle id */
+    enum nq_apns_env environment; /* apns: default production */
 };
 
 /* The exec handler: a command run per job (handlers/exec.c). */

@@ -13,6 +13,10 @@
  *   body      optional; `message` is its alias (the seeds' push jobs)
  *   data      optional object of custom key/values; numbers and booleans are
  *             sent as their JSON text, since FCM takes strings only
+ *   android, apns, webpush
+ *             optional objects, FCM's per-platform blocks, passed through
+ *             as they are (the apns provider reads apns.headers and
+ *             apns.payload)
  * At least one of title, body and data must be given.
  */
 #include "config.h"
@@ -29,7 +33,9 @@ static const struct nq_field push_rows[] = {
     { "token", NQ_FIELD_READ, NULL },    { "tokens", NQ_FIELD_READ, NULL },
     { "platform", NQ_FIELD_READ, NULL }, { "title", NQ_FIELD_READ, NULL },
     { "body", NQ_FIELD_READ, NULL },     { "message", NQ_FIELD_READ, NULL },
-    { "data", NQ_FIELD_READ, NULL },     NQ_CHANNEL_FIELDS("title and body"),
+    { "data", NQ_FIELD_READ, NULL },     { "android", NQ_FIELD_READ, NULL },
+    { "apns", NQ_FIELD_READ, NULL },     { "webpush", NQ_FIELD_READ, NULL },
+    NQ_CHANNEL_FIELDS("title and body"),
 };
 
 const struct nq_field_table nq_push_fields = { "push", push_rows, NQ_ELEMENTSOF(push_rows), false };
@@ -147,6 +153,19 @@ static int data_field(const json_t *data, struct nq_push *p, struct nq_err *err)
     return 0;
 }
 
+/* A per-platform block: an object, kept as compact JSON text. */
+static int block_field(const json_t *data, const char *key, char **ret, struct nq_err *err)
+{
+    json_t *b = json_object_get(data, key);
+
+    if (!b || json_is_null(b))
+        return 0;
+    if (!json_is_object(b))
+        return nq_err_set(err, -EINVAL, "data.%s: must be an object", key);
+    *ret = json_dumps(b, JSON_COMPACT);
+    return *ret ? 0 : nq_err_set(err, -ENOMEM, "out of memory");
+}
+
 static int push_fields(const json_t *data, struct nq_push *p, struct nq_err *err)
 {
     static const char *const title_keys[] = { "title", NULL };
@@ -162,6 +181,12 @@ static int push_fields(const json_t *data, struct nq_push *p, struct nq_err *err
         r = nq_field_string(data, body_keys, false, &p->body, err);
     if (r >= 0)
         r = data_field(data, p, err);
+    if (r >= 0)
+        r = block_field(data, "android", &p->android, err);
+    if (r >= 0)
+        r = block_field(data, "apns", &p->apns, err);
+    if (r >= 0)
+        r = block_field(data, "webpush", &p->webpush, err);
     if (r < 0)
         return r;
     if (!p->title && !p->body && p->n_data == 0)

@@ -277,6 +277,12 @@ static json_t *message_json(const struct nq_msg *m, const struct nq_delivery *d,
         set_str(o, "title", m->push.title);
         set_str(o, "body", m->push.body);
         json_object_set_new(o, "data", kvs_json(m->push.data, m->push.n_data));
+        if (m->push.android)
+            json_object_set_new(o, "android", json_loads(m->push.android, 0, NULL));
+        if (m->push.apns)
+            json_object_set_new(o, "apns", json_loads(m->push.apns, 0, NULL));
+        if (m->push.webpush)
+            json_object_set_new(o, "webpush", json_loads(m->push.webpush, 0, NULL));
     }
     return o;
 }

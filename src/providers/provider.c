@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "providers/emailapi.h"
+#include "providers/apns.h"
+#include "providers/fcm.h"
 #include "providers/file.h"
 #include "providers/provider.h"
 #include "providers/smtp.h"
@@ -32,6 +34,8 @@ static const struct nq_provider_ops *const registry[] = {
     &nq_provider_mailgun,
     &nq_provider_postmark,
     &nq_provider_ses,
+    &nq_provider_fcm,
+    &nq_provider_apns,
 };
 
 static void mailbox_done(struct nq_mailbox *mb)
@@ -85,6 +89,9 @@ static void push_done(struct nq_push *p)
     free(p->title);
     free(p->body);
     kvs_free(p->data, p->n_data);
+    free(p->android);
+    free(p->apns);
+    free(p->webpush);
 }
 
 void nq_msg_init(struct nq_msg *m, enum nq_msg_type type)

@@ -96,6 +96,11 @@ struct nq_push {
     char *body;         /* NULL: none */
     struct nq_kv *data; /* string -> string, as FCM requires */
     size_t n_data;
+    /* FCM's per-platform blocks as compact JSON objects, passed through;
+     * NULL: none. */
+    char *android;
+    char *apns;
+    char *webpush;
 };
 
 struct nq_msg {

@@ -56,6 +56,11 @@ struct nq_xfer {
     nq_transfer_done_fn done;
     void *userdata;
     bool smtp;
+    /* HTTP/2: our stream, and the last stream a GOAWAY said the peer
+     * processed (streams above it were refused unprocessed, RFC 9113
+     * §6.8): curl 7.88 tells that only in its informational text. */
+    uint32_t h2_stream, h2_goaway_last;
+    bool h2_goaway;
     /* SMTP upload */
     const char *upload;
     size_t upload_len, upload_off;
@@ -367,6 +372,30 @@ static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, voi
     return 0;
 }
 
+/* HTTP/2's informational lines: "Using Stream ID: N" and curl's
+ * "recveived GOAWAY, error=E, last_stream=L" (its spelling in 7.88). */
+static int on_h2_debug(CURL *easy, curl_infotype type, char *data, size_t size, void *userdata)
+{
+    struct nq_xfer *x = userdata;
+    char line[128];
+    const char *p;
+    unsigned long n;
+
+    (void) easy;
+    if (type != CURLINFO_TEXT || size >= sizeof(line))
+        return 0;
+    memcpy(line, data, size);
+    line[size] = '\0';
+    if (sscanf(line, "Using Stream ID: %lu", &n) == 1) {
+        x->h2_stream = (uint32_t) n;
+    } else if ((p = strstr(line, "GOAWAY, error=")) && (p = strstr(p, "last_stream=")) &&
+               sscanf(p, "last_stream=%lu", &n) == 1) {
+        x->h2_goaway = true;
+        x->h2_goaway_last = (uint32_t) n;
+    }
+    return 0;
+}
+
 static size_t on_upload(char *buf, size_t size, size_t n, void *userdata)
 {
     struct nq_xfer *x = userdata;
@@ -417,6 +446,8 @@ static bool request_sent(const struct nq_xfer *x, CURLcode rc)
     default:
         break;
     }
+    if (x->h2_goaway && x->h2_stream > x->h2_goaway_last)
+        return false; /* refused by GOAWAY: never processed */
     (void) curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &req_size);
     (void) curl_easy_getinfo(x->easy, CURLINFO_SIZE_UPLOAD_T, &up);
     if (x->smtp)
@@ -546,8 +577,20 @@ static int set_http(struct nq_xfer *x, const struct nq_transfer_req *req)
      * whether it multiplexes rather than open another. Not on plain http://:
      * there a connection is HTTP/1.1, but curl would only learn that from
      * its first reply, holding the others back until then. */
-    if (req->http2_prior_knowledge || strncasecmp(req->url, "https://", 8) == 0)
+    if (!req->http2_prior_knowledge && strncasecmp(req->url, "https://", 8) == 0)
         bad |= curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    /* h2c with prior knowledge (test mocks only): Debian 12's curl 7.88
+     * fails a transfer that reuses or waits for such a connection ("Error
+     * in the HTTP2 framing layer"), so each gets a connection of its own. */
+    if (req->http2_prior_knowledge) {
+        bad |= curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+        bad |= curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    }
+    if (req->http2_prior_knowledge || strncasecmp(req->url, "https://", 8) == 0) {
+        bad |= curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_h2_debug);
+        bad |= curl_easy_setopt(e, CURLOPT_DEBUGDATA, x);
+        bad |= curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+    }
     bad |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     bad |= curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     return bad ? -EINVAL : 0;
