@@ -31,6 +31,7 @@
 
 #include "common/log.h"
 #include "config/config.h"
+#include "deliverylog/deliverylog.h"
 #include "supervisor/restart.h"
 #include "worker/internal.h"
 #include "worker/worker.h"
@@ -113,7 +114,7 @@ static void set_note(struct worker *w, const char *note)
 void nq_worker_check_done(struct worker *w)
 {
     if (!w->draining || w->leaving || w->calls_in_flight || nq_jobs_in_flight(w) > 0 ||
-        (w->orphans && w->connected))
+        (w->orphans && w->connected) || nq_logbook_holding(w))
         return;
     w->leaving = true;
     (void) event_base_loopexit(w->base, NULL);
@@ -253,6 +254,27 @@ static void on_master_eof(void *userdata)
     drain(userdata, "the master is gone", false);
 }
 
+/* The delivery log's spool while PostgreSQL is away, in the note that
+ * notifyqctl status shows (other notes win: they say more). */
+static void note_spool(struct worker *w)
+{
+    char note[NQ_FRAME_NOTE_MAX];
+    bool ours = strncmp(w->note, "delivery log", 12) == 0;
+
+    if (!w->dl || (w->note[0] && !ours))
+        return;
+    if (nq_deliverylog_connected(w->dl) && !nq_deliverylog_full(w->dl)) {
+        if (ours)
+            set_note(w, "");
+        return;
+    }
+    (void) snprintf(note, sizeof(note), "delivery log: %s, %llu events spooled",
+                    nq_deliverylog_full(w->dl) ? "spool full, not fetching"
+                                               : "postgres unreachable",
+                    (unsigned long long) nq_deliverylog_depth(w->dl));
+    set_note(w, note);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
@@ -260,6 +282,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
     (void) fd;
     (void) what;
+    note_spool(w);
     if (w->store) {
         nq_upkeep_tick(w);
         check_recycle(w, rss);
@@ -362,6 +385,11 @@ static int worker_start(struct worker *w)
         w->exit_code = r == -ENOMEM ? 1 : NQ_EXIT_CONFIG;
         return r;
     }
+    r = nq_logbook_setup(w);
+    if (r < 0) {
+        w->exit_code = r == -ENOMEM ? 1 : NQ_EXIT_CONFIG;
+        return r;
+    }
     r = nq_token_prefix(w->token_prefix, sizeof(w->token_prefix),
                         w->ctx->hostname ? w->ctx->hostname : "localhost", getpid(),
                         w->ctx->incarnation);
@@ -386,6 +414,7 @@ static void worker_done(struct worker *w)
     w->store = nq_store_free(w->store);
     nq_jobs_free_all(w);
     nq_upkeep_free(w);
+    nq_logbook_free(w);
     w->handler = nq_handler_free(w->handler);
     struct event **evs[] = { &w->ev_deadline, &w->ev_wake, &w->ev_kick,
                              &w->ev_quit,     &w->ev_term, &w->ev_tick };
