@@ -16,10 +16,17 @@ check() { # dir forbidden...
         fi
     done
 }
-check common config supervisor queue worker handlers providers template store http
-check config supervisor queue worker handlers providers template store http
-check supervisor queue worker handlers providers template store http
-check queue supervisor worker handlers providers template store http
+check common config supervisor queue worker handlers providers template store http deliverylog
+check config supervisor queue worker handlers providers template store http deliverylog
+check supervisor queue worker handlers providers template store http deliverylog
+check queue supervisor worker handlers providers template store http deliverylog
 check handlers supervisor worker
+check deliverylog supervisor queue worker handlers providers template store http ctl
+# libpq is the delivery log's: nothing else includes it.
+hits=$(grep -l 'libpq-fe.h' */*.c */*.h 2>/dev/null | grep -v '^deliverylog/')
+if [ -n "$hits" ]; then
+    echo "layering: only deliverylog/ includes <libpq-fe.h>: $hits"
+    fail=1
+fi
 check template supervisor worker queue handlers providers
 exit $fail
