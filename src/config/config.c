@@ -553,6 +553,12 @@ static const struct cfg_row templates_rows[] = {
 };
 static const struct cfg_table templates_table = { ROWS(templates_rows) };
 
+static const struct cfg_row inapp_rows[] = {
+    { "channel_prefix", CFG_STRING, .offset = offsetof(struct nq_inapp_cfg, channel_prefix),
+      .def = "notifyq:inapp" },
+};
+static const struct cfg_table inapp_table = { ROWS(inapp_rows) };
+
 /* ---- the top level ---- */
 
 static int finish_top(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node)
@@ -584,6 +590,7 @@ static const struct cfg_row top_rows[] = {
       .sub = &queue_table, .named = &queue_named },
     { "tenants", CFG_NAMED, T(tenants), .count_offset = offsetof(struct nq_config, n_tenants),
       .sub = &tenant_table, .named = &tenant_named },
+    { "inapp", CFG_MAP, T(inapp), .sub = &inapp_table },
 };
 #undef T
 

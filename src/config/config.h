@@ -160,6 +160,11 @@ struct nq_templates_cfg {
     bool strict; /* a missing variable fails the job instead of rendering empty */
 };
 
+/* The inapp handler's live messages. */
+struct nq_inapp_cfg {
+    char *channel_prefix; /* Redis channel <prefix>:<tenant or _>:<user>; default notifyq:inapp */
+};
+
 struct nq_config {
     char *path; /* the file it was read from, for messages */
     int log_level; /* syslog priority, from `log_level`, default info */
@@ -174,6 +179,7 @@ struct nq_config {
     struct nq_tenant_cfg *tenants;
     size_t n_tenants;
     struct nq_templates_cfg templates;
+    struct nq_inapp_cfg inapp;
 };
 
 /* Reads and validates path, then applies the `--set KEY=VALUE` overrides in

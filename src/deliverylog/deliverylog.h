@@ -136,4 +136,37 @@ bool nq_deliverylog_full(const struct nq_deliverylog *dl);
 /* Whether the database is connected and at our version. */
 bool nq_deliverylog_connected(const struct nq_deliverylog *dl);
 
+/* ---- in-app notifications (handler inapp) --------------------------------- */
+
+/* Its own connection on the worker's loop, one query at a time, connected on
+ * first use and again after a failure (each call then fails with
+ * -EHOSTUNREACH: the job is retried). */
+struct nq_dl_inapp;
+
+struct nq_dl_inapp_row {
+    const char *queue, *job_id;
+    const char *tenant_id; /* NULL: none */
+    const char *user_id, *title, *body, *type;
+    const char *metadata; /* JSON text, or NULL */
+};
+
+/* The row's id and creation time (ISO 8601), and whether it was published
+ * before; r is 0 or a negative errno (err text in why). Strings are valid
+ * during the call. */
+typedef void (*nq_dl_inapp_fn)(void *userdata, int r, const char *id, const char *created_at,
+                               bool published, const char *why);
+
+struct nq_dl_inapp *nq_dl_inapp_new(struct event_base *base, const struct nq_postgres_cfg *pg);
+struct nq_dl_inapp *nq_dl_inapp_free(struct nq_dl_inapp *x);
+
+/* Inserts row once per queue + job id (a second call returns the first
+ * row, untouched). 0 when cb will be called, -ENOMEM. */
+int nq_dl_inapp_insert(struct nq_dl_inapp *x, const struct nq_dl_inapp_row *row, nq_dl_inapp_fn cb,
+                       void *userdata) NQ_MUSTCHECK;
+/* Records that row id was published. */
+int nq_dl_inapp_mark_published(struct nq_dl_inapp *x, const char *id, nq_dl_inapp_fn cb,
+                               void *userdata) NQ_MUSTCHECK;
+/* Forgets every call made with userdata: its callback will not run. */
+void nq_dl_inapp_cancel(struct nq_dl_inapp *x, void *userdata);
+
 #endif

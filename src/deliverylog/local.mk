@@ -10,7 +10,7 @@ dist_migrations_DATA = $(NQ_MIGRATIONS)
 src_libnq_a_SOURCES += \
 	src/deliverylog/deliverylog.h src/deliverylog/internal.h \
 	src/deliverylog/schema.c src/deliverylog/event.c src/deliverylog/spool.c \
-	src/deliverylog/writer.c
+	src/deliverylog/writer.c src/deliverylog/inapp.c
 nodist_src_libnq_a_SOURCES += src/deliverylog/migrations_sql.c
 BUILT_SOURCES += src/deliverylog/migrations_sql.c
 CLEANFILES += src/deliverylog/migrations_sql.c

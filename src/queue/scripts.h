@@ -24,6 +24,7 @@ enum nq_script {
     NQ_SCRIPT_STATE,
     NQ_SCRIPT_COUNTS,
     NQ_SCRIPT_SCHEDULER,
+    NQ_SCRIPT_PUBLISH,
     NQ_SCRIPT__COUNT,
 };
 

@@ -352,6 +352,21 @@ static int worker_setup(struct worker *w)
     return 0;
 }
 
+/* 7 days: a job retried later than this after a crash may publish again. */
+#define NQ_WORKER_PUBLISH_MARKER_MS (7ULL * 24 * 3600 * 1000)
+
+/* The store lent to the handler (handler.h nq_handler_publish_fn). */
+static int worker_publish(void *ctx, const char *marker, const char *channel,
+                          const char *message, nq_store_publish_fn cb, void *userdata)
+{
+    struct worker *w = ctx;
+
+    if (!w->store)
+        return -ENOTCONN;
+    return nq_store_publish_once(w->store, marker, channel, message,
+                                 NQ_WORKER_PUBLISH_MARKER_MS, cb, userdata);
+}
+
 /* The handler and the store. Returns 0, 1 when the handler is not
  * implemented (the worker idles), or a negative errno with the exit status
  * in w->exit_code. */
@@ -362,6 +377,8 @@ static int worker_start(struct worker *w)
         .cfg = w->ctx->cfg,
         .queue = w->q,
         .slot = w->ctx->slot,
+        .publish = worker_publish,
+        .publish_ctx = w,
     };
     struct nq_store_opts o = {
         .redis = &w->ctx->cfg->redis,

@@ -20,7 +20,7 @@ tenants:
     rate_limit: {max: 10, duration: 1s}
 queues:
   email: {handler: email}
-  inapp: {handler: inapp}
+  exports: {handler: export}
 """
 
 
@@ -38,7 +38,7 @@ def test_unused_sections_are_warned_about_and_still_pass(tmp_path):
     assert r.returncode == 0, r.stderr
     warnings = [l for l in r.stderr.splitlines() if l.startswith("notifyqd: warning: ")]
     keys = [l.split(": ")[3] for l in warnings]
-    assert keys == ["http", "tenants", "queues.inapp.handler", "postgres"], r.stderr
+    assert keys == ["http", "tenants", "queues.exports.handler", "postgres"], r.stderr
     for line in warnings:
         assert line.startswith("notifyqd: warning: %s: " % cfg), line
     assert "not used yet" in warnings[0]
