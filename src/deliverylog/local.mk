@@ -28,3 +28,11 @@ src/deliverylog/migrations_sql.c: $(NQ_MIGRATIONS) src/queue/lua/embed.awk
 	echo '};' >>$$out; \
 	echo 'const unsigned nq_dl_n_migrations = sizeof(nq_dl_migrations) / sizeof(nq_dl_migrations[0]);' >>$$out; \
 	mv $$out $@
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_deliverylog
+TESTS += tests/unit/test_deliverylog
+tests_unit_test_deliverylog_SOURCES = tests/unit/test_deliverylog.c
+tests_unit_test_deliverylog_CFLAGS = $(UNIT_TEST_FLAGS)
+tests_unit_test_deliverylog_LDADD = $(UNIT_TEST_LIBS)
+endif

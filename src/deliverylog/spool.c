@@ -175,8 +175,10 @@ void dl_spool_ack(struct dl_spool *s, size_t n)
         s->acked = 0;
 }
 
-/* Reads an orphan's lines into our spool; 0 or a negative errno. */
-static int adopt_lines(struct dl_spool *s, FILE *f, const char *name)
+/* Reads f's lines into our spool; push (orphans) also writes them to our
+ * file, else (our own file, left by a dead process with our pid) they are
+ * in it already. Returns the lines skipped, or a negative errno. */
+static int read_lines(struct dl_spool *s, FILE *f, const char *name, bool push)
 {
     char *line = NULL;
     size_t cap = 0;
@@ -193,17 +195,17 @@ static int adopt_lines(struct dl_spool *s, FILE *f, const char *name)
         }
         json_decref(probe);
         line[len - 1] = '\0';
-        r = dl_spool_push_take(s, line);
+        r = push ? dl_spool_push_take(s, line) : remember_take(s, line);
         line = NULL;
         cap = 0;
         taken++;
     }
     free(line);
     if (taken || skipped)
-        nq_log(skipped ? LOG_WARNING : LOG_NOTICE, "delivery log: took over %u event%s from %s%s",
-               taken, taken == 1 ? "" : "s", name,
+        nq_log(skipped ? LOG_WARNING : LOG_NOTICE,
+               "delivery log: took over %u event%s from %s%s", taken, taken == 1 ? "" : "s", name,
                skipped ? " (skipped a torn or malformed line)" : "");
-    return r;
+    return r < 0 ? r : (int) skipped;
 }
 
 /* Adopts name (in s->dir) if nobody holds it. */
@@ -225,7 +227,8 @@ static int adopt(struct dl_spool *s, int dirfd, const char *name)
         (void) close(fd);
         return -ENOMEM;
     }
-    r = adopt_lines(s, f, name);
+    r = read_lines(s, f, name, true);
+    r = r > 0 ? 0 : r;
     /* Ours are on disk before theirs go: a crash now replays twice, which
      * is harmless, rather than never. */
     if (r == 0 && fsync(s->fd) < 0)
@@ -271,6 +274,20 @@ static int adopt_orphans(struct dl_spool *s)
     return r;
 }
 
+/* A dead worker that had our pid left this file: its lines are ours now.
+ * A torn or malformed line is dropped by rewriting the file without it. */
+static int load_own(struct dl_spool *s)
+{
+    FILE *f = fopen(s->path, "re");
+    int r;
+
+    if (!f)
+        return -errno;
+    r = read_lines(s, f, strrchr(s->path, '/') + 1, false);
+    (void) fclose(f);
+    return r > 0 ? rewrite(s) : r;
+}
+
 int dl_spool_open(struct dl_spool *s, const char *state_dir, const char *queue, unsigned slot,
                   struct nq_err *err)
 {
@@ -286,12 +303,14 @@ int dl_spool_open(struct dl_spool *s, const char *state_dir, const char *queue, 
         (mkdir(s->dir, 0750) < 0 && errno != EEXIST))
         return nq_err_set(err, -errno, "delivery log: spool directory %s: %s", s->dir,
                           strerror(errno));
-    s->fd = open(s->path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    s->fd = open(s->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (s->fd < 0)
         return nq_err_set(err, -errno, "delivery log: spool %s: %s", s->path, strerror(errno));
     if (flock(s->fd, LOCK_EX | LOCK_NB) < 0)
         return nq_err_set(err, -errno, "delivery log: locking %s: %s", s->path, strerror(errno));
-    r = adopt_orphans(s);
+    r = load_own(s);
+    if (r >= 0)
+        r = adopt_orphans(s);
     if (r < 0)
         return nq_err_set(err, r, "delivery log: taking over spools in %s: %s", s->dir,
                           strerror(-r));
