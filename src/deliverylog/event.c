@@ -44,7 +44,7 @@ static int set_ms(json_t *o, const char *key, uint64_t ms)
 static char *recipient_of(json_t *data)
 {
     json_t *to = json_object_get(data, "to"), *v;
-    size_t i, len = 0;
+    size_t i, len = 0, at = 0;
     char *s;
 
     if (json_is_string(to))
@@ -56,14 +56,19 @@ static char *recipient_of(json_t *data)
     s = malloc(len + 1);
     if (!s)
         return NULL;
-    s[0] = '\0';
     json_array_foreach (to, i, v) {
+        size_t n = json_is_string(v) ? json_string_length(v) : 0;
+
         if (!json_is_string(v))
             continue;
-        if (s[0])
-            strcat(s, ", ");
-        strcat(s, json_string_value(v));
+        if (at) {
+            memcpy(s + at, ", ", 2);
+            at += 2;
+        }
+        memcpy(s + at, json_string_value(v), n);
+        at += n;
     }
+    s[at] = '\0';
     return s;
 }
 
