@@ -98,8 +98,10 @@ CREATE FUNCTION notifyq.status_phase(status text) RETURNS integer
 $$;
 
 -- Applies a batch of events (a JSON array, in the order they happened), as
--- the workers send them. Replaying a batch changes nothing: an event seen
--- before (same queue, job, attempt and status) is skipped whole.
+-- the workers send them: a few set-based statements per batch, not per
+-- event. Replaying a batch changes nothing: an event seen before (same
+-- queue, job, attempt and status) is skipped whole. Returns the number of
+-- events applied.
 -- Event keys: queue, job_id, attempt, status, at (ms since the epoch);
 -- optional channel, tenant_id, user_id, recipient, template, body,
 -- created (ms), provider, provider_message_id, error, started (ms),
@@ -107,83 +109,111 @@ $$;
 CREATE FUNCTION notifyq.record_events(events jsonb) RETURNS integer
     LANGUAGE plpgsql AS $$
 DECLARE
-    e jsonb;
-    n bigint;
-    cur record;
-    at timestamptz;
-    att integer;
-    st text;
-    applied integer := 0;
+    fresh jsonb;
 BEGIN
-    FOR e IN SELECT value FROM jsonb_array_elements(events) LOOP
-        at := to_timestamp((e->>'at')::double precision / 1000);
-        att := (e->>'attempt')::integer;
-        st := e->>'status';
-        INSERT INTO notifyq.notifications AS t
-            (queue, job_id, channel, tenant_id, user_id, recipient, template, body, status,
-             attempts, created_at, queued_at, updated_at)
-        VALUES (e->>'queue', e->>'job_id', e->>'channel', e->>'tenant_id', e->>'user_id',
-                e->>'recipient', e->>'template', e->'body', 'queued', 0,
-                COALESCE(to_timestamp((e->>'created')::double precision / 1000), at),
-                COALESCE(to_timestamp((e->>'created')::double precision / 1000), at), at)
-        ON CONFLICT (queue, job_id) DO NOTHING;
-        SELECT * INTO cur FROM notifyq.notifications
-            WHERE queue = e->>'queue' AND job_id = e->>'job_id' FOR UPDATE;
-        n := cur.id;
+    -- Every job has its row.
+    INSERT INTO notifyq.notifications AS t
+        (queue, job_id, status, attempts, created_at, queued_at, updated_at)
+    SELECT DISTINCT ON (e->>'queue', e->>'job_id') e->>'queue', e->>'job_id', 'queued', 0,
+           to_timestamp(coalesce(e->>'created', e->>'at')::double precision / 1000),
+           to_timestamp(coalesce(e->>'created', e->>'at')::double precision / 1000),
+           to_timestamp((e->>'at')::double precision / 1000)
+      FROM jsonb_array_elements(events) WITH ORDINALITY AS x(e, ord)
+     ORDER BY e->>'queue', e->>'job_id', ord
+    ON CONFLICT (queue, job_id) DO NOTHING;
+
+    -- The history; what it already holds is a replay, left out of the rest.
+    WITH ev AS (
+        SELECT n.id AS nid, x.ord, x.e, (x.e->>'attempt')::integer AS att, x.e->>'status' AS st
+          FROM jsonb_array_elements(events) WITH ORDINALITY AS x(e, ord)
+          JOIN notifyq.notifications n ON n.queue = x.e->>'queue' AND n.job_id = x.e->>'job_id'
+    ), ins AS (
         INSERT INTO notifyq.notification_events (notification_id, attempt, status, at, error)
-            VALUES (n, att, st, at, e->>'error')
-            ON CONFLICT DO NOTHING;
-        IF NOT FOUND THEN
-            CONTINUE; -- seen before: a replay
-        END IF;
-        applied := applied + 1;
-        -- Fields known at any event fill what is missing; the status and
-        -- what goes with it move only forward.
-        UPDATE notifyq.notifications SET
-            channel = COALESCE(channel, e->>'channel'),
-            tenant_id = COALESCE(tenant_id, e->>'tenant_id'),
-            user_id = COALESCE(user_id, e->>'user_id'),
-            recipient = COALESCE(recipient, e->>'recipient'),
-            template = COALESCE(template, e->>'template'),
-            body = COALESCE(body, e->'body'),
-            active_at = CASE WHEN st = 'active' THEN COALESCE(active_at, at) ELSE active_at END
-            WHERE id = n;
-        IF st <> 'queued' THEN
-            INSERT INTO notifyq.delivery_attempts AS a
-                (notification_id, attempt, recipient, started_at, duration_ms, outcome,
-                 provider_reply_code, provider_message_id, error)
-            VALUES (n, att, COALESCE(e->>'recipient', (SELECT recipient FROM notifyq.notifications
-                                                  WHERE id = n), ''),
-                    to_timestamp((e->>'started')::double precision / 1000),
-                    (e->>'duration_ms')::bigint, e->>'outcome', e->>'reply_code',
-                    e->>'provider_message_id', e->>'error')
-            -- An attempt has one outcome: the first reported stays.
-            ON CONFLICT (notification_id, attempt, recipient) DO UPDATE SET
-                started_at = COALESCE(a.started_at, excluded.started_at),
-                duration_ms = CASE WHEN a.outcome IS NULL THEN excluded.duration_ms
-                                   ELSE a.duration_ms END,
-                outcome = COALESCE(a.outcome, excluded.outcome),
-                provider_reply_code = CASE WHEN a.outcome IS NULL THEN excluded.provider_reply_code
-                                           ELSE a.provider_reply_code END,
-                provider_message_id = CASE WHEN a.outcome IS NULL THEN excluded.provider_message_id
-                                           ELSE a.provider_message_id END,
-                error = CASE WHEN a.outcome IS NULL THEN excluded.error ELSE a.error END;
-        END IF;
-        IF (att, notifyq.status_phase(st)) > (cur.attempts, notifyq.status_phase(cur.status)) THEN
-            UPDATE notifyq.notifications SET
-                status = st,
-                attempts = att,
-                provider = COALESCE(e->>'provider', provider),
-                provider_message_id = COALESCE(e->>'provider_message_id', provider_message_id),
-                last_error = CASE WHEN st IN ('retrying', 'failed') THEN e->>'error'
-                                  ELSE last_error END,
-                sent_at = CASE WHEN st = 'sent' THEN at ELSE sent_at END,
-                failed_at = CASE WHEN st = 'failed' THEN at ELSE failed_at END,
-                updated_at = at
-                WHERE id = n;
-        END IF;
-    END LOOP;
-    RETURN applied;
+        SELECT nid, att, st, to_timestamp((e->>'at')::double precision / 1000), e->>'error'
+          FROM ev ORDER BY ord
+        ON CONFLICT DO NOTHING
+        RETURNING notification_id, attempt, status
+    )
+    SELECT coalesce(jsonb_agg(ev.e || jsonb_build_object('nid', ev.nid, 'ord', ev.ord)
+                              ORDER BY ev.ord), '[]')
+      INTO fresh
+      FROM ins JOIN ev ON ev.nid = ins.notification_id AND ev.att = ins.attempt
+                      AND ev.st = ins.status;
+
+    -- One update per row: fields known at any event fill what is missing;
+    -- the status, and what goes with it, move only forward.
+    WITH agg AS (
+        SELECT (e->>'nid')::bigint AS nid, max(e->>'channel') AS channel,
+               max(e->>'tenant_id') AS tenant_id, max(e->>'user_id') AS user_id,
+               max(e->>'recipient') AS recipient, max(e->>'template') AS template,
+               (array_agg(e->'body') FILTER (WHERE e ? 'body'))[1] AS body,
+               min(to_timestamp((e->>'at')::double precision / 1000))
+                   FILTER (WHERE e->>'status' = 'active') AS active_at
+          FROM jsonb_array_elements(fresh) AS e GROUP BY 1
+    ), top AS (
+        SELECT DISTINCT ON (nid) nid, att, st, e,
+               to_timestamp((e->>'at')::double precision / 1000) AS at
+          FROM (SELECT (e->>'nid')::bigint AS nid, (e->>'attempt')::integer AS att,
+                       e->>'status' AS st, (e->>'ord')::bigint AS ord, e
+                  FROM jsonb_array_elements(fresh) AS e) y
+         ORDER BY nid, att DESC, notifyq.status_phase(st) DESC, ord DESC
+    ), f AS (
+        SELECT agg.*, top.att, top.st, top.e, top.at,
+               (top.att, notifyq.status_phase(top.st))
+                   > (o.attempts, notifyq.status_phase(o.status)) AS newer
+          FROM agg JOIN top USING (nid) JOIN notifyq.notifications o ON o.id = agg.nid
+    )
+    UPDATE notifyq.notifications n SET
+        channel = coalesce(n.channel, f.channel),
+        tenant_id = coalesce(n.tenant_id, f.tenant_id),
+        user_id = coalesce(n.user_id, f.user_id),
+        recipient = coalesce(n.recipient, f.recipient),
+        template = coalesce(n.template, f.template),
+        body = coalesce(n.body, f.body),
+        active_at = coalesce(n.active_at, f.active_at),
+        status = CASE WHEN f.newer THEN f.st ELSE n.status END,
+        attempts = CASE WHEN f.newer THEN f.att ELSE n.attempts END,
+        provider = CASE WHEN f.newer THEN coalesce(f.e->>'provider', n.provider)
+                        ELSE n.provider END,
+        provider_message_id = CASE WHEN f.newer
+                                   THEN coalesce(f.e->>'provider_message_id',
+                                                 n.provider_message_id)
+                                   ELSE n.provider_message_id END,
+        last_error = CASE WHEN f.newer AND f.st IN ('retrying', 'failed') THEN f.e->>'error'
+                          ELSE n.last_error END,
+        sent_at = CASE WHEN f.newer AND f.st = 'sent' THEN f.at ELSE n.sent_at END,
+        failed_at = CASE WHEN f.newer AND f.st = 'failed' THEN f.at ELSE n.failed_at END,
+        updated_at = CASE WHEN f.newer THEN f.at ELSE n.updated_at END
+      FROM f
+     WHERE n.id = f.nid;
+
+    -- One row per attempt: started by its active event, finished by its
+    -- first outcome (an attempt has one; a later report does not change it).
+    INSERT INTO notifyq.delivery_attempts AS a
+        (notification_id, attempt, recipient, started_at, duration_ms, outcome,
+         provider_reply_code, provider_message_id, error)
+    SELECT DISTINCT ON (nid, att) nid, att, coalesce(e->>'recipient', n.recipient, ''),
+           to_timestamp((e->>'started')::double precision / 1000),
+           (e->>'duration_ms')::bigint, e->>'outcome', e->>'reply_code',
+           e->>'provider_message_id', e->>'error'
+      FROM (SELECT (e->>'nid')::bigint AS nid, (e->>'attempt')::integer AS att,
+                   (e->>'ord')::bigint AS ord, e
+              FROM jsonb_array_elements(fresh) AS e
+             WHERE e->>'status' <> 'queued') x
+      JOIN notifyq.notifications n ON n.id = x.nid
+     ORDER BY nid, att, (e->>'outcome') IS NULL, ord
+    ON CONFLICT (notification_id, attempt, recipient) DO UPDATE SET
+        started_at = coalesce(a.started_at, excluded.started_at),
+        duration_ms = CASE WHEN a.outcome IS NULL THEN excluded.duration_ms
+                           ELSE a.duration_ms END,
+        outcome = coalesce(a.outcome, excluded.outcome),
+        provider_reply_code = CASE WHEN a.outcome IS NULL THEN excluded.provider_reply_code
+                                   ELSE a.provider_reply_code END,
+        provider_message_id = CASE WHEN a.outcome IS NULL THEN excluded.provider_message_id
+                                   ELSE a.provider_message_id END,
+        error = CASE WHEN a.outcome IS NULL THEN excluded.error ELSE a.error END;
+
+    RETURN jsonb_array_length(fresh);
 END
 $$;
 

@@ -175,10 +175,9 @@ void dl_spool_ack(struct dl_spool *s, size_t n)
         s->acked = 0;
 }
 
-/* Reads f's lines into our spool; push (orphans) also writes them to our
- * file, else (our own file, left by a dead process with our pid) they are
- * in it already. Returns the lines skipped, or a negative errno. */
-static int read_lines(struct dl_spool *s, FILE *f, const char *name, bool push)
+/* Reads an orphan's lines into our spool (memory and file). 0 or a
+ * negative errno. */
+static int adopt_lines(struct dl_spool *s, FILE *f, const char *name)
 {
     char *line = NULL;
     size_t cap = 0;
@@ -195,23 +194,24 @@ static int read_lines(struct dl_spool *s, FILE *f, const char *name, bool push)
         }
         json_decref(probe);
         line[len - 1] = '\0';
-        r = push ? dl_spool_push_take(s, line) : remember_take(s, line);
+        r = dl_spool_push_take(s, line);
         line = NULL;
         cap = 0;
         taken++;
     }
     free(line);
     if (taken || skipped)
-        nq_log(skipped ? LOG_WARNING : LOG_NOTICE,
-               "delivery log: took over %u event%s from %s%s", taken, taken == 1 ? "" : "s", name,
+        nq_log(skipped ? LOG_WARNING : LOG_NOTICE, "delivery log: took over %u event%s from %s%s",
+               taken, taken == 1 ? "" : "s", name,
                skipped ? " (skipped a torn or malformed line)" : "");
-    return r < 0 ? r : (int) skipped;
+    return r;
 }
 
 /* Adopts name (in s->dir) if nobody holds it. */
 static int adopt(struct dl_spool *s, int dirfd, const char *name)
 {
     int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
     FILE *f;
     int r;
 
@@ -222,32 +222,34 @@ static int adopt(struct dl_spool *s, int dirfd, const char *name)
         (void) close(fd);
         return r; /* a live worker's */
     }
+    if (fstat(fd, &st) < 0 || st.st_nlink == 0) {
+        (void) close(fd); /* a sibling took it over while we opened it */
+        return 0;
+    }
     f = fdopen(fd, "r");
     if (!f) {
         (void) close(fd);
         return -ENOMEM;
     }
-    r = read_lines(s, f, name, true);
-    r = r > 0 ? 0 : r;
+    r = adopt_lines(s, f, name);
     /* Ours are on disk before theirs go: a crash now replays twice, which
      * is harmless, rather than never. */
     if (r == 0 && fsync(s->fd) < 0)
         r = -errno;
-    if (r == 0 && unlinkat(dirfd, name, 0) < 0)
+    if (r == 0 && unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
         r = -errno;
     (void) fclose(f);
     return r;
 }
 
 /* <queue>.<slot>.<pid>.spool of our queue (not of a queue whose name
- * merely starts with ours and a dot), and not our own. */
+ * merely starts with ours and a dot). Ours is not named yet. */
 static bool adoptable(const struct dl_spool *s, const char *name)
 {
     const char *p = name + strlen(s->prefix);
     int fields = 0;
 
-    if (strncmp(name, s->prefix, strlen(s->prefix)) != 0 ||
-        strcmp(strrchr(s->path, '/') + 1, name) == 0)
+    if (strncmp(name, s->prefix, strlen(s->prefix)) != 0)
         return false;
     while (fields < 2 && *p >= '0' && *p <= '9') {
         while (*p >= '0' && *p <= '9')
@@ -274,23 +276,10 @@ static int adopt_orphans(struct dl_spool *s)
     return r;
 }
 
-/* A dead worker that had our pid left this file: its lines are ours now.
- * A torn or malformed line is dropped by rewriting the file without it. */
-static int load_own(struct dl_spool *s)
-{
-    FILE *f = fopen(s->path, "re");
-    int r;
-
-    if (!f)
-        return -errno;
-    r = read_lines(s, f, strrchr(s->path, '/') + 1, false);
-    (void) fclose(f);
-    return r > 0 ? rewrite(s) : r;
-}
-
 int dl_spool_open(struct dl_spool *s, const char *state_dir, const char *queue, unsigned slot,
                   struct nq_err *err)
 {
+    nq_autofree char *tmp = NULL;
     int r;
 
     *s = (struct dl_spool){ .fd = -1 };
@@ -303,17 +292,22 @@ int dl_spool_open(struct dl_spool *s, const char *state_dir, const char *queue, 
         (mkdir(s->dir, 0750) < 0 && errno != EEXIST))
         return nq_err_set(err, -errno, "delivery log: spool directory %s: %s", s->dir,
                           strerror(errno));
-    s->fd = open(s->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    /* Locked under a name nobody adopts, then named: a sibling starting at
+     * the same time cannot take our file for an orphan. A file with our
+     * final name is a dead process's that had our pid: adopted as any. */
+    if (asprintf(&tmp, "%s.new", s->path) < 0)
+        return nq_err_set(err, -ENOMEM, "out of memory");
+    s->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
     if (s->fd < 0)
-        return nq_err_set(err, -errno, "delivery log: spool %s: %s", s->path, strerror(errno));
+        return nq_err_set(err, -errno, "delivery log: spool %s: %s", tmp, strerror(errno));
     if (flock(s->fd, LOCK_EX | LOCK_NB) < 0)
-        return nq_err_set(err, -errno, "delivery log: locking %s: %s", s->path, strerror(errno));
-    r = load_own(s);
-    if (r >= 0)
-        r = adopt_orphans(s);
+        return nq_err_set(err, -errno, "delivery log: locking %s: %s", tmp, strerror(errno));
+    r = adopt_orphans(s);
     if (r < 0)
         return nq_err_set(err, r, "delivery log: taking over spools in %s: %s", s->dir,
                           strerror(-r));
+    if (rename(tmp, s->path) < 0)
+        return nq_err_set(err, -errno, "delivery log: naming %s: %s", s->path, strerror(errno));
     return 0;
 }
 
