@@ -47,6 +47,36 @@ def config(tmp, redis, queue, dsn):
     return path
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid):
+    """User + system CPU seconds of pid (0 if gone)."""
+    try:
+        f = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / TICK
+    except OSError:
+        return 0.0
+
+
+def children(ppid):
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == ppid:
+                    out.append(int(p.name))
+            except OSError:
+                pass
+    return out
+
+
+def pg_cpu(pg):
+    """CPU seconds of the cluster's processes so far (the postmaster's children)."""
+    pid = int((Path(pg.data) / "postmaster.pid").read_text().split()[0])
+    return sum(cpu_s(c) for c in children(pid)) + cpu_s(pid)
+
+
 def run_once(redis, pg, db, log_on):
     class Srv:
         socket = redis.socket
@@ -54,6 +84,7 @@ def run_once(redis, pg, db, log_on):
     jobs.add(n=N)
     tmp = tempfile.mkdtemp(prefix="nq-bench-")
     cfg = config(tmp, redis, jobs.name, pg.dsn(db) if log_on else None)
+    pg_before = pg_cpu(pg)
     with open(Path(tmp) / "log", "wb") as log:
         proc = subprocess.Popen([str(NOTIFYQD), "-f", "-c", str(cfg)], stdout=log, stderr=log)
     try:
@@ -72,7 +103,8 @@ def run_once(redis, pg, db, log_on):
                  "'sent'" % jobs.name)
             wait_for(lambda: int(pg.psql(q, db=db)[0][0]) >= N, timeout=600, interval=0.05)
             lag = time.monotonic() - done_at
-        return rate, lag
+        worker_cpu = sum(cpu_s(c) for c in children(proc.pid))
+        return rate, lag, worker_cpu / N * 1e6, (pg_cpu(pg) - pg_before) / N * 1e6
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -90,12 +122,16 @@ def main():
                         str(config(tempfile.mkdtemp(), redis, "x", pg.dsn(db)))],
                        check=True, capture_output=True)
         pg.psql("ALTER DATABASE %s SET track_functions = 'all'" % db)
-        off, on, lags = [], [], []
+        off, on, lags, cpu_off, cpu_on, pg_on = [], [], [], [], [], []
         for _ in range(REPS):  # alternate, so drift hits both alike
-            off.append(run_once(redis, pg, db, False)[0])
-            rate, lag = run_once(redis, pg, db, True)
+            rate, _, cpu, _ = run_once(redis, pg, db, False)
+            off.append(rate)
+            cpu_off.append(cpu)
+            rate, lag, cpu, pgc = run_once(redis, pg, db, True)
             on.append(rate)
             lags.append(lag)
+            cpu_on.append(cpu)
+            pg_on.append(pgc)
         calls, = pg.psql("SELECT calls FROM pg_stat_user_functions WHERE funcname = "
                          "'record_events'", db=db)[0]
         events, = pg.psql("SELECT count(*) FROM notifyq.notification_events", db=db)[0]
@@ -109,6 +145,10 @@ def main():
         print("| events per statement | %.1f (%s events, %s calls) |"
               % (int(events) / max(int(calls), 1), events, calls))
         print("| log complete after the last job | median %.2f s |" % statistics.median(lags))
+        print("| worker CPU per job, log off / on | %.1f / %.1f us |"
+              % (statistics.median(cpu_off), statistics.median(cpu_on)))
+        print("| PostgreSQL CPU per job (3 events), log on | %.1f us |"
+              % statistics.median(pg_on))
     finally:
         redis.stop()
         pg.close()

@@ -34,6 +34,10 @@ struct dl_spool {
     size_t head, n, cap;
     uint64_t acked; /* confirmed since the file was last emptied or rewritten */
     bool dirty;     /* written since the last fsync */
+    /* Lines not written to the file yet: one write(2) per loop iteration
+     * (dl_spool_write), not one per event. */
+    char *out;
+    size_t out_len, out_cap;
 };
 
 /* Makes <state_dir>/deliverylog/<queue>.<slot>.<pid>.spool and adopts the
@@ -42,13 +46,18 @@ int dl_spool_open(struct dl_spool *s, const char *state_dir, const char *queue, 
                   struct nq_err *err) NQ_MUSTCHECK;
 void dl_spool_close(struct dl_spool *s);
 /* Appends line (owned by the spool from now on, even on failure: then it
- * is in memory only). 0 or a negative errno. */
+ * is in memory only). It reaches the file with the next dl_spool_write(),
+ * or at once when 64 KiB wait. 0 or a negative errno. */
 int dl_spool_push_take(struct dl_spool *s, char *line) NQ_MUSTCHECK;
+/* Writes the lines pushed since the last call. 0 or a negative errno. */
+int dl_spool_write(struct dl_spool *s) NQ_MUSTCHECK;
+/* Whether lines wait for dl_spool_write(). */
+bool dl_spool_unwritten(const struct dl_spool *s);
 /* The i-th waiting line (i < s->n). */
 const char *dl_spool_peek(const struct dl_spool *s, size_t i);
 /* The first n lines are confirmed: forgets them. */
 void dl_spool_ack(struct dl_spool *s, size_t n);
-/* fsync(2) if written since the last one. */
+/* Writes what waits, then fsync(2) if written since the last one. */
 void dl_spool_sync(struct dl_spool *s);
 
 /* ---- event.c ---- */

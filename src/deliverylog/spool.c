@@ -94,11 +94,51 @@ static int remember_take(struct dl_spool *s, char *line)
     return 0;
 }
 
+#define SPOOL_OUT_MAX (64 * 1024)
+
+int dl_spool_write(struct dl_spool *s)
+{
+    int r;
+
+    if (s->out_len == 0)
+        return 0;
+    r = write_all(s->fd, s->out, s->out_len);
+    s->out_len = 0;
+    s->dirty = true;
+    return r;
+}
+
+bool dl_spool_unwritten(const struct dl_spool *s)
+{
+    return s->out_len > 0;
+}
+
+static int queue_out(struct dl_spool *s, const char *line)
+{
+    size_t len = strlen(line);
+
+    if (s->out_len + len + 1 > s->out_cap) {
+        size_t cap = s->out_cap ? s->out_cap : 4096;
+        char *b;
+
+        while (cap < s->out_len + len + 1)
+            cap *= 2;
+        b = realloc(s->out, cap);
+        if (!b)
+            return -ENOMEM;
+        s->out = b;
+        s->out_cap = cap;
+    }
+    memcpy(s->out + s->out_len, line, len);
+    s->out[s->out_len + len] = '\n';
+    s->out_len += len + 1;
+    return s->out_len >= SPOOL_OUT_MAX ? dl_spool_write(s) : 0;
+}
+
 int dl_spool_push_take(struct dl_spool *s, char *line)
 {
-    int r = write_line(s->fd, line);
+    int r = queue_out(s, line);
 
-    s->dirty = true;
     if (remember_take(s, line) < 0)
         return -ENOMEM;
     return r;
@@ -111,7 +151,14 @@ const char *dl_spool_peek(const struct dl_spool *s, size_t i)
 
 void dl_spool_sync(struct dl_spool *s)
 {
-    if (!s->dirty || s->fd < 0)
+    int r;
+
+    if (s->fd < 0)
+        return;
+    r = dl_spool_write(s);
+    if (r < 0)
+        nq_log_errno(LOG_ERR, r, "delivery log: writing %s: %m", s->path);
+    if (!s->dirty)
         return;
     if (fsync(s->fd) < 0)
         nq_log(LOG_ERR, "delivery log: fsync %s: %m", s->path);
@@ -147,6 +194,7 @@ static int rewrite(struct dl_spool *s)
     (void) close(s->fd);
     s->fd = fd;
     s->dirty = false;
+    s->out_len = 0; /* every waiting line is in the new file */
     return 0;
 }
 
@@ -161,6 +209,7 @@ void dl_spool_ack(struct dl_spool *s, size_t n)
     s->acked += n;
     if (s->n == 0) {
         s->head = 0;
+        s->out_len = 0; /* confirmed before they were even written */
         if (ftruncate(s->fd, 0) < 0)
             nq_log(LOG_ERR, "delivery log: emptying %s: %m", s->path);
         s->acked = 0;
@@ -234,6 +283,8 @@ static int adopt(struct dl_spool *s, int dirfd, const char *name)
     r = adopt_lines(s, f, name);
     /* Ours are on disk before theirs go: a crash now replays twice, which
      * is harmless, rather than never. */
+    if (r == 0)
+        r = dl_spool_write(s);
     if (r == 0 && fsync(s->fd) < 0)
         r = -errno;
     if (r == 0 && unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
@@ -323,6 +374,7 @@ void dl_spool_close(struct dl_spool *s)
     for (size_t i = 0; i < s->n; i++)
         free(s->lines[s->head + i]);
     free(s->lines);
+    free(s->out);
     free(s->dir);
     free(s->path);
     free(s->prefix);

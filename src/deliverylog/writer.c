@@ -45,6 +45,7 @@ struct nq_deliverylog {
     PGconn *conn;
     enum dl_state state;
     struct event *ev_io, *ev_tick, *ev_retry;
+    struct event *ev_write; /* after this loop iteration: the spool's write(2) */
     uint64_t retry_ms;
     size_t in_flight;  /* events of the batch being sent */
     bool query_failed; /* a result of the query in flight was an error */
@@ -339,6 +340,18 @@ static uint64_t wall_ms(void)
     return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
 
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct nq_deliverylog *dl = arg;
+    int r;
+
+    (void) fd;
+    (void) what;
+    r = dl_spool_write(&dl->spool);
+    if (r < 0)
+        nq_log_errno(LOG_ERR, r, "delivery log: spool %s: %m", dl->spool.path);
+}
+
 void nq_deliverylog_record(struct nq_deliverylog *dl, const struct nq_dl_event *ev)
 {
     struct nq_dl_event e = *ev;
@@ -356,6 +369,9 @@ void nq_deliverylog_record(struct nq_deliverylog *dl, const struct nq_dl_event *
     r = dl_spool_push_take(&dl->spool, line);
     if (r < 0)
         nq_log_errno(LOG_ERR, r, "delivery log: spool %s: %m", dl->spool.path);
+    /* Events of one loop iteration (a work call's finishes) share a write. */
+    if (dl_spool_unwritten(&dl->spool))
+        event_active(dl->ev_write, EV_TIMEOUT, 0);
     if (!dl->was_full && nq_deliverylog_full(dl)) {
         dl->was_full = true;
         nq_log(LOG_WARNING,
@@ -423,7 +439,8 @@ int nq_deliverylog_new(const struct nq_deliverylog_opts *o, struct nq_deliverylo
     dl->channel = strdup(o->channel);
     dl->ev_tick = event_new(o->base, -1, EV_PERSIST, on_tick, dl);
     dl->ev_retry = evtimer_new(o->base, on_retry, dl);
-    if (!dl->queue || !dl->channel || !dl->ev_tick || !dl->ev_retry ||
+    dl->ev_write = event_new(o->base, -1, 0, on_write, dl);
+    if (!dl->queue || !dl->channel || !dl->ev_tick || !dl->ev_retry || !dl->ev_write ||
         event_add(dl->ev_tick, &tick) < 0) {
         nq_deliverylog_free(dl);
         return nq_err_set(err, -ENOMEM, "out of memory");
@@ -449,6 +466,8 @@ struct nq_deliverylog *nq_deliverylog_free(struct nq_deliverylog *dl)
         event_free(dl->ev_tick);
     if (dl->ev_retry)
         event_free(dl->ev_retry);
+    if (dl->ev_write)
+        event_free(dl->ev_write);
     PQfinish(dl->conn);
     dl_spool_close(&dl->spool);
     free(dl->queue);

@@ -86,14 +86,17 @@ static struct nq_deliverylog *open_log(struct fixture *f, const char *queue, uns
 }
 
 /* The lines of every spool file of the directory whose name starts with
- * prefix, parsed, in one array. */
+ * prefix, parsed, in one array; after one turn of the loop, where the
+ * writer writes what its events of the turn left for the file. */
 static json_t *spooled(const struct fixture *f, const char *prefix)
 {
     json_t *all = json_array();
-    DIR *d = opendir(f->spools);
     struct dirent *de;
     char path[512], line[4096];
+    DIR *d;
 
+    assert_int_equal(event_base_loop(f->base, EVLOOP_NONBLOCK), 0);
+    d = opendir(f->spools);
     assert_non_null(d);
     while ((de = readdir(d))) {
         FILE *fp;
