@@ -97,16 +97,17 @@ CREATE FUNCTION notifyq.status_phase(status text) RETURNS integer
                        ELSE 3 END
 $$;
 
--- Applies a batch of events (a JSON array, in the order they happened), as
--- the workers send them: a few set-based statements per batch, not per
--- event. Replaying a batch changes nothing: an event seen before (same
--- queue, job, attempt and status) is skipped whole. Returns the number of
--- events applied.
--- Event keys: queue, job_id, attempt, status, at (ms since the epoch);
--- optional channel, tenant_id, user_id, recipient, template, body,
--- created (ms), provider, provider_message_id, error, started (ms),
--- duration_ms, outcome, reply_code.
-CREATE FUNCTION notifyq.record_events(events jsonb) RETURNS integer
+-- Applies a batch of events of one queue and channel (a JSON array, in the
+-- order they happened), as the workers send them: a few set-based
+-- statements per batch, not per event. Replaying a batch changes nothing:
+-- an event seen before (same queue, job, attempt and status) is skipped
+-- whole. Returns the number of events applied.
+-- Event keys: job_id, attempt, status, at (ms since the epoch); optional
+-- tenant_id, user_id, recipient, template, body, created (ms), provider,
+-- provider_message_id, error, started (ms), duration_ms, outcome,
+-- reply_code. A job's first `active` event with `created` stands for its
+-- `queued` event too (attempt 0, at created): one event less per job.
+CREATE FUNCTION notifyq.record_events(events jsonb, p_queue text, p_channel text) RETURNS integer
     LANGUAGE plpgsql AS $$
 DECLARE
     fresh jsonb;
@@ -114,23 +115,30 @@ BEGIN
     -- Every job has its row.
     INSERT INTO notifyq.notifications AS t
         (queue, job_id, status, attempts, created_at, queued_at, updated_at)
-    SELECT DISTINCT ON (e->>'queue', e->>'job_id') e->>'queue', e->>'job_id', 'queued', 0,
+    SELECT DISTINCT ON (e->>'job_id') p_queue, e->>'job_id', 'queued', 0,
            to_timestamp(coalesce(e->>'created', e->>'at')::double precision / 1000),
            to_timestamp(coalesce(e->>'created', e->>'at')::double precision / 1000),
            to_timestamp((e->>'at')::double precision / 1000)
       FROM jsonb_array_elements(events) WITH ORDINALITY AS x(e, ord)
-     ORDER BY e->>'queue', e->>'job_id', ord
+     ORDER BY e->>'job_id', ord
     ON CONFLICT (queue, job_id) DO NOTHING;
 
     -- The history; what it already holds is a replay, left out of the rest.
     WITH ev AS (
         SELECT n.id AS nid, x.ord, x.e, (x.e->>'attempt')::integer AS att, x.e->>'status' AS st
           FROM jsonb_array_elements(events) WITH ORDINALITY AS x(e, ord)
-          JOIN notifyq.notifications n ON n.queue = x.e->>'queue' AND n.job_id = x.e->>'job_id'
+          JOIN notifyq.notifications n ON n.queue = p_queue AND n.job_id = x.e->>'job_id'
     ), ins AS (
         INSERT INTO notifyq.notification_events (notification_id, attempt, status, at, error)
-        SELECT nid, att, st, to_timestamp((e->>'at')::double precision / 1000), e->>'error'
-          FROM ev ORDER BY ord
+        SELECT nid, att, st, at, err FROM (
+            SELECT nid, att, st, to_timestamp((e->>'at')::double precision / 1000) AS at,
+                   e->>'error' AS err, ord, 1 AS k
+              FROM ev
+            UNION ALL
+            SELECT nid, 0, 'queued', to_timestamp((e->>'created')::double precision / 1000),
+                   NULL, ord, 0
+              FROM ev WHERE st = 'active' AND att = 1 AND e ? 'created') all_ev
+         ORDER BY ord, k
         ON CONFLICT DO NOTHING
         RETURNING notification_id, attempt, status
     )
@@ -143,7 +151,7 @@ BEGIN
     -- One update per row: fields known at any event fill what is missing;
     -- the status, and what goes with it, move only forward.
     WITH agg AS (
-        SELECT (e->>'nid')::bigint AS nid, max(e->>'channel') AS channel,
+        SELECT (e->>'nid')::bigint AS nid, p_channel AS channel,
                max(e->>'tenant_id') AS tenant_id, max(e->>'user_id') AS user_id,
                max(e->>'recipient') AS recipient, max(e->>'template') AS template,
                (array_agg(e->'body') FILTER (WHERE e ? 'body'))[1] AS body,

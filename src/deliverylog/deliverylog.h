@@ -88,7 +88,9 @@ struct nq_dl_event {
     uint32_t attempt; /* 1 for the first run; 0 for queued */
     enum nq_dl_status status;
     uint64_t at_ms;      /* wall clock */
-    uint64_t created_ms; /* the job's timestamp; 0: unknown */
+    /* The job's timestamp on its first active event: it stands for the
+     * queued event too (the database records both); 0 otherwise. */
+    uint64_t created_ms;
     /* The job's data (an object) or NULL: tenantId, userId, templateId and
      * the recipient (to) are read from it; stored whole only with
      * store_bodies. */

@@ -130,8 +130,7 @@ static int set_data_fields(const struct nq_postgres_cfg *pg, json_t *o, json_t *
     return r;
 }
 
-char *dl_event_line(const struct nq_postgres_cfg *pg, const char *queue, const char *channel,
-                    const struct nq_dl_event *ev)
+char *dl_event_line(const struct nq_postgres_cfg *pg, const struct nq_dl_event *ev)
 {
     json_t *o = json_object();
     char *line = NULL;
@@ -139,13 +138,11 @@ char *dl_event_line(const struct nq_postgres_cfg *pg, const char *queue, const c
 
     if (!o)
         return NULL;
-    r = set_str(o, "queue", queue);
-    r |= set_str(o, "job_id", ev->job_id);
+    r = set_str(o, "job_id", ev->job_id);
     r |= json_object_set_new(o, "attempt", json_integer(ev->attempt));
     r |= set_str(o, "status", status_names[ev->status]);
     r |= json_object_set_new(o, "at", json_integer((json_int_t) ev->at_ms));
     r |= set_ms(o, "created", ev->created_ms);
-    r |= set_str(o, "channel", channel);
     r |= set_data_fields(pg, o, ev->data);
     r |= set_str(o, "provider", ev->provider);
     r |= set_str(o, "provider_message_id", ev->message_id);

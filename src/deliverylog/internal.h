@@ -62,10 +62,10 @@ void dl_spool_sync(struct dl_spool *s);
 
 /* ---- event.c ---- */
 
-/* ev as one line of compact JSON (the keys notifyq.record_events reads), or
- * NULL on OOM. */
-char *dl_event_line(const struct nq_postgres_cfg *pg, const char *queue, const char *channel,
-                    const struct nq_dl_event *ev);
+/* ev as one line of compact JSON (the keys notifyq.record_events reads;
+ * the queue and channel go with the batch, as a spool holds one queue's
+ * events), or NULL on OOM. */
+char *dl_event_line(const struct nq_postgres_cfg *pg, const struct nq_dl_event *ev);
 
 /* ---- shared by writer.c and schema.c ---- */
 

@@ -105,15 +105,17 @@ static void go_down_pq(struct nq_deliverylog *dl, const char *what)
     go_down(dl, why, dl->retry_ms);
 }
 
-/* Sends sql (with one parameter, or none) and waits for its results. */
-static void send_query(struct nq_deliverylog *dl, const char *sql, const char *param)
+/* Sends sql (with a batch and the queue and channel, or nothing) and waits
+ * for its results. */
+static void send_query(struct nq_deliverylog *dl, const char *sql, const char *batch)
 {
-    const char *params[] = { param };
+    const char *params[] = { batch, dl->queue, dl->channel };
     int r;
 
     dl->query_failed = false;
     dl->failure[0] = '\0';
-    r = PQsendQueryParams(dl->conn, sql, param ? 1 : 0, NULL, param ? params : NULL, NULL, NULL, 0);
+    r = PQsendQueryParams(dl->conn, sql, batch ? 3 : 0, NULL, batch ? params : NULL, NULL, NULL,
+                          0);
     if (!r) {
         go_down_pq(dl, "sending a query");
         return;
@@ -165,7 +167,7 @@ static void send_batch(struct nq_deliverylog *dl)
     *p = '\0';
     dl->in_flight = n;
     dl->state = DL_SENDING;
-    send_query(dl, "SELECT notifyq.record_events($1::jsonb)", buf);
+    send_query(dl, "SELECT notifyq.record_events($1::jsonb, $2, $3)", buf);
     free(buf);
 }
 
@@ -360,7 +362,7 @@ void nq_deliverylog_record(struct nq_deliverylog *dl, const struct nq_dl_event *
 
     if (!e.at_ms)
         e.at_ms = wall_ms();
-    line = dl_event_line(dl->pg, dl->queue, dl->channel, &e);
+    line = dl_event_line(dl->pg, &e);
     if (!line) {
         nq_log(LOG_ERR, "delivery log: out of memory: job %s's %s event not logged", ev->job_id,
                "status");

@@ -2,8 +2,9 @@
 /*
  * The worker's side of the delivery log (deliverylog/deliverylog.h), when
  * postgres: is configured: what each job went through, told as events.
- *   queued    at first sight of a job on its first attempt (its timestamp)
- *   active    when its handler starts
+ *   active    when its handler starts; on a job's first attempt it carries
+ *             the job's timestamp, which stands for its queued event
+ *             (first sight: the database records both)
  *   retrying, sent, failed
  *             once Redis confirmed the finish, so the log never claims what
  *             the queue does not hold
@@ -105,21 +106,15 @@ void nq_logbook_started(struct worker *w, struct wjob *j)
         .job_id = job->id,
         .attempt = job->atm + 1,
         .status = NQ_DL_ACTIVE,
-        .created_ms = job->timestamp,
+        .created_ms = job->atm == 0 ? job->timestamp : 0,
     };
 
     if (!w->dl)
         return;
     ev.data = fields_of(job, w->ctx->cfg->postgres.store_bodies);
-    if (job->atm == 0) {
-        struct nq_dl_event q = ev;
-
-        q.attempt = 0;
-        q.status = NQ_DL_QUEUED;
-        q.at_ms = job->timestamp ? job->timestamp : wall_ms();
-        nq_deliverylog_record(w->dl, &q);
-    }
     ev.started_ms = ev.at_ms = wall_ms();
+    if (job->atm == 0 && !job->timestamp)
+        ev.created_ms = ev.at_ms;
     nq_deliverylog_record(w->dl, &ev);
 }
 
@@ -148,7 +143,6 @@ void nq_logbook_finished(struct worker *w, struct wjob *j)
         .job_id = j->job->id,
         .attempt = j->job->atm + 1,
         .at_ms = now,
-        .created_ms = j->job->timestamp,
         .duration_ms = j->took_ms,
         .started_ms = j->started ? now - (nq_worker_mono_ms() - j->started_ms) : now,
     };

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The delivery log's writer without a database (its unreachable side): every
- * event goes to the spool file at once, as one JSON line with the keys
+ * event goes to the spool file (in the same loop turn), as one JSON line with the keys
  * notifyq.record_events reads; recipients plain or hashed; bodies only with
  * store_bodies; spool_max makes it full; a spool left behind is taken over
  * by the next writer of the queue (and only of that queue), a torn line
@@ -118,8 +118,7 @@ static json_t *spooled(const struct fixture *f, const char *prefix)
     return all;
 }
 
-static void record(struct nq_deliverylog *dl, const char *job, enum nq_dl_status st,
-                   json_t *data)
+static void record(struct nq_deliverylog *dl, const char *job, enum nq_dl_status st, json_t *data)
 {
     const struct nq_dl_event ev = {
         .job_id = job,
@@ -150,10 +149,10 @@ static void events_go_to_the_spool_as_json_lines(void **state)
     lines = spooled(f, "email.0.");
     assert_int_equal(json_array_size(lines), 2);
     e = json_array_get(lines, 0);
-    assert_string_equal(json_string_value(json_object_get(e, "queue")), "email");
+    /* the queue and channel go with each batch, not with each event */
+    assert_null(json_object_get(e, "queue"));
     assert_string_equal(json_string_value(json_object_get(e, "job_id")), "7");
     assert_string_equal(json_string_value(json_object_get(e, "status")), "active");
-    assert_string_equal(json_string_value(json_object_get(e, "channel")), "email");
     assert_string_equal(json_string_value(json_object_get(e, "recipient")), "ada@example.org");
     assert_string_equal(json_string_value(json_object_get(e, "tenant_id")), "acme");
     assert_string_equal(json_string_value(json_object_get(e, "user_id")), "42");
@@ -224,8 +223,8 @@ static void a_left_spool_is_taken_over_by_its_queue_only(void **state)
     (void) snprintf(path, sizeof(path), "%s/q.0.999999.spool", f->spools);
     fp = fopen(path, "w");
     assert_non_null(fp);
-    fputs("{\"queue\":\"q\",\"job_id\":\"9\",\"attempt\":1,\"status\":\"active\",\"at\":1}\n"
-          "{\"queue\":\"q\",\"job_",
+    fputs("{\"job_id\":\"9\",\"attempt\":1,\"status\":\"active\",\"at\":1}\n"
+          "{\"job_",
           fp);
     fclose(fp);
     /* A queue whose name starts with ours and a dot is not ours. */
