@@ -14,7 +14,8 @@ Each run: a fresh queue, N jobs added first, then notifyqd started; the time
 from the first job started to the last finished (Redis's processedOn and
 finishedOn) gives jobs/s. With the log on, the run also waits until every
 job's row is `sent`, and reports how long after the last job that was, and
-the events per call of notifyq.record_events (pg_stat_user_functions)."""
+the events per call of notifyq.record_events (pg_stat_user_functions), and
+the CPU time per job of the worker and of PostgreSQL (/proc)."""
 import os
 import statistics
 import subprocess
@@ -134,7 +135,8 @@ def main():
             pg_on.append(pgc)
         calls, = pg.psql("SELECT calls FROM pg_stat_user_functions WHERE funcname = "
                          "'record_events'", db=db)[0]
-        events, = pg.psql("SELECT count(*) FROM notifyq.notification_events", db=db)[0]
+        rows, = pg.psql("SELECT count(*) FROM notifyq.notification_events", db=db)[0]
+        events = 2 * N * REPS  # active (standing for queued too) and sent per job
         mo, mn = statistics.median(off), statistics.median(on)
         print("| noop, concurrency %d, %d jobs, %d reps | jobs/s median (min-max) |"
               % (CONC, N, REPS))
@@ -142,12 +144,12 @@ def main():
         print("| delivery log off | %.0f (%.0f-%.0f) |" % (mo, min(off), max(off)))
         print("| delivery log on | %.0f (%.0f-%.0f) |" % (mn, min(on), max(on)))
         print("| change | %+.1f %% |" % ((mn - mo) / mo * 100))
-        print("| events per statement | %.1f (%s events, %s calls) |"
-              % (int(events) / max(int(calls), 1), events, calls))
+        print("| events per statement | %.1f (%d events, %s calls; %s history rows) |"
+              % (events / max(int(calls), 1), events, calls, rows))
         print("| log complete after the last job | median %.2f s |" % statistics.median(lags))
         print("| worker CPU per job, log off / on | %.1f / %.1f us |"
               % (statistics.median(cpu_off), statistics.median(cpu_on)))
-        print("| PostgreSQL CPU per job (3 events), log on | %.1f us |"
+        print("| PostgreSQL CPU per job (2 events, 3 history rows), log on | %.1f us |"
               % statistics.median(pg_on))
     finally:
         redis.stop()
