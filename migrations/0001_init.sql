@@ -125,9 +125,12 @@ BEGIN
 
     -- The history; what it already holds is a replay, left out of the rest.
     WITH ev AS (
-        SELECT n.id AS nid, x.ord, x.e, (x.e->>'attempt')::integer AS att, x.e->>'status' AS st
+        -- A scalar subquery: one index lookup per event, whatever the
+        -- planner thinks of the table's size (a join scanned the queue).
+        SELECT (SELECT n.id FROM notifyq.notifications n
+                 WHERE n.queue = p_queue AND n.job_id = x.e->>'job_id') AS nid,
+               x.ord, x.e, (x.e->>'attempt')::integer AS att, x.e->>'status' AS st
           FROM jsonb_array_elements(events) WITH ORDINALITY AS x(e, ord)
-          JOIN notifyq.notifications n ON n.queue = p_queue AND n.job_id = x.e->>'job_id'
     ), ins AS (
         INSERT INTO notifyq.notification_events (notification_id, attempt, status, at, error)
         SELECT nid, att, st, at, err FROM (
@@ -167,9 +170,10 @@ BEGIN
          ORDER BY nid, att DESC, notifyq.status_phase(st) DESC, ord DESC
     ), f AS (
         SELECT agg.*, top.att, top.st, top.e, top.at,
-               (top.att, notifyq.status_phase(top.st))
-                   > (o.attempts, notifyq.status_phase(o.status)) AS newer
-          FROM agg JOIN top USING (nid) JOIN notifyq.notifications o ON o.id = agg.nid
+               (SELECT (top.att, notifyq.status_phase(top.st))
+                           > (o.attempts, notifyq.status_phase(o.status))
+                  FROM notifyq.notifications o WHERE o.id = agg.nid) AS newer
+          FROM agg JOIN top USING (nid)
     )
     UPDATE notifyq.notifications n SET
         channel = coalesce(n.channel, f.channel),
@@ -200,7 +204,9 @@ BEGIN
     INSERT INTO notifyq.delivery_attempts AS a
         (notification_id, attempt, recipient, started_at, duration_ms, outcome,
          provider_reply_code, provider_message_id, error)
-    SELECT DISTINCT ON (nid, att) nid, att, coalesce(e->>'recipient', n.recipient, ''),
+    SELECT DISTINCT ON (nid, att) nid, att,
+           coalesce(e->>'recipient', (SELECT n.recipient FROM notifyq.notifications n
+                                       WHERE n.id = x.nid), ''),
            to_timestamp((e->>'started')::double precision / 1000),
            (e->>'duration_ms')::bigint, e->>'outcome', e->>'reply_code',
            e->>'provider_message_id', e->>'error'
@@ -208,7 +214,6 @@ BEGIN
                    (e->>'ord')::bigint AS ord, e
               FROM jsonb_array_elements(fresh) AS e
              WHERE e->>'status' <> 'queued') x
-      JOIN notifyq.notifications n ON n.id = x.nid
      ORDER BY nid, att, (e->>'outcome') IS NULL, ord
     ON CONFLICT (notification_id, attempt, recipient) DO UPDATE SET
         started_at = coalesce(a.started_at, excluded.started_at),
