@@ -10,9 +10,12 @@
  *    read one notification's history (notifyqctl notification);
  *  - the asynchronous writer a worker runs on its libevent loop. The worker
  *    reports events (nq_deliverylog_record); each becomes one line in a local
- *    spool file first (write(2) at once, fsync(2) every flush interval), so
- *    a worker killed at any moment loses nothing that reached the spool, then
- *    goes to PostgreSQL in batches: one statement per batch
+ *    spool file first (written by one write(2) at the end of the loop
+ *    iteration that made it, fsync(2) every flush interval), so a worker
+ *    killed loses nothing but the events of the iteration it was killed in
+ *    (made after Redis confirmed their finish: the same window as between
+ *    that reply and any write), then goes to PostgreSQL in batches: one
+ *    statement per batch
  *    (notifyq.record_events, one jsonb array), sent without blocking, every
  *    flush interval or once batch_size events wait. A batch confirmed by the
  *    database leaves the spool. While the database is unreachable events stay

@@ -2,9 +2,10 @@
 /*
  * The spool: events the database has not confirmed yet, in order. In memory
  * a queue of lines; on disk the same lines, one JSON object each, appended
- * with write(2) as they come (so a worker killed with SIGKILL loses none)
- * and fsync'd by the writer every flush interval (so a power loss loses at
- * most that). The file is emptied when everything in it was confirmed, and
+ * with one write(2) per loop iteration (dl_spool_write; a worker killed
+ * with SIGKILL loses at most the events of the iteration it died in) and
+ * fsync'd by the writer every flush interval (a power loss loses at most
+ * that). The file is emptied when everything in it was confirmed, and
  * rewritten with only the waiting lines when confirmed ones pile up in it
  * (a spool that never empties under steady load must not grow forever).
  *
