@@ -719,6 +719,11 @@ static int cmd_counts(char **args)
     return run_queue_command("counts", args);
 }
 
+static int cmd_notification(char **args)
+{
+    return run_queue_command("notification", args);
+}
+
 /* With a configuration, pause and resume are BullMQ's, in Redis, and the
  * daemon is told too (nq_ctl_pause); -s names only the daemon, so only the
  * daemon is told. */
@@ -789,6 +794,8 @@ static const struct ctl_command commands[] = {
     { "failed", "CMD QUEUE", -1, cmd_failed, "list, retry or purge failed jobs" },
     { "clean", "QUEUE ...", -1, cmd_clean, "delete jobs: --state S --grace D [--limit N]" },
     { "counts", "QUEUE", -1, cmd_counts, "jobs per state in Redis, and whether paused" },
+    { "notification", "QUEUE ID", -1, cmd_notification,
+      "a job's delivery history in PostgreSQL [--json]" },
 };
 
 static void print_help(void)

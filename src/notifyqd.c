@@ -16,6 +16,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "config/config.h"
+#include "deliverylog/deliverylog.h"
 #include "handlers/handler.h"
 #include "supervisor/supervisor.h"
 #include "worker/worker.h"
@@ -34,6 +35,8 @@ static void usage(FILE *f)
             "  -f, --foreground      run in the foreground, logging to stderr (always so;\n"
             "                        accepted for service managers and scripts)\n"
             "  -t, --check-config    validate the configuration and exit 0 or 1\n"
+            "      --migrate         apply the delivery log's pending database migrations\n"
+            "                        (postgres.dsn) and exit\n"
             "      --set KEY=VALUE   override a configuration key for this run (repeatable)\n"
             "  -h, --help            show this help\n"
             "      --version         show the version\n",
@@ -59,10 +62,6 @@ static void warn_unused(const struct nq_config *cfg, warn_fn warn)
 {
     char key[256];
 
-    if (cfg->postgres.dsn)
-        warn(cfg->path, "postgres",
-             "configured but not used yet: the delivery log is not implemented, nothing is "
-             "written to PostgreSQL");
     if (cfg->http.enabled)
         warn(cfg->path, "http",
              "configured but not used yet: the admin API is not implemented, nothing listens");
@@ -80,14 +79,59 @@ static void warn_unused(const struct nq_config *cfg, warn_fn warn)
     }
 }
 
+/* -t: whether the delivery log's database answers, at our schema version.
+ * Only a warning: the database may come up after us (events wait in the
+ * spool), and -t checks the file. */
+static void check_postgres(const struct nq_config *cfg)
+{
+    struct nq_err err = { "" };
+    char what[160];
+    int version;
+
+    if (!cfg->postgres.dsn)
+        return;
+    if (nq_deliverylog_probe(&cfg->postgres, &version, &err) < 0) {
+        warn_stderr(cfg->path, "postgres", nq_err_str(&err));
+        return;
+    }
+    if (version == NQ_DELIVERYLOG_SCHEMA_VERSION)
+        return;
+    (void) snprintf(what, sizeof(what),
+                    "the database's schema is at version %d, this notifyqd needs version %d%s",
+                    version, NQ_DELIVERYLOG_SCHEMA_VERSION,
+                    version < NQ_DELIVERYLOG_SCHEMA_VERSION ? " (run notifyqd --migrate)" : "");
+    warn_stderr(cfg->path, "postgres", what);
+}
+
+static int migrate(const struct nq_config *cfg)
+{
+    struct nq_err err = { "" };
+    int r;
+
+    if (!cfg->postgres.dsn) {
+        fprintf(stderr, "notifyqd: %s: postgres.dsn is not set: no delivery log to migrate\n",
+                cfg->path);
+        return 1;
+    }
+    r = nq_deliverylog_migrate(&cfg->postgres, stdout, &err);
+    if (r < 0) {
+        fprintf(stderr, "notifyqd: %s\n", nq_err_str(&err));
+        return 1;
+    }
+    printf("notifyqd: the delivery log's schema is at version %d%s\n",
+           NQ_DELIVERYLOG_SCHEMA_VERSION, r == 0 ? ", nothing to do" : "");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    enum { OPT_SET = 256, OPT_VERSION };
+    enum { OPT_SET = 256, OPT_VERSION, OPT_MIGRATE };
     static const struct option options[] = {
         { "config", required_argument, NULL, 'c' },
         { "foreground", no_argument, NULL, 'f' },
         { "check-config", no_argument, NULL, 't' },
         { "set", required_argument, NULL, OPT_SET },
+        { "migrate", no_argument, NULL, OPT_MIGRATE },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, OPT_VERSION },
         { NULL, 0, NULL, 0 },
@@ -99,7 +143,7 @@ int main(int argc, char **argv)
     struct nq_config *cfg = NULL;
     struct nq_err err = { "" };
     char **overrides;
-    bool check = false;
+    bool check = false, migrating = false;
     int c, rc;
 
     nq_proctitle_init(argc, argv);
@@ -119,6 +163,9 @@ int main(int argc, char **argv)
             break;
         case 't':
             check = true;
+            break;
+        case OPT_MIGRATE:
+            migrating = true;
             break;
         case OPT_SET:
             overrides[opts.n_overrides++] = optarg;
@@ -148,8 +195,15 @@ int main(int argc, char **argv)
         free(overrides);
         return 1;
     }
+    if (migrating) {
+        rc = migrate(cfg);
+        nq_config_free(cfg);
+        free(overrides);
+        return rc;
+    }
     warn_unused(cfg, check ? warn_stderr : warn_log);
     if (check) {
+        check_postgres(cfg);
         fprintf(stderr, "notifyqd: configuration file %s test is successful\n",
                 opts.config_path);
         nq_config_free(cfg);

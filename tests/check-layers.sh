@@ -52,7 +52,7 @@ check providers $(without providers common config transfer template)
 check handlers $(without handlers common config queue providers template transfer deliverylog)
 check worker $(without worker common config proc queue handlers providers template transfer deliverylog)
 check admin $(without admin common config proc queue)
-check ctl $(without ctl common config queue)
+check ctl $(without ctl common config queue deliverylog)
 
 check_sys 'hiredis/' queue
 check_sys 'curl/curl\.h' transfer providers

@@ -45,6 +45,7 @@ _Static_assert(sizeof(enum nq_backoff_type) == sizeof(int), "CFG_ENUM stores an 
 _Static_assert(sizeof(enum nq_provider_kind) == sizeof(int), "CFG_ENUM stores an int");
 _Static_assert(sizeof(enum nq_smtp_tls) == sizeof(int), "CFG_ENUM stores an int");
 _Static_assert(sizeof(enum nq_apns_env) == sizeof(int), "CFG_ENUM stores an int");
+_Static_assert(sizeof(enum nq_recipients) == sizeof(int), "CFG_ENUM stores an int");
 
 /* In enum order: nq_handler_name indexes it. */
 static const struct cfg_enum handler_enums[] = {
@@ -1238,10 +1239,45 @@ static const struct cfg_table redis_table = { ROWS(redis_rows), .finish = finish
 
 /* ---- postgres, control, http ---- */
 
-static const struct cfg_row postgres_rows[] = {
-    { "dsn", CFG_SECRET, .offset = offsetof(struct nq_postgres_cfg, dsn) },
+static const struct cfg_enum recipients_enums[] = {
+    { "plain", NQ_RECIPIENTS_PLAIN },
+    { "hash", NQ_RECIPIENTS_HASH },
+    { NULL, 0 },
 };
-static const struct cfg_table postgres_table = { ROWS(postgres_rows) };
+
+static const struct cfg_table postgres_table;
+
+static int finish_postgres(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node)
+{
+    const struct nq_postgres_cfg *pg = base;
+    const struct cfg_seen *rcp = seen_of(&postgres_table, seen, "recipients");
+    bool any = false;
+
+    for (size_t i = 0; i < postgres_table.n_rows; i++)
+        any |= seen[i].key != 0;
+    if (!any)
+        return 0; /* absent: no delivery log */
+    if (!pg->dsn)
+        return cfg_fail_key(c, node, "dsn", "required (or dsn_file)");
+    if (pg->recipients == NQ_RECIPIENTS_HASH && !pg->recipient_key)
+        return cfg_fail_key(c, rcp->val ? rcp->val : node, "recipient_key",
+                            "required (or recipient_key_file) with recipients: hash");
+    return 0;
+}
+
+#define P(f) .offset = offsetof(struct nq_postgres_cfg, f)
+static const struct cfg_row postgres_rows[] = {
+    { "dsn", CFG_SECRET, P(dsn) },
+    { "batch_size", CFG_UINT, P(batch_size), .min = 1, .max = 10000, .def = "500" },
+    { "flush_interval", CFG_DURATION, P(flush_interval_ms), .min = 10, .max = 10 * SEC,
+      .def = "100ms" },
+    { "spool_max", CFG_UINT, P(spool_max), .min = 100, .max = 10000000, .def = "100000" },
+    { "recipients", CFG_ENUM, P(recipients), .def = "plain", .enums = recipients_enums },
+    { "recipient_key", CFG_SECRET, P(recipient_key) },
+    { "store_bodies", CFG_BOOL, P(store_bodies), .def = "false" },
+};
+#undef P
+static const struct cfg_table postgres_table = { ROWS(postgres_rows), .finish = finish_postgres };
 
 /* 1 when group name exists, 0 when not, -errno when the lookup failed. */
 static int group_exists(const char *name)
@@ -1320,6 +1356,12 @@ static const struct cfg_row health_rows[] = {
 };
 static const struct cfg_table health_table = { ROWS(health_rows) };
 
+static const struct cfg_row inapp_rows[] = {
+    { "channel_prefix", CFG_STRING, .offset = offsetof(struct nq_inapp_cfg, channel_prefix),
+      .def = "notifyq:inapp" },
+};
+static const struct cfg_table inapp_table = { ROWS(inapp_rows) };
+
 /* ---- the top level ---- */
 
 static int finish_top(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node)
@@ -1352,6 +1394,7 @@ static const struct cfg_row top_rows[] = {
       .sub = &queue_table, .named = &queue_named },
     { "tenants", CFG_NAMED, T(tenants), .count_offset = offsetof(struct nq_config, n_tenants),
       .sub = &tenant_table, .named = &tenant_named },
+    { "inapp", CFG_MAP, T(inapp), .sub = &inapp_table },
 };
 #undef T
 

@@ -207,8 +207,17 @@ struct nq_redis_cfg {
     uint64_t connect_timeout_ms; /* default 5s */
 };
 
+/* How the delivery log stores a job's recipient. */
+enum nq_recipients { NQ_RECIPIENTS_PLAIN, NQ_RECIPIENTS_HASH };
+
 struct nq_postgres_cfg {
-    char *dsn; /* NULL: no delivery log */
+    char *dsn;                  /* NULL: no delivery log */
+    uint32_t batch_size;        /* events per statement at most; default 500 */
+    uint64_t flush_interval_ms; /* default 100ms */
+    uint32_t spool_max;         /* events waiting before the worker stops fetching; 100000 */
+    enum nq_recipients recipients; /* default plain */
+    char *recipient_key;        /* secret, for recipients: hash (HMAC-SHA256) */
+    bool store_bodies;          /* store the job's data; default false */
 };
 
 struct nq_control_cfg {
@@ -243,6 +252,11 @@ struct nq_templates_cfg {
     bool strict; /* a missing variable fails the job instead of rendering empty */
 };
 
+/* The inapp handler's live messages. */
+struct nq_inapp_cfg {
+    char *channel_prefix; /* Redis channel <prefix>:<tenant or _>:<user>; default notifyq:inapp */
+};
+
 struct nq_config {
     char *path; /* the file it was read from, for messages */
     int log_level; /* syslog priority, from `log_level`, default info */
@@ -258,6 +272,7 @@ struct nq_config {
     struct nq_tenant_cfg *tenants;
     size_t n_tenants;
     struct nq_templates_cfg templates;
+    struct nq_inapp_cfg inapp;
 };
 
 /* Reads and validates path, then applies the `--set KEY=VALUE` overrides in

@@ -47,6 +47,8 @@ static const struct ctl_cmd commands[] = {
       CTL_OPT_STATE | CTL_OPT_GRACE | CTL_OPT_LIMIT, 0, 0, ctl_clean,
       "delete jobs of a state older than D" },
     { "counts", "QUEUE", 0, 0, 0, ctl_counts, "jobs per state, and whether paused" },
+    { "notification", "QUEUE ID", 0, 1, 1, ctl_notification,
+      "a job's delivery history, from the delivery log (PostgreSQL)" },
 };
 
 void ctl_error(const char *fmt, ...)

@@ -120,5 +120,6 @@ int ctl_failed_retry(struct ctl *c, char *const *args, int n_args);
 int ctl_failed_purge(struct ctl *c, char *const *args, int n_args);
 int ctl_clean(struct ctl *c, char *const *args, int n_args);
 int ctl_counts(struct ctl *c, char *const *args, int n_args);
+int ctl_notification(struct ctl *c, char *const *args, int n_args); /* notification.c */
 
 #endif

@@ -15,6 +15,7 @@ extern const struct nq_handler_ops nq_handler_noop;
 extern const struct nq_handler_ops nq_handler_exec; /* exec.c, sources in exec.mk */
 extern const struct nq_handler_ops nq_handler_webhook;
 extern const struct nq_handler_ops nq_handler_broadcast; /* broadcast.c, in broadcast.mk */
+extern const struct nq_handler_ops nq_handler_inapp; /* inapp.c, sources in inapp.mk */
 
 /* ---- channel handlers: one extern line and one table entry each -------- */
 /* (email, sms, push: src/handlers/<name>.c, sources in channels.mk) */
@@ -27,6 +28,7 @@ static const struct nq_handler_ops *const registry[] = {
     &nq_handler_exec,
     &nq_handler_webhook,
     &nq_handler_broadcast,
+    &nq_handler_inapp,
     /* ---- channel handlers go here ---- */
     &nq_handler_email,
     &nq_handler_sms,
@@ -59,6 +61,25 @@ const struct nq_field *nq_field_find(const struct nq_field_table *t, const char 
         if (strcmp(t->rows[i].name, name) == 0)
             return &t->rows[i];
     return NULL;
+}
+
+int nq_field_table_check(const json_t *data, const struct nq_field_table *t, struct nq_err *err)
+{
+    const char *key;
+    json_t *v;
+
+    json_object_foreach ((json_t *) data, key, v) {
+        const struct nq_field *f = nq_field_find(t, key);
+
+        if (!f && !t->open)
+            return nq_err_set(err, -EINVAL,
+                              "data.%.64s: not a field of %s jobs (see notifyq-jobs(7))", key,
+                              t->handler);
+        /* null is "not given", as for every other field */
+        if (f && f->use == NQ_FIELD_REFUSED && !json_is_null(v))
+            return nq_err_set(err, -EINVAL, "data.%s: %s", key, f->why);
+    }
+    return 0;
 }
 
 int nq_handler_new(const struct nq_handler_env *env, struct nq_handler **ret, struct nq_err *err)

@@ -69,7 +69,8 @@
  * it does.
  *
  * Layering: handlers may use queue/job.h and queue/store.h types, common/,
- * config/, providers/ and template/; never supervisor/ or worker/.
+ * config/, providers/, template/ and deliverylog/; never supervisor/ or
+ * worker/ (Redis comes as env->publish, a callback the worker gives).
  */
 #ifndef NQ_HANDLERS_HANDLER_H
 #define NQ_HANDLERS_HANDLER_H
@@ -97,8 +98,16 @@ typedef int (*nq_handler_add_batch_fn)(void *ctx, const char *queue,
                                        const char *progress_id, const char *progress_json,
                                        nq_store_ids_fn cb, void *userdata);
 
-/* What a handler is given at init. Everything is borrowed and outlives the
- * handler instance. */
+/* The worker's Redis lent to a handler: nq_store_publish_once() on the
+ * worker's store (queue/store.h says what it does). Returns 0 when cb will
+ * be called, -ENOTCONN while Redis is away, -ENOMEM. */
+typedef int (*nq_handler_publish_fn)(void *ctx, const char *marker, const char *channel,
+                                     const char *message, nq_store_publish_fn cb,
+                                     void *userdata);
+
+/* What a handler is given at init. Everything the pointers point at is
+ * borrowed and outlives the handler instance; the struct itself is not (copy
+ * what you keep). */
 struct nq_handler_env {
     struct event_base *base;          /* the worker's event loop */
     const struct nq_config *cfg;      /* the whole configuration generation */
@@ -106,6 +115,8 @@ struct nq_handler_env {
     unsigned slot;                    /* the worker's slot, 0 .. processes - 1 */
     nq_handler_add_batch_fn add_batch; /* NULL: jobs cannot be added here */
     void *add_batch_ctx;
+    nq_handler_publish_fn publish;    /* NULL in tests without a worker */
+    void *publish_ctx;
 };
 
 /* How the worker hears an outcome; set by the worker, not by handlers. */
@@ -180,6 +191,11 @@ const struct nq_field_table *nq_handler_fields(enum nq_handler_kind kind);
 
 /* name's row in t, or NULL. */
 const struct nq_field *nq_field_find(const struct nq_field_table *t, const char *name);
+
+/* 0 when every key of data (an object) is a row of t (or t is open) and none
+ * is refused with a value; else -EINVAL with err naming the key. */
+int nq_field_table_check(const json_t *data, const struct nq_field_table *t, struct nq_err *err)
+    NQ_MUSTCHECK;
 
 /* Makes env->queue's handler. Returns 0 and *ret, -EOPNOTSUPP when the
  * handler is not implemented yet (err says so), -ENOMEM, or the handler's

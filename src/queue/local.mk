@@ -7,7 +7,8 @@ NQ_LUA_FILES = \
 	src/queue/lua/remove.lua src/queue/lua/retry.lua src/queue/lua/promote.lua \
 	src/queue/lua/clean.lua src/queue/lua/progress.lua src/queue/lua/state.lua \
 	src/queue/lua/counts.lua src/queue/lua/scheduler.lua \
-	src/queue/lua/fanout.lua
+	src/queue/lua/fanout.lua \
+	src/queue/lua/publish.lua
 
 src_libnq_a_SOURCES += \
 	src/queue/keys.h src/queue/keys.c \

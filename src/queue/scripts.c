@@ -17,7 +17,7 @@
 extern const char nq_lua_add[], nq_lua_work[], nq_lua_extend[], nq_lua_stalled[],
     nq_lua_recover[], nq_lua_pause[], nq_lua_remove[], nq_lua_retry[], nq_lua_promote[],
     nq_lua_clean[], nq_lua_progress[], nq_lua_state[], nq_lua_counts[], nq_lua_scheduler[],
-    nq_lua_fanout[];
+    nq_lua_fanout[], nq_lua_publish[];
 
 static const struct {
     const char *name;
@@ -38,6 +38,7 @@ static const struct {
     [NQ_SCRIPT_COUNTS] = { "counts", nq_lua_counts },
     [NQ_SCRIPT_SCHEDULER] = { "scheduler", nq_lua_scheduler },
     [NQ_SCRIPT_FANOUT] = { "fanout", nq_lua_fanout },
+    [NQ_SCRIPT_PUBLISH] = { "publish", nq_lua_publish },
 };
 
 static char shas[NQ_SCRIPT__COUNT][41];

@@ -25,6 +25,7 @@ enum nq_script {
     NQ_SCRIPT_COUNTS,
     NQ_SCRIPT_SCHEDULER,
     NQ_SCRIPT_FANOUT,
+    NQ_SCRIPT_PUBLISH,
     NQ_SCRIPT__COUNT,
 };
 

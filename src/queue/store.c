@@ -60,6 +60,7 @@ enum req_kind {
     REQ_COUNTS,
     REQ_MARKER,
     REQ_ADD,
+    REQ_PUBLISH,
 };
 
 /* Spare argument buffers kept: one per work call in flight, and one more. */
@@ -76,6 +77,7 @@ struct req {
         nq_store_ids_fn ids;
         nq_store_marker_fn marker;
         nq_store_counts_fn counts;
+        nq_store_publish_fn publish;
     } cb;
     void *userdata;
 };
@@ -563,6 +565,19 @@ static void finish_counts(struct req *q, const redisReply *r)
     q->cb.counts(q->userdata, k, k < 0 ? NULL : &c);
 }
 
+static void finish_publish(struct req *q, const redisReply *r)
+{
+    int k = reply_error(q, r);
+
+    if (k == 0 && r->type != REDIS_REPLY_INTEGER) {
+        nq_log(LOG_ERR, "redis %s: script publish: unexpected reply", q->s->where);
+        k = -EPROTO;
+    }
+    if (k == 0)
+        k = r->integer < 0 ? -EALREADY : (int) (r->integer > INT32_MAX ? INT32_MAX : r->integer);
+    q->cb.publish(q->userdata, k);
+}
+
 /* Collects the string ids of one or two array replies (borrowed). */
 static int collect_ids(const redisReply *a, const redisReply *b, char ***ret, size_t *ret_n)
 {
@@ -708,6 +723,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         finish_add(q, r);
     else if (q->kind == REQ_COUNTS)
         finish_counts(q, r);
+    else if (q->kind == REQ_PUBLISH)
+        finish_publish(q, r);
     else
         finish_ids(q, r);
     req_free(q);
@@ -880,6 +897,40 @@ int nq_store_counts(struct nq_store *s, nq_store_counts_fn cb, void *userdata)
         return -ENOMEM;
     nq_args_script(&q->args, NQ_SCRIPT_COUNTS, &s->keys);
     q->cb.counts = cb;
+    q->userdata = userdata;
+    return req_submit(q);
+}
+
+int nq_store_publish_once(struct nq_store *s, const char *marker, const char *channel,
+                          const char *message, uint64_t ttl_ms, nq_store_publish_fn cb,
+                          void *userdata)
+{
+    if (s->cmd.state != CONN_UP)
+        return -ENOTCONN;
+    struct req *q = req_new(s, REQ_PUBLISH, NQ_SCRIPT_PUBLISH);
+    size_t len = s->keys.base_len + strlen(marker) + 7;
+    char *meta = malloc(s->keys.base_len + 5), *key = malloc(len);
+    if (!q || !key || !meta) {
+        free(key);
+        free(meta);
+        if (q)
+            req_free(q);
+        return -ENOMEM;
+    }
+    (void) snprintf(key, len, "%snqpub:%s", s->keys.base, marker);
+    (void) snprintf(meta, s->keys.base_len + 5, "%smeta", s->keys.base);
+    nq_args_adds(&q->args, "EVALSHA");
+    nq_args_adds(&q->args, nq_script_sha(NQ_SCRIPT_PUBLISH));
+    nq_args_adds(&q->args, "2");
+    nq_args_adds(&q->args, meta);
+    nq_args_adds(&q->args, key);
+    nq_args_add(&q->args, s->keys.base, s->keys.base_len);
+    nq_args_adds(&q->args, channel);
+    nq_args_adds(&q->args, message);
+    nq_args_addu(&q->args, ttl_ms ? ttl_ms : 1);
+    free(key);
+    free(meta);
+    q->cb.publish = cb;
     q->userdata = userdata;
     return req_submit(q);
 }

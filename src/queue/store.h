@@ -252,6 +252,18 @@ int nq_store_add_batch(struct nq_store *s, const char *queue, const struct nq_ad
 /* Reads the queue's job counts (counts.lua). */
 int nq_store_counts(struct nq_store *s, nq_store_counts_fn cb, void *userdata) NQ_MUSTCHECK;
 
+/* The result of nq_store_publish_once: r is the number of subscribers
+ * reached (>= 0), -EALREADY when the marker says it was published before,
+ * or a negative errno (the message may not have gone out). */
+typedef void (*nq_store_publish_fn)(void *userdata, int r);
+
+/* PUBLISHes message on channel unless "<base>nqpub:<marker>" exists, and
+ * sets that key (for ttl_ms) in the same script: a job run again after a
+ * crash publishes once (publish.lua). */
+int nq_store_publish_once(struct nq_store *s, const char *marker, const char *channel,
+                          const char *message, uint64_t ttl_ms, nq_store_publish_fn cb,
+                          void *userdata) NQ_MUSTCHECK;
+
 /* Milliseconds of the wall clock, the time base of every BullMQ field. */
 uint64_t nq_store_now_ms(void);
 

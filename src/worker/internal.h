@@ -32,6 +32,7 @@
 
 struct event;
 struct event_base;
+struct nq_deliverylog;
 
 /* BullMQ's drainDelay: an idle worker re-checks the queue this often. */
 #define NQ_WORKER_IDLE_WAIT_MS 5000
@@ -106,6 +107,7 @@ struct worker {
     struct nq_store *store;
     struct nq_store *counter; /* idle (no handler), slot 0: only counts the backlog */
     struct nq_handler *handler;
+    struct nq_deliverylog *dl; /* NULL without postgres: */
     struct event *ev_tick, *ev_term, *ev_quit;
     struct event *ev_kick;     /* runs the next work call, after this iteration */
     struct event *ev_wake;     /* rate limit or error back-off: fetch again after */
@@ -183,6 +185,18 @@ void nq_jobs_connected(struct worker *w, bool up);
 void nq_jobs_return_all(struct worker *w);
 uint64_t nq_jobs_in_flight(const struct worker *w);
 void nq_jobs_free_all(struct worker *w);
+
+/* logbook.c: the delivery log's events */
+/* 0, or a negative errno when the worker must not start (logged). */
+int nq_logbook_setup(struct worker *w) NQ_MUSTCHECK;
+void nq_logbook_free(struct worker *w);
+/* The spool is at spool_max: fetch nothing. */
+bool nq_logbook_full(const struct worker *w);
+/* Events the connected database has not confirmed yet: a drain waits. */
+bool nq_logbook_holding(const struct worker *w);
+void nq_logbook_started(struct worker *w, struct wjob *j);
+/* After Redis confirmed j's finish. */
+void nq_logbook_finished(struct worker *w, struct wjob *j);
 
 /* upkeep.c */
 int nq_upkeep_setup(struct worker *w) NQ_MUSTCHECK;

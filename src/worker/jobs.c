@@ -179,6 +179,7 @@ static void run(struct worker *w, struct wjob *j)
         .userdata = j,
     };
     j->started_ms = nq_worker_mono_ms();
+    nq_logbook_started(w, j);
     /* The handler may report from inside start(): j is in running already. */
     r = nq_handler_start(w->handler, &j->call);
     if (r < 0) {
@@ -367,9 +368,10 @@ static void log_finish(const struct worker *w, const struct wjob *j)
     }
 }
 
-static void count_finish(struct worker *w, const struct wjob *j)
+static void count_finish(struct worker *w, struct wjob *j)
 {
     log_finish(w, j);
+    nq_logbook_finished(w, j);
     switch (j->fin.kind) {
     case NQ_FINISH_COMPLETED:
         w->counters.completed++;
@@ -604,7 +606,8 @@ static struct wcall *free_call(struct worker *w)
 
 static bool may_fetch(const struct worker *w)
 {
-    return w->fetch_ready && !w->paused && !w->draining && !w->waking && !w->suspect && !w->orphans;
+    return w->fetch_ready && !w->paused && !w->draining && !w->waking && !w->suspect && !w->orphans &&
+           !nq_logbook_full(w);
 }
 
 static void on_marker(void *userdata, int r, double score);

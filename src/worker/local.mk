@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 src_libnq_a_SOURCES += \
 	src/worker/worker.h src/worker/worker.c \
-	src/worker/internal.h src/worker/jobs.c src/worker/upkeep.c
+	src/worker/internal.h src/worker/jobs.c src/worker/upkeep.c \
+	src/worker/logbook.c
 
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_worker_frames tests/unit/test_worker_noop

@@ -32,6 +32,7 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "proc/proc.h"
+#include "deliverylog/deliverylog.h"
 #include "worker/internal.h"
 #include "worker/worker.h"
 
@@ -114,7 +115,7 @@ static void set_note(struct worker *w, const char *note)
 void nq_worker_check_done(struct worker *w)
 {
     if (!w->draining || w->leaving || w->calls_in_flight || nq_jobs_in_flight(w) > 0 ||
-        (w->orphans && w->connected))
+        (w->orphans && w->connected) || nq_logbook_holding(w))
         return;
     w->leaving = true;
     (void) event_base_loopexit(w->base, NULL);
@@ -254,6 +255,27 @@ static void on_master_eof(void *userdata)
     drain(userdata, "the master is gone", false);
 }
 
+/* The delivery log's spool while PostgreSQL is away, in the note that
+ * notifyqctl status shows (other notes win: they say more). */
+static void note_spool(struct worker *w)
+{
+    char note[NQ_FRAME_NOTE_MAX];
+    bool ours = strncmp(w->note, "delivery log", 12) == 0;
+
+    if (!w->dl || (w->note[0] && !ours))
+        return;
+    if (nq_deliverylog_connected(w->dl) && !nq_deliverylog_full(w->dl)) {
+        if (ours)
+            set_note(w, "");
+        return;
+    }
+    (void) snprintf(note, sizeof(note), "delivery log: %s, %llu events spooled",
+                    nq_deliverylog_full(w->dl) ? "spool full, not fetching"
+                                               : "postgres unreachable",
+                    (unsigned long long) nq_deliverylog_depth(w->dl));
+    set_note(w, note);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
@@ -261,6 +283,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
     (void) fd;
     (void) what;
+    note_spool(w);
     if (w->store) {
         nq_upkeep_tick(w);
         check_recycle(w, rss);
@@ -373,6 +396,21 @@ static int add_batch(void *ctx, const char *queue, const struct nq_add_job *jobs
     return nq_store_add_batch(w->store, queue, jobs, n, progress_id, progress_json, cb, userdata);
 }
 
+/* 7 days: a job retried later than this after a crash may publish again. */
+#define NQ_WORKER_PUBLISH_MARKER_MS (7ULL * 24 * 3600 * 1000)
+
+/* The store lent to the handler (handler.h nq_handler_publish_fn). */
+static int worker_publish(void *ctx, const char *marker, const char *channel,
+                          const char *message, nq_store_publish_fn cb, void *userdata)
+{
+    struct worker *w = ctx;
+
+    if (!w->store)
+        return -ENOTCONN;
+    return nq_store_publish_once(w->store, marker, channel, message,
+                                 NQ_WORKER_PUBLISH_MARKER_MS, cb, userdata);
+}
+
 /* The handler and the store. Returns 0, 1 when the handler is not
  * implemented (the worker idles), or a negative errno with the exit status
  * in w->exit_code. */
@@ -385,6 +423,8 @@ static int worker_start(struct worker *w)
         .slot = w->ctx->slot,
         .add_batch = add_batch,
         .add_batch_ctx = w,
+        .publish = worker_publish,
+        .publish_ctx = w,
     };
     struct nq_store_opts o = {
         .redis = &w->ctx->cfg->redis,
@@ -417,6 +457,11 @@ static int worker_start(struct worker *w)
         w->exit_code = r == -ENOMEM ? 1 : NQ_EXIT_CONFIG;
         return r;
     }
+    r = nq_logbook_setup(w);
+    if (r < 0) {
+        w->exit_code = r == -ENOMEM ? 1 : NQ_EXIT_CONFIG;
+        return r;
+    }
     /* Until it has talked to Redis, so that a Redis down at start does not
      * look healthy. */
     w->redis = NQ_REDIS_CONNECTING;
@@ -441,6 +486,7 @@ static void worker_done(struct worker *w)
     w->counter = nq_store_free(w->counter);
     nq_jobs_free_all(w);
     nq_upkeep_free(w);
+    nq_logbook_free(w);
     w->handler = nq_handler_free(w->handler);
     struct event **evs[] = { &w->ev_deadline, &w->ev_wake, &w->ev_kick,
                              &w->ev_quit,     &w->ev_term, &w->ev_tick };

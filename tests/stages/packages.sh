@@ -118,12 +118,13 @@ deb_has_files() {
         /usr/lib/tmpfiles.d/notifyq.conf /usr/share/man/man8/notifyqd.8.gz \
         /usr/share/man/man1/notifyqctl.1.gz /usr/share/man/man5/notifyq.yaml.5.gz \
         /usr/share/man/man7/notifyq-jobs.7.gz \
+        /usr/share/notifyq/migrations/0001_init.sql \
         /usr/share/doc/notifyq/copyright; do
         grep -qxF "$f" <<<"$list" || missing_files+=("$f")
     done
     [ ${#missing_files[@]} -eq 0 ] || { printf 'missing: %s\n' "${missing_files[@]}"; return 1; }
 }
-nqt_check ".deb holds binaries, unit, sysusers, tmpfiles, config, man pages" deb_has_files
+nqt_check ".deb holds binaries, unit, sysusers, tmpfiles, config, man pages, migrations" deb_has_files
 nqt_expect ".deb conffiles" "/etc/notifyq.yaml" \
     "$(dpkg-deb --ctrl-tarfile "$DEB" | tar -xO ./conffiles 2>/dev/null | tr '\n' ' ' | sed 's/ $//')"
 nqt_expect ".deb Recommends" "redis-server" "$(dpkg-deb -f "$DEB" Recommends)"
@@ -182,12 +183,12 @@ else
         for f in "$@"; do grep -qxF "$f" <<<"$list" || missing_files+=("$f"); done
         [ ${#missing_files[@]} -eq 0 ] || { printf 'missing: %s\n' "${missing_files[@]}"; return 1; }
     }
-    nqt_check "rpm --list: binaries, unit, sysusers, tmpfiles, config, man pages" rpm_lists \
+    nqt_check "rpm --list: binaries, unit, sysusers, tmpfiles, config, man pages, migrations" rpm_lists \
         /usr/sbin/notifyqd /usr/bin/notifyqctl /etc/notifyq.yaml \
         /usr/lib/systemd/system/notifyq.service /usr/lib/sysusers.d/notifyq.conf \
         /usr/lib/tmpfiles.d/notifyq.conf /usr/share/man/man8/notifyqd.8 \
         /usr/share/man/man1/notifyqctl.1 /usr/share/man/man5/notifyq.yaml.5 \
-        /usr/share/man/man7/notifyq-jobs.7
+        /usr/share/man/man7/notifyq-jobs.7 /usr/share/notifyq/migrations/0001_init.sql
     nqt_expect "rpm: config is %config(noreplace), 0640 root:notifyq" \
         "/etc/notifyq.yaml cn 100640 root notifyq" \
         "$(rpm -qp --qf '[%{FILENAMES} %{FILEFLAGS:fflags} %{FILEMODES:octal} %{FILEUSERNAME} %{FILEGROUPNAME}\n]' "$RPM" | grep '^/etc/notifyq.yaml ')"

@@ -641,6 +641,17 @@ static const struct {
       "t.yaml:1:19: redis.username: unterminated ${ (write $$ for a dollar)" },
     { "redis: {username: '${1X}'}\n" MIN_QUEUE,
       "t.yaml:1:19: redis.username: bad variable name in ${...}" },
+    { "postgres:\n  batch_size: 10\n" MIN_QUEUE,
+      "t.yaml:2:3: postgres.dsn: required (or dsn_file)" },
+    { "postgres:\n  dsn: host=db\n  recipients: hash\n" MIN_QUEUE,
+      "t.yaml:3:15: postgres.recipient_key: required (or recipient_key_file) with recipients: "
+      "hash" },
+    { "postgres:\n  dsn: host=db\n  recipients: sha1\n" MIN_QUEUE,
+      "t.yaml:3:15: postgres.recipients: must be one of plain, hash" },
+    { "postgres:\n  dsn: host=db\n  batch_size: 0\n" MIN_QUEUE,
+      "t.yaml:3:15: postgres.batch_size: must be 1..10000" },
+    { "postgres:\n  dsn: host=db\n  flush_interval: 1ms\n" MIN_QUEUE,
+      "t.yaml:3:19: postgres.flush_interval: must be 10ms..10s" },
     /* YAML itself */
     { "queues:\n  email:\n    handler: noop\n  - sms\n",
       "t.yaml:4:3: did not find expected key (while parsing a block mapping at 2:3)" },
