@@ -587,6 +587,7 @@ static void counts_reply(void **state)
     ints[8].integer = -1;
     assert_int_equal(nq_reply_counts(&arr, &untouched), -EPROTO);
     assert_int_equal(untouched.failed, 77);
+    /* cppcheck-suppress [redundantAssignment,unreadVariable] ; arr reads it */
     ints[8].integer = 0;
     arr.elements = 8;
     assert_int_equal(nq_reply_counts(&arr, &untouched), -EPROTO);
