@@ -473,7 +473,8 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct exec_run *run = arg;
-    const struct timeval grace = { EXEC_KILL_GRACE_MS / 1000, (suseconds_t) (EXEC_KILL_GRACE_MS % 1000) * 1000 };
+    const struct timeval grace = { EXEC_KILL_GRACE_MS / 1000,
+                                   (suseconds_t) (EXEC_KILL_GRACE_MS % 1000) * 1000 };
 
     (void) fd;
     (void) what;

@@ -433,7 +433,7 @@ static void worker_done(struct worker *w)
                              &w->ev_quit,     &w->ev_term, &w->ev_tick };
     for (size_t i = 0; i < NQ_ELEMENTSOF(evs); i++)
         if (*evs[i]) {
-            /* cppcheck-suppress shadowVariable ; cppcheck 2.10 reads "f(*a[i]);" as a declaration */
+            /* cppcheck-suppress shadowVariable ; it reads "f(*a[i]);" as a declaration */
             event_free(*evs[i]);
             *evs[i] = NULL;
         }
