@@ -38,7 +38,7 @@ static bool parse_id(const char *s, char stop, unsigned long long *ret, const ch
     errno = 0;
     *ret = strtoull(s, &end, 10);
     *ret_end = end;
-    return end != s && *end == stop && errno == 0 && *s != '-';
+    return *s >= '0' && *s <= '9' && *end == stop && errno == 0;
 }
 
 static int stderr_is_journal(void)
