@@ -143,7 +143,7 @@ cat >"$W/tidy1.sh" <<'EOF'
 # file as preprocessed (comments kept) and the configuration are unchanged.
 f=$1
 eval "set -- $(cat "$2")"
-key=$({ clang -E -C -D__clang_analyzer__ "$@" "$f" 2>&1; cat "$TIDY_KEY"; } | sha256sum)
+key=$({ clang -E -C -D__clang_analyzer__ "$@" "$f" 2>&1; printf '%s\n' "$@"; cat "$TIDY_KEY"; } | sha256sum)
 key=${key%% *}
 if [ -f "$CACHE/$key" ]; then
     touch "$CACHE/$key"
