@@ -15,6 +15,8 @@
 
 /* Defines fn##p(type *p) that calls fn(*p) when *p is set. */
 #define NQ_DEFINE_CLEANUP(type, fn)                                                                \
+    /* type is a type name: it cannot be parenthesised */                                          \
+    /* NOLINTNEXTLINE(bugprone-macro-parentheses) */                                               \
     static inline void fn##p(type *p)                                                              \
     {                                                                                              \
         if (*p)                                                                                    \

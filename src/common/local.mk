@@ -12,3 +12,9 @@ TESTS += tests/unit/test_utf8
 tests_unit_test_utf8_SOURCES = tests/unit/test_utf8.c
 tests_unit_test_utf8_CFLAGS = $(UNIT_TEST_FLAGS)
 tests_unit_test_utf8_LDADD = $(UNIT_TEST_LIBS)
+
+check_PROGRAMS += tests/unit/test_log
+TESTS += tests/unit/test_log
+tests_unit_test_log_SOURCES = tests/unit/test_log.c
+tests_unit_test_log_CFLAGS = $(UNIT_TEST_FLAGS)
+tests_unit_test_log_LDADD = $(UNIT_TEST_LIBS)

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,13 +29,25 @@ static struct {
     int journal;
 } log_state = { "notifyq", "", "", -1, LOG_INFO, 0 };
 
+/* One decimal number of "device:inode", ending at stop; false when none or
+ * out of range. */
+static bool parse_id(const char *s, char stop, unsigned long long *ret, const char **ret_end)
+{
+    char *end;
+
+    errno = 0;
+    *ret = strtoull(s, &end, 10);
+    *ret_end = end;
+    return *s >= '0' && *s <= '9' && *end == stop && errno == 0;
+}
+
 static int stderr_is_journal(void)
 {
     const char *e = getenv("JOURNAL_STREAM");
     unsigned long long dev, ino;
     struct stat st;
 
-    if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
+    if (!e || !parse_id(e, ':', &dev, &e) || !parse_id(e + 1, '\0', &ino, &e))
         return 0;
     if (fstat(STDERR_FILENO, &st) < 0)
         return 0;

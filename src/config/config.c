@@ -902,6 +902,7 @@ static const char *whsec_problem(const char *secret)
     while (pad < n && pad < 3 && p[n - 1 - pad] == '=')
         pad++;
     body = n - pad;
+    /* cppcheck-suppress knownConditionTrueFalse ; cppcheck 2.10 takes pad == n here */
     for (size_t i = 0; i < body; i++)
         if (!is_b64(p[i]))
             return "the part after whsec_ must be base64";

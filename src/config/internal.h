@@ -129,6 +129,12 @@ int cfg_fail(struct cfg_ctx *c, int node, const char *fmt, ...) NQ_PRINTF(3, 4);
 /* The same, naming the key path `key` under the current path. */
 int cfg_fail_key(struct cfg_ctx *c, int node, const char *key, const char *fmt, ...)
     NQ_PRINTF(4, 5);
+#ifdef __clang_analyzer__
+/* As for nq_err_set (common/err.h): the analyzer does not follow a variadic
+ * call, so say that both return -EINVAL. */
+#define cfg_fail(c, node, ...) (cfg_fail((c), (node), __VA_ARGS__), -EINVAL)
+#define cfg_fail_key(c, node, key, ...) (cfg_fail_key((c), (node), (key), __VA_ARGS__), -EINVAL)
+#endif
 int cfg_oom(struct cfg_ctx *c);
 /* 1-based line and column of node (0, 0 for one made by --set). */
 void cfg_node_mark(const struct cfg_ctx *c, int node, unsigned *ret_line, unsigned *ret_column);

@@ -104,7 +104,7 @@ static int fail_where(struct cfg_ctx *c, const char *pos, const char *fmt, va_li
     return nq_err_set(c->err, -EINVAL, "%s: %s", pos, msg);
 }
 
-int cfg_fail(struct cfg_ctx *c, int node, const char *fmt, ...)
+int(cfg_fail)(struct cfg_ctx *c, int node, const char *fmt, ...)
 {
     char pos[NQ_ERR_MAX];
     va_list ap;
@@ -146,7 +146,7 @@ static void path_pop(struct cfg_ctx *c, size_t saved)
     c->path[saved] = '\0';
 }
 
-int cfg_fail_key(struct cfg_ctx *c, int node, const char *key, const char *fmt, ...)
+int(cfg_fail_key)(struct cfg_ctx *c, int node, const char *key, const char *fmt, ...)
 {
     char pos[NQ_ERR_MAX];
     size_t saved = path_push_key(c, key);

@@ -411,7 +411,7 @@ static char *result_json(const char *provider, const struct nq_send_result *res)
         return NULL;
     if (res->message_id)
         json_object_set_new(o, "messageId", json_string(res->message_id));
-    if (res->details && json_is_object(res->details))
+    if (json_is_object(res->details))
         json_object_update(o, (json_t *) res->details);
     s = json_dumps(o, JSON_COMPACT);
     json_decref(o);

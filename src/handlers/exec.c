@@ -348,7 +348,7 @@ static void stderr_excerpt(const struct exec_buf *err, char *buf, size_t size)
     o = (size_t) snprintf(buf, size, ": stderr: ");
     s = json_text_new(err->data, n);
     for (const char *p = s ? json_string_value(s) : ""; *p && o + 1 < size; p++)
-        buf[o++] = (unsigned char) *p < 0x20 || *p == 0x7F ? ' ' : *p;
+        buf[o++] = (char) ((unsigned char) *p < 0x20 || *p == 0x7F ? ' ' : *p);
     buf[o] = '\0';
     json_decref(s);
     if (err->total > quoted && o + 16 < size)
@@ -473,7 +473,8 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct exec_run *run = arg;
-    const struct timeval grace = { EXEC_KILL_GRACE_MS / 1000, (EXEC_KILL_GRACE_MS % 1000) * 1000 };
+    const struct timeval grace = { EXEC_KILL_GRACE_MS / 1000,
+                                   (suseconds_t) (EXEC_KILL_GRACE_MS % 1000) * 1000 };
 
     (void) fd;
     (void) what;

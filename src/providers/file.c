@@ -161,6 +161,7 @@ static int open_spool_dir(const char *who, const char *path, int *ret_fd, struct
                           strerror(errno));
     if (fstat(fd, ret_st) < 0)
         return nq_err_set(err, -errno, "%s: spool_dir %s: %s", who, path, strerror(errno));
+    /* cppcheck-suppress unreadVariable ; NQ_TAKE_FD leaves -1 for the cleanup to see */
     *ret_fd = NQ_TAKE_FD(fd);
     return 0;
 }
@@ -169,7 +170,7 @@ static int file_make(const struct nq_provider_env *env, struct nq_provider **ret
                      struct nq_err *err)
 {
     struct file_provider *fp = calloc(1, sizeof(*fp));
-    struct stat st;
+    struct stat st = { 0 }; /* set: the analyzer cannot tell that -errno < 0 */
     int r;
 
     if (!fp)
@@ -365,7 +366,7 @@ static int spool_dir_resolve(struct file_provider *fp, char *reason, size_t size
 {
     struct nq_err err = { "" };
     struct stat st;
-    int fd, r;
+    int fd = -1, r; /* set: the analyzer cannot tell that -errno < 0 */
 
     if (stat(fp->dir, &st) == 0 && st.st_dev == fp->dir_dev && st.st_ino == fp->dir_ino)
         return 0;
@@ -410,7 +411,7 @@ static int spool_write(struct file_provider *fp, const struct nq_msg *m,
         step = "stat";
         r = -errno;
     }
-    if (r < 0) {
+    if (r != 0) {
         (void) unlinkat(fp->dirfd, tmp, 0);
         return fail_at(we, step, fp->dir, tmp, r);
     }

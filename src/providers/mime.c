@@ -42,7 +42,7 @@ void nq_base64(const unsigned char *in, size_t n, char *out)
         uint32_t v = (uint32_t) in[i] << 16 | (i + 1 < n ? (uint32_t) in[i + 1] << 8 : 0);
         out[o++] = tab[v >> 18];
         out[o++] = tab[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        out[o++] = (char) (i + 1 < n ? tab[(v >> 6) & 63] : '=');
         out[o++] = '=';
     }
     out[o] = '\0';

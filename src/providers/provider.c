@@ -241,7 +241,7 @@ int nq_delivery_stem(const struct nq_delivery *d, char *buf, size_t size)
         buf[n++] = '.';
     n = stem_put(id ? id : "", buf, n, limit);
     if (!id && n + 3 <= limit) {
-        memcpy(buf + n, "%00", 3);
+        strcpy(buf + n, "%00"); /* n + 3 <= limit < size */
         n += 3;
     }
     if (total > room) {

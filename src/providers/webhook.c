@@ -22,7 +22,7 @@
 
 #define PREFIX "whsec_"
 #define PREFIX_LEN 6
-#define B64_MAX (((NQ_WEBHOOK_KEY_MAX + 2) / 3) * 4)
+#define B64_MAX ((size_t) (NQ_WEBHOOK_KEY_MAX + 2) / 3 * 4)
 
 int nq_webhook_init(struct nq_webhook *w, const char *url, const char *secret, struct nq_err *err)
 {
@@ -81,7 +81,7 @@ int nq_webhook_id(const struct nq_delivery *d, char buf[NQ_WEBHOOK_ID_SIZE])
     EVP_MD_CTX_free(ctx);
     if (!ok)
         return -ENOMEM;
-    memcpy(buf, "msg_", 4);
+    strcpy(buf, "msg_");
     for (size_t i = 0; i < 16; i++)
         (void) snprintf(buf + 4 + 2 * i, 3, "%02x", md[i]);
     return 0;
@@ -106,7 +106,7 @@ int nq_webhook_sign(const unsigned char *key, size_t key_len, const char *id, in
         memcpy(msg + n, body, body_len);
     if (!HMAC(EVP_sha256(), key, (int) key_len, msg, (size_t) n + body_len, mac, &mac_len))
         return -ENOMEM;
-    memcpy(buf, "v1,", 3);
+    strcpy(buf, "v1,");
     EVP_EncodeBlock((unsigned char *) buf + 3, mac, (int) mac_len);
     return 0;
 }

@@ -98,8 +98,10 @@ static int script_int(struct nq_admin *a, enum nq_script s, const char *const *e
     int r = 0;
     NQ_CLEANUP(freeReplyObjectp) redisReply *rep = script(a, s, extra, n_extra, err, &r);
 
+    /* r < 0 whenever rep is NULL (conn_error's -errno included), which the
+     * analyzer cannot see; callers read *ret only after a success. */
     if (!rep)
-        return r;
+        return r < 0 ? r : -EIO;
     if (rep->type != REDIS_REPLY_INTEGER)
         return nq_err_set(err, -EPROTO, "%s: unexpected reply", nq_script_name(s));
     *ret = rep->integer;

@@ -66,7 +66,7 @@
 
 #define ZONEINFO_DIR "/usr/share/zoneinfo"
 #define LOCALTIME_FILE "/etc/localtime"
-#define TZIF_MAX_BYTES (1024 * 1024)
+#define TZIF_MAX_BYTES ((off_t) 1024 * 1024)
 #define TZ_NAME_MAX 255
 #define CRON_MAX_LEN 1024     /* cron-parser's limit on a pattern */
 #define WALK_LIMIT 10000      /* cron-parser's loop limit */
@@ -644,8 +644,12 @@ static int zone_load(const char *tz, struct zone *z, struct nq_err *err)
     if (!tz || strcasecmp(tz, "local") == 0 || strcasecmp(tz, "system") == 0 ||
         strcasecmp(tz, "default") == 0)
         return zone_load_local(z);
-    if (strcasecmp(tz, "gmt") == 0 || parse_utc_offset(tz, &off)) {
-        zone_fixed(z, strcasecmp(tz, "gmt") == 0 ? 0 : off);
+    if (strcasecmp(tz, "gmt") == 0) {
+        zone_fixed(z, 0);
+        return 0;
+    }
+    if (parse_utc_offset(tz, &off)) {
+        zone_fixed(z, off);
         return 0;
     }
     for (size_t i = 0; i < NQ_ELEMENTSOF(icu_legacy); i++)
@@ -716,7 +720,7 @@ static bool js_parse_int(const char *s, const char *end, long *ret)
 
     if (s < end && (*s == '-' || *s == '+'))
         sign = *s++ == '-' ? -1 : 1;
-    for (; s < end && isdigit((unsigned char) *s); s++, any = true)
+    for (; s < end && *s >= '0' && *s <= '9'; s++, any = true)
         v = v > 100000 ? v : v * 10 + (*s - '0');
     *ret = sign * v;
     return any;
@@ -792,7 +796,10 @@ static int field_lform(struct field *f, const char *s, const char *end)
         return field_error(f, "L must be alone or follow one or two digits");
     if (f->def == &field_defs[F_DOW] && len == 1)
         return field_error(f, "L needs a weekday before it");
+    /* s[0..len - 1) are digits (the strspn above), which the analyzer does
+     * not follow into the buffer field_parse filled. */
     for (const char *p = s; p < end - 1; p++)
+        /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
         key = key * 10 + (unsigned) (*p - '0');
     key += (unsigned) len * 100;
     if (f->lforms[key / 64] & (UINT64_C(1) << (key % 64)))
@@ -1210,8 +1217,9 @@ static int next_above(uint64_t bits, int v)
 static bool day_matches(const struct nq_cron *c, const struct civil *t)
 {
     int dim = days_in_month(t->y, t->mo);
+    int week = (t->d + 6) / 7; /* the how-manyth of its weekday in the month */
     bool dom = (c->dom >> t->d & 1) || (c->dom_last && t->d == dim);
-    bool dow = ((c->dow >> t->wday & 1) && (c->nth <= 0 || (double) ((t->d + 6) / 7) == c->nth)) ||
+    bool dow = ((c->dow >> t->wday & 1) && (c->nth <= 0 || (double) week == c->nth)) ||
                (c->dow_has_l && t->d > dim - 7 && (c->dow_last >> t->wday & 1));
 
     if (!c->dom_any && !c->dow_any)

@@ -54,6 +54,7 @@ struct nq_job *nq_job_free(struct nq_job *job)
                       &job->failed_reason, &job->stacktrace, &job->defa, &job->deid,
                       &job->rjk, &job->parent_key, &job->parent };
     for (size_t i = 0; i < NQ_ELEMENTSOF(strs); i++)
+        /* cppcheck-suppress shadowVariable ; cppcheck 2.10 reads "f(*a[i]);" as a declaration */
         free(*strs[i]);
     json_decref(job->data_tree);
     opts_done(&job->opts);

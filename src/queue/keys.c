@@ -82,8 +82,8 @@ static char *base64_new(const char *in)
             v |= s[i + 2];
         *o++ = tab[(v >> 18) & 63];
         *o++ = tab[(v >> 12) & 63];
-        *o++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-        *o++ = i + 2 < n ? tab[v & 63] : '=';
+        *o++ = (char) (i + 1 < n ? tab[(v >> 6) & 63] : '=');
+        *o++ = (char) (i + 2 < n ? tab[v & 63] : '=');
     }
     *o = '\0';
     return out;

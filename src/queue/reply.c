@@ -335,7 +335,7 @@ static int parse_jobs(const redisReply *r, struct nq_work_result *ret)
         return -EPROTO;
     if (r->elements == 0)
         return 0;
-    ret->jobs = calloc(r->elements / 3, sizeof(*ret->jobs));
+    ret->jobs = calloc(r->elements / 3, sizeof(struct nq_job *));
     if (!ret->jobs)
         return -ENOMEM;
     for (size_t i = 0; i < r->elements; i += 3) {
@@ -380,7 +380,7 @@ int nq_reply_work(const redisReply *r, struct nq_work_result *ret)
         return -EPROTO;
     if ((k = parse_codes(r->element[0], &res)) < 0 || (k = parse_jobs(r->element[1], &res)) < 0 ||
         (k = reply_int(r->element[2], &status)) < 0 || (k = reply_int(r->element[3], &value)) < 0 ||
-        (k = status < 0 || status > NQ_FETCH_MAXED ? -EPROTO : 0) < 0 ||
+        (k = (status < 0 || status > NQ_FETCH_MAXED) ? -EPROTO : 0) < 0 ||
         (k = parse_foreign(r->element[4], &res)) < 0) {
         nq_work_result_done(&res);
         return k;

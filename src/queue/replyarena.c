@@ -117,13 +117,13 @@ static void *create_array(const redisReadTask *task, int elements)
         return NULL;
     if (elements > 0) {
         root = task->parent ? root_of(task) : (struct root *) r;
-        r->element = arena_alloc(root, (size_t) elements * sizeof(*r->element));
+        r->element = arena_alloc(root, (size_t) elements * sizeof(redisReply *));
         if (!r->element) {
             if (!task->parent)
                 free(r);
             return NULL;
         }
-        memset(r->element, 0, (size_t) elements * sizeof(*r->element));
+        memset(r->element, 0, (size_t) elements * sizeof(redisReply *));
     }
     r->elements = (size_t) elements;
     return r;

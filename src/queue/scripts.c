@@ -49,7 +49,7 @@ static void sha1_hex(const char *msg, char out[41])
     unsigned char md[SHA_DIGEST_LENGTH];
 
     (void) SHA1((const unsigned char *) msg, strlen(msg), md);
-    for (int b = 0; b < SHA_DIGEST_LENGTH; b++)
+    for (size_t b = 0; b < SHA_DIGEST_LENGTH; b++)
         (void) snprintf(out + 2 * b, 3, "%02x", md[b]);
 }
 

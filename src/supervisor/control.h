@@ -39,7 +39,7 @@ struct nq_master;
  * last reply, and reads a reply within this long, or is closed. */
 #define NQ_CONTROL_IDLE_TIMEOUT_S 10
 /* A connection with more replies than this unsent is not read. */
-#define NQ_CONTROL_OUTPUT_MAX (256 * 1024)
+#define NQ_CONTROL_OUTPUT_MAX ((size_t) 256 * 1024)
 
 enum nq_control_cmd {
     NQ_CONTROL_STATUS,

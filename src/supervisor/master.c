@@ -128,7 +128,7 @@ static struct nq_generation *generation_new(struct nq_master *m, struct nq_confi
         return NULL;
     for (size_t i = 0; i < cfg->n_queues; i++)
         n += cfg->queues[i].processes;
-    g->slots = calloc(n ? n : 1, sizeof(*g->slots));
+    g->slots = calloc(n ? n : 1, sizeof(struct nq_slot *));
     if (!g->slots)
         goto fail;
     for (size_t i = 0; i < cfg->n_queues; i++) {
@@ -351,9 +351,8 @@ int nq_master_reload(struct nq_master *m, struct nq_err *err)
         if (!g)
             r = nq_err_set(err, -ENOMEM, "out of memory");
     }
-    if (r < 0)
-        cfg = nq_config_free(cfg);
     if (r < 0) {
+        cfg = nq_config_free(cfg);
         nq_log(LOG_ERR, "reload failed, keeping the running configuration: %s", nq_err_str(err));
         notify("STATUS=Reload failed: %s\nREADY=1", nq_err_str(err));
         return r;

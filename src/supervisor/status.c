@@ -178,23 +178,23 @@ static json_t *jobs_json(const struct nq_job_counts *j)
  * upper bound ("le_ms", the last one null for +Inf), their sum and count. */
 static json_t *timing_json(const struct nq_timing *t)
 {
-    json_t *le = json_array(), *count = json_array();
+    json_t *le = json_array(), *counts = json_array();
     uint64_t total = 0;
 
-    for (size_t i = 0; le && count && i < NQ_TIMING_BUCKETS; i++) {
+    for (size_t i = 0; le && counts && i < NQ_TIMING_BUCKETS; i++) {
         total += t->count[i];
         if (json_array_append_new(le, i < NQ_TIMING_BUCKETS - 1
                                           ? json_integer((json_int_t) nq_timing_le_ms[i])
                                           : json_null()) < 0 ||
-            json_array_append_new(count, json_integer((json_int_t) total)) < 0)
+            json_array_append_new(counts, json_integer((json_int_t) total)) < 0)
             break;
     }
-    if (!le || !count || json_array_size(count) != NQ_TIMING_BUCKETS) {
+    if (!le || !counts || json_array_size(counts) != NQ_TIMING_BUCKETS) {
         json_decref(le);
-        json_decref(count);
+        json_decref(counts);
         return NULL;
     }
-    return json_pack("{s:o, s:o, s:I, s:I}", "le_ms", le, "cumulative", count, "count",
+    return json_pack("{s:o, s:o, s:I, s:I}", "le_ms", le, "cumulative", counts, "count",
                      (json_int_t) total, "sum_ms", (json_int_t) t->sum_ms);
 }
 

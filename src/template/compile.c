@@ -184,7 +184,7 @@ static int read_tag(struct parser *p, size_t start, struct tag *t)
     char want_close[DELIM_MAX + 2];
 
     t->start = start;
-    t->sigil = inner < p->len && strchr("#^/!>&{=", *s) ? *s : 0;
+    t->sigil = (char) (inner < p->len && strchr("#^/!>&{=", *s) ? *s : 0);
     if (t->sigil)
         s++, inner++;
     if (t->sigil == '{' || t->sigil == '=') {
@@ -211,6 +211,7 @@ static int read_tag(struct parser *p, size_t start, struct tag *t)
     t->body_len = (size_t) (e - s);
     if (t->sigil == '!')
         return 0;
+    /* cppcheck-suppress knownConditionTrueFalse ; cppcheck 2.10 misreads the trimming above */
     if (t->body_len == 0)
         return fail_at(p, start, "empty tag name");
     for (const char *c = s; c < e; c++)

@@ -85,7 +85,7 @@ struct nq_template_store *nq_template_store_new(const char *dir, bool strict)
     s->strict = strict;
     s->n_buckets = BUCKETS_MIN;
     s->dir = strdup(dir);
-    s->buckets = calloc(s->n_buckets, sizeof(*s->buckets));
+    s->buckets = calloc(s->n_buckets, sizeof(struct entry *));
     if (!s->dir || !s->buckets)
         return nq_template_store_free(s);
     return s;
@@ -133,7 +133,7 @@ static void maybe_grow(struct nq_template_store *s)
     size_t n = s->n_buckets * 2;
     struct entry **b;
 
-    if (s->n_entries < 2 * s->n_buckets || !(b = calloc(n, sizeof(*b))))
+    if (s->n_entries < 2 * s->n_buckets || !(b = calloc(n, sizeof(struct entry *))))
         return;
     for (size_t i = 0; i < s->n_buckets; i++) {
         for (struct entry *e = s->buckets[i], *next; e; e = next) {

@@ -282,6 +282,8 @@ static struct nq_transfer_smtp_step *step_add(struct nq_xfer *x, const char *cmd
         x->steps_cap = cap;
     }
     st = &x->steps[x->n_steps];
+    /* steps is allocated once steps_cap > 0 (n_steps < steps_cap here). */
+    /* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
     memset(st, 0, sizeof(*st));
     (void) snprintf(st->cmd, sizeof(st->cmd), "%s", cmd);
     if (arg && !(st->arg = strndup(arg, arg_len)))

@@ -103,8 +103,8 @@ enum nq_transfer_error {
 
 struct nq_transfer_smtp_step {
     char cmd[12];
-    char *arg;  /* MAIL, RCPT: the address, without <>; else NULL (AUTH is never kept) */
     int code;   /* the reply's code; 0: none came (the connection dropped) */
+    char *arg;  /* MAIL, RCPT: the address, without <>; else NULL (AUTH is never kept) */
     char *text; /* the reply's last line after the code, cut; "" when none */
 };
 

@@ -519,7 +519,7 @@ static void work_failed(struct worker *w, const struct wcall *c, int r)
             w->orphans = true;
         return;
     }
-    if (r != -EAGAIN && n == 1 && ++j->send_failures >= NQ_WORKER_FINISH_TRIES) {
+    if (r != -EAGAIN && n == 1 && j && ++j->send_failures >= NQ_WORKER_FINISH_TRIES) {
         nq_log_errno(LOG_ERR, r,
                      "job %s: finish failed %u times: %m; dropped, the stalled "
                      "check will requeue it",
@@ -689,12 +689,14 @@ static bool send_work(struct worker *w)
 
     if (!c || (w->calls_in_flight && !overlap))
         return false;
+    /* cppcheck-suppress knownConditionTrueFalse ; cppcheck 2.10 takes p->n as 0 */
     if (w->isolate && n_fin > 1)
         n_fin = 1;
     if (overlap && fetch > half_window(w))
         fetch = half_window(w);
     if (fetch > NQ_STORE_BATCH_MAX)
         fetch = NQ_STORE_BATCH_MAX;
+    /* cppcheck-suppress knownConditionTrueFalse ; as above */
     if (n_fin == 0 && fetch == 0)
         return false;
     if (w->calls_in_flight && n_fin + fetch < half_window(w))

@@ -70,7 +70,7 @@ static void on_lock_timer(evutil_socket_t fd, short what, void *arg)
     (void) what;
     if (!w->connected || w->extend_in_flight || n == 0)
         return;
-    jobs = calloc(n, sizeof(*jobs));
+    jobs = calloc(n, sizeof(struct nq_job *));
     if (!jobs) {
         nq_log(LOG_ERR, "renewing locks: out of memory, trying again later");
         return;

@@ -386,6 +386,7 @@ static int admin_call(struct nq_admin *a, const char *cmd, int argc, char **argv
     int r = -EINVAL;
 
 #define IS(name, nargs) (strcmp(cmd, name) == 0 && argc == (nargs))
+    /* cppcheck-suppress redundantInitialization ; the last else reads r's first value */
     if (IS("counts", 0) && (r = nq_admin_counts(a, &c, err)) == 0)
         printf("waiting=%" PRIu64 " active=%" PRIu64 " prioritized=%" PRIu64 " delayed=%" PRIu64
                " completed=%" PRIu64 " failed=%" PRIu64 " paused=%d\n",
@@ -397,6 +398,7 @@ static int admin_call(struct nq_admin *a, const char *cmd, int argc, char **argv
     else if (IS("retry", 1))
         r = nq_admin_retry(a, argv[0], err);
     else if (IS("retry-all", 1) && (r = nq_admin_retry_all(a, argv[0], &n, err)) == 0)
+        /* NOLINTNEXTLINE(bugprone-branch-clone): each command prints its count */
         printf("%" PRIu64 "\n", n);
     else if (IS("promote", 1))
         r = nq_admin_promote(a, argv[0], err);

@@ -1202,8 +1202,8 @@ static int check_man(const struct nq_config_key *k, struct docs *d)
         note(d, "\n  notifyq.yaml.5 lacks a .TP item for %s", k->path);
         return 0;
     }
-    for (i++; i < d->n_man && strncmp(d->man_lines[i], ".TP", 3) &&
-              strncmp(d->man_lines[i], ".S", 2);
+    for (i++; i < d->n_man && strncmp(d->man_lines[i], ".TP", 3) != 0 &&
+              strncmp(d->man_lines[i], ".S", 2) != 0;
          i++) {
         strip_roff(d->man_lines[i], line, sizeof(line));
         strncat(text, line[0] == '.' ? strchr(line, ' ') ? strchr(line, ' ') : "" : line,

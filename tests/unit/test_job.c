@@ -7,7 +7,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -587,6 +589,7 @@ static void counts_reply(void **state)
     ints[8].integer = -1;
     assert_int_equal(nq_reply_counts(&arr, &untouched), -EPROTO);
     assert_int_equal(untouched.failed, 77);
+    /* cppcheck-suppress [redundantAssignment,unreadVariable] ; arr reads it */
     ints[8].integer = 0;
     arr.elements = 8;
     assert_int_equal(nq_reply_counts(&arr, &untouched), -EPROTO);

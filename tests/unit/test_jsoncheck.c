@@ -577,6 +577,7 @@ static void mutate(struct doc *d)
 }
 
 static const char *const tricky[] = {
+    /* NOLINTNEXTLINE(bugprone-suspicious-missing-comma): one JSON text over three lines */
     "{\"to\":\"user42@tenant42.example.com\",\"subject\":\"Payment received\",\"message\":"
     "\"Hello user 42, this is notification number 42. Please do not reply to this automated "
     "message.\",\"tenantId\":\"tenant-42\",\"notificationId\":\"ntf-00000042\"}",

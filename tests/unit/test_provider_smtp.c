@@ -81,7 +81,7 @@ static void reply_classes_follow_the_table(void **state)
 
 #define STEP(cmd, arg, code, text)                                                                 \
     {                                                                                              \
-        cmd, (char *) (arg), code, (char *) (text)                                                 \
+        cmd, code, (char *) (arg), (char *) (text)                                                 \
     }
 
 static const struct nq_transfer_smtp_step greeting_to_rcpt[] = {
@@ -370,7 +370,7 @@ static void the_message_is_exact_bytes_without_bcc(void **state)
     assert_int_equal(n, strlen("=_notifyq_") + 16);
     (void) snprintf(boundary, sizeof(boundary), "%.*s", (int) n, b);
     {
-        char *expect = calloc(1, sizeof(want) + 8 * 16), *p;
+        char *expect = calloc(1, sizeof(want) + (size_t) 8 * 16), *p;
 
         memcpy(expect, want, sizeof(want));
         while ((p = strstr(expect, "=_notifyq_BOUNDARY"))) {

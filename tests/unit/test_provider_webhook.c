@@ -111,7 +111,7 @@ static void build_makes_the_exact_envelope_and_a_verifiable_signature(void **sta
     n = snprintf(signed_bytes, sizeof(signed_bytes), "%s.1700000000.%s", id, req.body);
     assert_non_null(HMAC(EVP_sha256(), w.key, (int) w.key_len, (unsigned char *) signed_bytes,
                          (size_t) n, mac, &mac_len));
-    memcpy(want, "v1,", 3);
+    strcpy(want, "v1,");
     EVP_EncodeBlock((unsigned char *) want + 3, mac, (int) mac_len);
     assert_string_equal(header(&req, "webhook-signature"), want);
     nq_http_request_done(&req);

@@ -8,7 +8,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
+
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
 #include <string.h>

@@ -249,6 +249,7 @@ static void missing_variables_empty_unless_strict(void **state)
     free(out);
     out = render("{{a}}\n{{b}}", "{\"a\":1}", true, true, &err, &r);
     assert_int_equal(r, -EINVAL);
+    assert_null(out);
     assert_string_equal(nq_err_str(&err), "t.mustache:2:1: missing variable 'b'");
 }
 
