@@ -2,8 +2,8 @@
 /*
  * notifyqd: parses the command line, loads the configuration, and hands the
  * supervisor the children's entry functions. This is the one file that knows
- * both the supervisor and the worker, so the master cannot reach Redis or a
- * database by accident (ARCHITECTURE.md).
+ * both the supervisor and the children (worker, admin), so the master cannot
+ * reach Redis or a database by accident (ARCHITECTURE.md).
  * See: man/notifyqd.8.
  */
 #include "config.h"
@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "admin/admin.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "config/config.h"
@@ -63,9 +64,6 @@ static void warn_unused(const struct nq_config *cfg, warn_fn warn)
         warn(cfg->path, "postgres",
              "configured but not used yet: the delivery log is not implemented, nothing is "
              "written to PostgreSQL");
-    if (cfg->http.enabled)
-        warn(cfg->path, "http",
-             "configured but not used yet: the admin API is not implemented, nothing listens");
     if (cfg->n_tenants)
         warn(cfg->path, "tenants",
              "configured but not used yet: per-tenant rate limits are not applied");
@@ -95,6 +93,7 @@ int main(int argc, char **argv)
     struct nq_supervisor_opts opts = {
         .config_path = NQ_DEFAULT_CONFIG_PATH,
         .worker_main = nq_worker_main,
+        .http_main = nq_api_main,
     };
     struct nq_config *cfg = NULL;
     struct nq_err err = { "" };

@@ -45,6 +45,7 @@ static const char *const frame_types[] = {
     [NQ_FRAME_COMMAND] = "cmd",
     [NQ_FRAME_RECOVERED] = "recovered",
     [NQ_FRAME_RECYCLE] = "recycle",
+    [NQ_FRAME_SNAPSHOT] = "snapshot",
 };
 
 /* Fast jobs matter most: a provider call takes 10 ms to seconds. */
@@ -214,6 +215,12 @@ int nq_frame_encode(const struct nq_frame *f, char *buf, size_t size)
     case NQ_FRAME_RECYCLE:
         o = json_pack("{s:i, s:s, s:s}", "v", NQ_FRAME_VERSION, "t", "recycle", "reason",
                       f->reason);
+        break;
+    case NQ_FRAME_SNAPSHOT:
+        if (!json_is_object(f->snapshot))
+            return -EINVAL;
+        o = json_pack("{s:i, s:s, s:O}", "v", NQ_FRAME_VERSION, "t", "snapshot", "data",
+                      f->snapshot);
         break;
     default:
         return -EINVAL;
@@ -448,6 +455,13 @@ int nq_frame_decode(const void *buf, size_t len, struct nq_frame *ret, struct nq
         break;
     case NQ_FRAME_RECYCLE:
         r = get_string(o, "reason", false, f.reason, sizeof(f.reason), err);
+        break;
+    case NQ_FRAME_SNAPSHOT:
+        v = json_object_get(o, "data");
+        if (!json_is_object(v))
+            r = nq_err_set(err, -EINVAL, "frame: \"data\" must be an object");
+        else
+            f.snapshot = json_incref(v);
         break;
     }
     if (r < 0)

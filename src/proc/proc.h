@@ -55,6 +55,13 @@
  * master starts its replacement and drains it once the replacement reported.
  *   "reason"     free text for the log ("finished 1000 jobs (max_jobs)")
  *
+ * Down (master -> child), "t":"snapshot", once a second to the http child:
+ *   "data"       object, the master's aggregated view: {"status": what
+ *                `notifyqctl status --json` shows (queues, their workers,
+ *                health verdicts), "metrics": what `notifyqctl metrics
+ *                --json` shows (counters, timings)}. The codec checks only
+ *                that it is an object; the http child reads it as untrusted.
+ *
  * Down (master -> child), "t":"cmd":
  *   "cmd"        "drain"|"pause"|"resume"|"stop"|"recover"
  *     drain: stop fetching, finish in-flight jobs within drain_timeout, exit 0
@@ -88,6 +95,7 @@ enum nq_frame_type {
     NQ_FRAME_COMMAND,
     NQ_FRAME_RECOVERED,
     NQ_FRAME_RECYCLE,
+    NQ_FRAME_SNAPSHOT,
 };
 
 /* What a worker says it is doing. */
@@ -166,8 +174,13 @@ struct nq_frame_recover {
     char signal[NQ_FRAME_SIGNAL_MAX]; /* "" when it was not killed by a signal */
 };
 
+struct json_t;
+
 struct nq_frame {
     enum nq_frame_type type;
+    /* NQ_FRAME_SNAPSHOT's "data": borrowed when encoding; a new reference
+     * the receiver owns (json_decref) after decoding. */
+    struct json_t *snapshot;
     union {
         struct nq_frame_metrics metrics; /* NQ_FRAME_METRICS */
         enum nq_command command;         /* NQ_FRAME_COMMAND */
@@ -215,8 +228,9 @@ const char *nq_redis_state_name(enum nq_redis_state s);
 struct event_base;
 struct nq_channel;
 
-/* cmd is a NQ_FRAME_COMMAND frame (recover carries its prefix), borrowed
- * for the call. */
+/* cmd is a NQ_FRAME_COMMAND frame (recover carries its prefix) or a
+ * NQ_FRAME_SNAPSHOT frame, borrowed for the call (the channel drops the
+ * snapshot's reference afterwards: json_incref to keep it). */
 typedef void (*nq_channel_command_fn)(const struct nq_frame *cmd, void *userdata);
 typedef void (*nq_channel_eof_fn)(void *userdata);
 
@@ -266,7 +280,7 @@ struct nq_queue_cfg;
 
 struct nq_child_ctx {
     const struct nq_config *cfg;      /* the generation this child was forked with */
-    const struct nq_queue_cfg *queue; /* the queue a worker serves */
+    const struct nq_queue_cfg *queue; /* the queue a worker serves; NULL: the http child */
     unsigned slot;                    /* 0 .. queue->processes - 1 */
     unsigned generation;              /* the master's config generation */
     uint64_t incarnation;             /* unique among the master's children, never reused */

@@ -298,13 +298,43 @@ static json_t *queues_json(const struct nq_master *m,
     return a;
 }
 
+const struct nq_slot *nq_master_http_slot(const struct nq_master *m)
+{
+    const struct nq_generation *g = m->current;
+
+    for (size_t i = 0; i < g->n_slots; i++)
+        if (g->slots[i]->q->is_http)
+            return g->slots[i];
+    return NULL;
+}
+
+/* The http child, shown like a worker plus its restarts; null when the
+ * config has no http section. */
+static json_t *http_json(const struct nq_master *m)
+{
+    const struct nq_slot *s = nq_master_http_slot(m);
+    json_t *o;
+
+    if (!s)
+        return json_null();
+    o = worker_json(s, nq_mono_ms());
+    if (o && json_object_set_new(o, "restarts", json_integer((json_int_t) m->http->restarts)) < 0)
+        o = (json_decref(o), NULL);
+    return o;
+}
+
 json_t *nq_status_json(const struct nq_master *m)
 {
-    return json_pack("{s:b, s:s, s:I, s:I, s:s, s:I, s:o}", "ok", 1, "version", PACKAGE_VERSION,
-                     "pid", (json_int_t) getpid(), "uptime_s",
+    return json_pack("{s:b, s:s, s:I, s:I, s:s, s:I, s:o, s:o}", "ok", 1, "version",
+                     PACKAGE_VERSION, "pid", (json_int_t) getpid(), "uptime_s",
                      (json_int_t) ((nq_mono_ms() - m->started_ms) / 1000), "state",
                      nq_master_state_name(m), "generation", (json_int_t) m->current->number,
-                     "queues", queues_json(m, queue_json));
+                     "queues", queues_json(m, queue_json), "http", http_json(m));
+}
+
+json_t *nq_snapshot_json(const struct nq_master *m)
+{
+    return json_pack("{s:o, s:o}", "status", nq_status_json(m), "metrics", nq_metrics_json(m));
 }
 
 json_t *nq_metrics_json(const struct nq_master *m)

@@ -219,6 +219,8 @@ static void on_command(const struct nq_frame *f, void *userdata)
 {
     struct worker *w = userdata;
 
+    if (f->type != NQ_FRAME_COMMAND)
+        return; /* snapshots are for the http child */
     switch (f->command) {
     case NQ_CMD_DRAIN:
         drain(w, "drain requested", false);

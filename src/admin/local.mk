@@ -1,0 +1,4 @@
+# SPDX-License-Identifier: MIT
+src_libnq_a_SOURCES += \
+	src/admin/admin.h src/admin/internal.h \
+	src/admin/http.c src/admin/server.c src/admin/routes.c src/admin/metrics.c
