@@ -746,10 +746,11 @@ static const struct cfg_enum http_role_enums[] = {
     { NULL, 0 },
 };
 
+/* role first: a bad role is reported before an unreadable file. */
 static const struct cfg_row http_token_rows[] = {
-    { "file", CFG_SECRET_FILE, CFG_REQUIRED, .offset = offsetof(struct nq_http_token, secret) },
     { "role", CFG_ENUM, CFG_REQUIRED, .offset = offsetof(struct nq_http_token, role),
       .enums = http_role_enums },
+    { "file", CFG_SECRET_FILE, CFG_REQUIRED, .offset = offsetof(struct nq_http_token, secret) },
 };
 static const struct cfg_table http_token_table = { ROWS(http_token_rows) };
 static const struct cfg_named http_token_item = { .item_size = sizeof(struct nq_http_token) };

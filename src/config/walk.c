@@ -1750,9 +1750,9 @@ static int foreach_rows(struct key_walk *w, const struct cfg_table *t, size_t le
         if (ret == 0 && r->type == CFG_NAMED)
             ret = foreach_rows(w, r->sub, n + (size_t) snprintf(w->path + n,
                                                                 sizeof(w->path) - n, ".*"));
+        /* A list's items' keys: "http.tokens.role" for each item's role. */
         if (ret == 0 && r->type == CFG_LIST)
-            ret = foreach_rows(w, r->sub, n + (size_t) snprintf(w->path + n,
-                                                                sizeof(w->path) - n, "[]"));
+            ret = foreach_rows(w, r->sub, n);
         w->path[len] = '\0';
         if (ret)
             return ret;
