@@ -158,7 +158,14 @@ static void per_queue(FILE *f, json_t *queues)
     }
 }
 
-/* One sample per child process: the workers of each queue, and this one. */
+static void rss_sample(FILE *f, const char *child, json_int_t kib)
+{
+    fprintf(f, "notifyq_process_resident_memory_bytes{child=\"");
+    put_label(f, child);
+    fprintf(f, "\"} %lld\n", (long long) kib * 1024);
+}
+
+/* One sample per child process ("email/0", "http"), as each last reported. */
 static void children(FILE *f, json_t *status)
 {
     json_t *q, *w, *h = json_object_get(status, "http");
@@ -166,19 +173,18 @@ static void children(FILE *f, json_t *status)
 
     family(f, "notifyq_process_resident_memory_bytes", "gauge",
            "Resident memory of each child process, as it last reported it.");
-    json_array_foreach (json_object_get(status, "queues"), i, q)
-        json_array_foreach (json_object_get(q, "workers"), k, w) {
-            char slot[32];
+    json_array_foreach(json_object_get(status, "queues"), i, q)
+        json_array_foreach(json_object_get(q, "workers"), k, w) {
+            char child[300];
 
             if (!json_is_integer(json_object_get(w, "pid")))
                 continue;
-            (void) snprintf(slot, sizeof(slot), "%lld", (long long) jint(w, "slot"));
-            sample(f, "notifyq_process_resident_memory_bytes", jstr(q, "name"), "slot", slot,
-                   jint(w, "rss_kib") * 1024);
+            (void) snprintf(child, sizeof(child), "%s/%lld", jstr(q, "name"),
+                            (long long) jint(w, "slot"));
+            rss_sample(f, child, jint(w, "rss_kib"));
         }
     if (json_is_object(h) && json_is_integer(json_object_get(h, "pid")))
-        sample(f, "notifyq_process_resident_memory_bytes", "", "slot", "http",
-               jint(h, "rss_kib") * 1024);
+        rss_sample(f, "http", jint(h, "rss_kib"));
     if (json_is_object(h)) {
         family(f, "notifyq_http_restarts_total", "counter",
                "Unrequested exits of the http child that were restarted.");

@@ -489,7 +489,8 @@ void api_jobs_add(struct api *a, const struct api_req *rq, struct api_reply *rep
         return;
     rc = nq_admin_add(r, json_string_value(name), data, &opts, &id, &st, &err);
     if (rc < 0) {
-        store_failed(a, i, rc, &err, rep, key ? "Idempotency-Key" : "opts");
+        store_failed(a, i, rc, &err, rep,
+                     key ? "Idempotency-Key" : opts.job_id ? "opts.jobId" : "opts");
         return;
     }
     api_json(rep, st == NQ_ADD_ADDED ? 201 : 200,
