@@ -58,6 +58,7 @@ static void send_metrics(struct api *a)
         .uptime_ms = api_mono_ms() - a->started_ms,
         .state = a->state,
         .rss_kib = rss_kib(),
+        .cpu_ms = nq_proc_cpu_ms(),
     };
     int r;
 

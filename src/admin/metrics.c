@@ -59,19 +59,29 @@ static void sample(FILE *f, const char *name, const char *queue, const char *ext
     fprintf(f, "\"} %lld\n", (long long) v);
 }
 
+/* Outcomes are disjoint: the master's "retried" counts every retry, and
+ * "delayed" those of them that went to the delayed set, so retried here is
+ * the difference (straight back to wait). */
 static void finished(FILE *f, json_t *queues)
 {
-    static const char *const outcomes[] = { "completed", "failed", "retried" };
     json_t *q;
     size_t i;
 
     family(f, "notifyq_jobs_finished_total", "counter",
-           "Job attempts that ended since the master started, by outcome (retried: back to "
-           "wait or delayed for another attempt, or for a rate limit).");
-    json_array_foreach (queues, i, q)
-        for (size_t k = 0; k < NQ_ELEMENTSOF(outcomes); k++)
-            sample(f, "notifyq_jobs_finished_total", jstr(q, "name"), "outcome", outcomes[k],
-                   jint(json_object_get(q, "counters"), outcomes[k]));
+           "Job attempts that ended since the master started, by outcome: completed, failed, "
+           "retried (back to wait at once), delayed (a backoff or a rate limit).");
+    json_array_foreach (queues, i, q) {
+        json_t *c = json_object_get(q, "counters");
+        const char *name = jstr(q, "name");
+        json_int_t retried = jint(c, "retried"), delayed = jint(c, "delayed");
+
+        sample(f, "notifyq_jobs_finished_total", name, "outcome", "completed",
+               jint(c, "completed"));
+        sample(f, "notifyq_jobs_finished_total", name, "outcome", "failed", jint(c, "failed"));
+        sample(f, "notifyq_jobs_finished_total", name, "outcome", "retried",
+               retried > delayed ? retried - delayed : 0);
+        sample(f, "notifyq_jobs_finished_total", name, "outcome", "delayed", delayed);
+    }
     family(f, "notifyq_jobs_fetched_total", "counter",
            "Jobs the workers took from the queue since the master started.");
     json_array_foreach (queues, i, q)
@@ -158,33 +168,47 @@ static void per_queue(FILE *f, json_t *queues)
     }
 }
 
-static void rss_sample(FILE *f, const char *child, json_int_t kib)
+/* child="email/0": one line of a per-child family. */
+static void child_sample(FILE *f, const char *family_name, const char *child, double v,
+                         int decimals)
 {
-    fprintf(f, "notifyq_process_resident_memory_bytes{child=\"");
+    fprintf(f, "%s{child=\"", family_name);
     put_label(f, child);
-    fprintf(f, "\"} %lld\n", (long long) kib * 1024);
+    fprintf(f, "\"} %.*f\n", decimals, v);
 }
 
-/* One sample per child process ("email/0", "http"), as each last reported. */
-static void children(FILE *f, json_t *status)
+/* Each live child's key ("rss_kib", "cpu_ms"), times scale, as one family. */
+static void per_child(FILE *f, json_t *status, const char *name, const char *key, double scale,
+                      int decimals)
 {
     json_t *q, *w, *h = json_object_get(status, "http");
     size_t i, k;
 
-    family(f, "notifyq_process_resident_memory_bytes", "gauge",
-           "Resident memory of each child process, as it last reported it.");
-    json_array_foreach(json_object_get(status, "queues"), i, q)
-        json_array_foreach(json_object_get(q, "workers"), k, w) {
+    json_array_foreach (json_object_get(status, "queues"), i, q)
+        json_array_foreach (json_object_get(q, "workers"), k, w) {
             char child[300];
 
             if (!json_is_integer(json_object_get(w, "pid")))
                 continue;
             (void) snprintf(child, sizeof(child), "%s/%lld", jstr(q, "name"),
                             (long long) jint(w, "slot"));
-            rss_sample(f, child, jint(w, "rss_kib"));
+            child_sample(f, name, child, (double) jint(w, key) * scale, decimals);
         }
     if (json_is_object(h) && json_is_integer(json_object_get(h, "pid")))
-        rss_sample(f, "http", jint(h, "rss_kib"));
+        child_sample(f, name, "http", (double) jint(h, key) * scale, decimals);
+}
+
+/* Per child process ("email/0", "http"), as each last reported. */
+static void children(FILE *f, json_t *status)
+{
+    json_t *h = json_object_get(status, "http");
+
+    family(f, "notifyq_process_resident_memory_bytes", "gauge",
+           "Resident memory of each child process, as it last reported it.");
+    per_child(f, status, "notifyq_process_resident_memory_bytes", "rss_kib", 1024, 0);
+    family(f, "notifyq_process_cpu_seconds_total", "counter",
+           "CPU time (user and system) of each child process, as it last reported it.");
+    per_child(f, status, "notifyq_process_cpu_seconds_total", "cpu_ms", 0.001, 3);
     if (json_is_object(h)) {
         family(f, "notifyq_http_restarts_total", "counter",
                "Unrequested exits of the http child that were restarted.");

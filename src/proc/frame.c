@@ -172,6 +172,12 @@ static json_t *metrics_to_json(const struct nq_frame_metrics *m)
                   "failed", (json_int_t) m->counters.failed, "retried",
                   (json_int_t) m->counters.retried, "in_flight", (json_int_t) m->in_flight,
                   "rss_kib", (json_int_t) m->rss_kib);
+    if (o && (json_object_set_new(o, "delayed", json_integer((json_int_t) m->counters.delayed)) <
+                  0 ||
+              json_object_set_new(o, "cpu_ms", json_integer((json_int_t) m->cpu_ms)) < 0)) {
+        json_decref(o);
+        return NULL;
+    }
     if (o && m->note[0] && json_object_set_new(o, "note", json_string(m->note)) < 0) {
         json_decref(o);
         return NULL;
@@ -379,6 +385,12 @@ static int decode_metrics(json_t *o, struct nq_frame_metrics *m, struct nq_err *
         if (r < 0)
             return r;
     }
+    /* Optional: frames of older writers lack them. */
+    if (json_object_get(o, "delayed") &&
+        (r = get_uint(o, "delayed", INT64_MAX, &m->counters.delayed, err)) < 0)
+        return r;
+    if (json_object_get(o, "cpu_ms") && (r = get_uint(o, "cpu_ms", INT64_MAX, &m->cpu_ms, err)) < 0)
+        return r;
     r = get_enum(o, "state", worker_state_names, NQ_ELEMENTSOF(worker_state_names), &state, err);
     if (r < 0)
         return r;

@@ -29,6 +29,10 @@
  *   "fetched", "completed", "failed", "retried"
  *                integers >= 0, totals of this incarnation (they never go down
  *                while it lives; the master keeps them when it dies)
+ *   "delayed"    optional integer >= 0: of the retried, those put in the
+ *                delayed set (a backoff, or a provider's rate limit) rather
+ *                than straight back to wait; 0 when absent
+ *   "cpu_ms"     optional integer >= 0: the process's CPU time, user + system
  *   "in_flight"  integer >= 0
  *   "rss_kib"    integer >= 0
  *   "note"       optional string, free text for an operator (truncated to
@@ -128,6 +132,7 @@ struct nq_counters {
     uint64_t completed;
     uint64_t failed;
     uint64_t retried;
+    uint64_t delayed; /* of retried: to the delayed set (backoff, rate limit) */
 };
 
 /* Processing-time histogram: bucket i counts jobs that took at most
@@ -159,6 +164,7 @@ struct nq_frame_metrics {
     struct nq_counters counters;
     uint64_t in_flight;
     uint64_t rss_kib;
+    uint64_t cpu_ms;              /* 0 when absent */
     char note[NQ_FRAME_NOTE_MAX]; /* "" when absent */
     enum nq_redis_state redis;    /* NQ_REDIS_NONE when absent */
     struct nq_timing timing;      /* zero when absent */
@@ -309,6 +315,9 @@ void nq_child_unblock_signals(const struct nq_child_ctx *ctx);
  * start of another. Returns the length, or -ENOBUFS when size is too small. */
 int nq_token_prefix(char *buf, size_t size, const char *hostname, pid_t pid,
                     uint64_t incarnation) NQ_MUSTCHECK;
+
+/* The calling process's CPU time so far (user + system), for "cpu_ms". */
+uint64_t nq_proc_cpu_ms(void);
 
 /* Saves where main()'s argv (and the environment after it) lies, so children
  * can overwrite it with their title. Call first thing in main(); moves the

@@ -114,6 +114,7 @@ struct nq_counters nq_qstate_totals(const struct nq_master *m, const struct nq_q
         t.completed += s->metrics.counters.completed;
         t.failed += s->metrics.counters.failed;
         t.retried += s->metrics.counters.retried;
+        t.delayed += s->metrics.counters.delayed;
     }
     return t;
 }

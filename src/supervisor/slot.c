@@ -383,6 +383,7 @@ static void record_exit(struct nq_slot *s)
     p->completed += s->metrics.counters.completed;
     p->failed += s->metrics.counters.failed;
     p->retried += s->metrics.counters.retried;
+    p->delayed += s->metrics.counters.delayed;
     nq_timing_merge(&s->q->past_timing, &s->metrics.timing);
     nq_recovery_add(s);
     memset(&s->metrics, 0, sizeof(s->metrics));

@@ -145,6 +145,7 @@ struct nq_counters nq_qstate_recent(const struct nq_master *m, const struct nq_q
         .completed = now.completed - then.completed,
         .failed = now.failed - then.failed,
         .retried = now.retried - then.retried,
+        .delayed = now.delayed - then.delayed,
     };
 }
 
@@ -158,9 +159,9 @@ static json_t *counters_json(struct nq_counters c, bool with_fetched)
     if (!with_fetched)
         return json_pack("{s:I, s:I, s:I}", "completed", (json_int_t) c.completed, "failed",
                          (json_int_t) c.failed, "retried", (json_int_t) c.retried);
-    return json_pack("{s:I, s:I, s:I, s:I}", "fetched", (json_int_t) c.fetched, "completed",
-                     (json_int_t) c.completed, "failed", (json_int_t) c.failed, "retried",
-                     (json_int_t) c.retried);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "fetched", (json_int_t) c.fetched,
+                     "completed", (json_int_t) c.completed, "failed", (json_int_t) c.failed,
+                     "retried", (json_int_t) c.retried, "delayed", (json_int_t) c.delayed);
 }
 
 /* The queue's job counts in Redis as its workers last read them; null
@@ -214,12 +215,13 @@ static json_t *worker_json(const struct nq_slot *s, uint64_t now)
 {
     const char *redis = s->pid ? nq_redis_state_name(s->metrics.redis) : NULL;
 
-    return json_pack("{s:I, s:o, s:I, s:I, s:s, s:o, s:s, s:I, s:b, s:I, s:o}", "slot",
+    return json_pack("{s:I, s:o, s:I, s:I, s:s, s:o, s:s, s:I, s:I, s:b, s:I, s:o}", "slot",
                      (json_int_t) s->index, "pid", s->pid ? json_integer(s->pid) : json_null(),
                      "uptime_s", (json_int_t) (s->pid ? (now - s->started_ms) / 1000 : 0),
                      "in_flight", (json_int_t) s->metrics.in_flight, "state", slot_state_name(s),
                      "last_exit", last_exit_json(s), "note", s->metrics.note, "rss_kib",
-                     (json_int_t) s->metrics.rss_kib, "crash_looping", nq_slot_crash_looping(s),
+                     (json_int_t) s->metrics.rss_kib, "cpu_ms", (json_int_t) s->metrics.cpu_ms,
+                     "crash_looping", nq_slot_crash_looping(s),
                      "generation", (json_int_t) (s->gen ? s->gen->number : 0), "redis",
                      redis ? json_string(redis) : json_null());
 }

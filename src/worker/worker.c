@@ -74,6 +74,7 @@ static void send_metrics(struct worker *w, uint64_t rss)
          * so that the master has them taken back if we leave first. */
         .in_flight = nq_jobs_in_flight(w) + (w->orphans ? 1 : 0),
         .rss_kib = rss,
+        .cpu_ms = nq_proc_cpu_ms(),
         .timing = w->timing,
         .jobs = w->jobs,
         .redis = w->redis,

@@ -475,20 +475,33 @@ def metric(text, name, **labels):
 
 def test_metrics_agree_with_redis_and_pass_promtool(daemon_factory, redis_server):
     d, api = start(daemon_factory, redis_server, http_extra="  rate_limit: {max: 0}\n")
-    n_ok, n_bad = 1000, 50
+    n_ok, n_bad, n_later, n_now = 1000, 50, 5, 3
     for i in range(n_ok):
         assert api.post("/api/v1/queues/%s/jobs" % Q, {"name": "ok%d" % i})[0] == 201
     for i in range(n_bad):
         assert api.post("/api/v1/queues/%s/jobs" % Q,
                         {"name": "bad%d" % i, "data": {"fail": "permanent"}})[0] == 201
+    # Two attempts each: the first retried after a backoff (delayed) or at
+    # once (retried), the second failed.
+    for i in range(n_later):
+        assert api.post("/api/v1/queues/%s/jobs" % Q,
+                        {"name": "later%d" % i, "data": {"fail": "retryable"},
+                         "opts": {"attempts": 2, "backoff": 50}})[0] == 201
+    for i in range(n_now):
+        assert api.post("/api/v1/queues/%s/jobs" % Q,
+                        {"name": "now%d" % i, "data": {"fail": "retryable"},
+                         "opts": {"attempts": 2, "backoff": 0}})[0] == 201
+    n_failed = n_bad + n_later + n_now
     r = redis_server.client()
 
     def settled():
         st, hdrs, text = api.get("/metrics", token=None)
-        done = metric(text, "notifyq_jobs_finished_total", queue=Q, outcome="completed")
-        failed = metric(text, "notifyq_jobs_finished_total", queue=Q, outcome="failed")
-        counted = metric(text, "notifyq_jobs", queue=Q, state="completed")
-        return (st, hdrs, text) if (done, failed, counted) == (n_ok, n_bad, n_ok) else None
+        got = [metric(text, "notifyq_jobs_finished_total", queue=Q, outcome=o)
+               for o in ("completed", "failed", "retried", "delayed")]
+        got.append(metric(text, "notifyq_jobs", queue=Q, state="completed"))
+        got.append(metric(text, "notifyq_jobs", queue=Q, state="failed"))
+        want = [n_ok, n_failed, n_now, n_later, n_ok, n_failed]
+        return (st, hdrs, text) if got == want else None
     st, hdrs, text = wait_for(settled, timeout=20, interval=0.2, what="metrics settled")
     assert st == 200
     assert hdrs["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -497,14 +510,22 @@ def test_metrics_agree_with_redis_and_pass_promtool(daemon_factory, redis_server
         "bull:%s:completed" % Q)
     assert metric(text, "notifyq_jobs", queue=Q, state="failed") == r.zcard("bull:%s:failed" % Q)
     assert metric(text, "notifyq_jobs", queue=Q, state="waiting") == r.llen("bull:%s:wait" % Q)
-    assert metric(text, "notifyq_job_duration_seconds_count", queue=Q) == n_ok + n_bad
-    assert metric(text, "notifyq_job_duration_seconds_bucket", queue=Q, le="+Inf") == n_ok + n_bad
+    attempts = n_ok + n_bad + 2 * (n_later + n_now)
+    assert metric(text, "notifyq_job_duration_seconds_count", queue=Q) == attempts
+    assert metric(text, "notifyq_job_duration_seconds_bucket", queue=Q, le="+Inf") == attempts
+    assert metric(text, "notifyq_jobs_fetched_total", queue=Q) == attempts
     assert metric(text, "notifyq_worker_restarts_total", queue=Q) == 0
     assert metric(text, "notifyq_workers", queue=Q, state="running") == 2
     assert metric(text, "notifyq_jobs_in_flight", queue="other") == 0
     http_pid = d.status()["http"]["pid"]
     assert metric(text, "notifyq_process_resident_memory_bytes", child="http") > 0
     assert metric(text, "notifyq_process_resident_memory_bytes", child="%s/0" % Q) > 0
+    assert metric(text, "notifyq_process_cpu_seconds_total", child="%s/0" % Q) > 0
+    assert metric(text, "notifyq_process_cpu_seconds_total", child="http") is not None
+    # The master's own view agrees (notifyqctl status --json).
+    c = d.queue(Q)["counters"]
+    assert (c["completed"], c["failed"], c["retried"], c["delayed"]) == (
+        n_ok, n_failed, n_later + n_now, n_later)
     assert http_pid
     promtool = shutil.which("promtool")
     if not promtool:
