@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <event2/event.h>
+
 #include "admin/admin.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -77,6 +79,57 @@ static void warn_unused(const struct nq_config *cfg, warn_fn warn)
              "not implemented yet: the queue's workers fetch nothing, its jobs wait in Redis");
     }
 }
+
+/* The http child checks a job as its queue's handler would before adding
+ * it (admin.h): one handler per queue, made on its own event base, which
+ * never runs (validation is synchronous). */
+struct checker {
+    struct event_base *base;
+    struct nq_handler *handler;
+};
+
+static void checker_free(void *p)
+{
+    struct checker *c = p;
+
+    if (!c)
+        return;
+    c->handler = nq_handler_free(c->handler);
+    if (c->base)
+        event_base_free(c->base);
+    free(c);
+}
+
+static int checker_new(const struct nq_config *cfg, const struct nq_queue_cfg *q, void **ret,
+                       struct nq_err *err)
+{
+    struct checker *c = calloc(1, sizeof(*c));
+    struct nq_handler_env env = { .cfg = cfg, .queue = q };
+    int r;
+
+    if (!c || !(c->base = env.base = event_base_new())) {
+        checker_free(c);
+        return nq_err_set(err, -ENOMEM, "out of memory");
+    }
+    r = nq_handler_new(&env, &c->handler, err);
+    if (r < 0) {
+        checker_free(c);
+        return r;
+    }
+    *ret = c;
+    return 0;
+}
+
+static int checker_check(void *p, struct nq_job *job, struct nq_err *err)
+{
+    return nq_handler_validate(((struct checker *) p)->handler, job, err);
+}
+
+static const struct nq_api_validator job_checks = {
+    .new = checker_new,
+    .check = checker_check,
+    .free = checker_free,
+};
 
 int main(int argc, char **argv)
 {
@@ -155,6 +208,7 @@ int main(int argc, char **argv)
         free(overrides);
         return 0;
     }
+    nq_api_set_validator(&job_checks);
     rc = nq_supervisor_run(cfg, &opts);
     free(overrides);
     return rc;

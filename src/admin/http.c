@@ -139,7 +139,9 @@ static int setup(struct api *a)
     (void) signal(SIGHUP, SIG_IGN);
     a->buckets = calloc(a->cfg->http.n_tokens + 1, sizeof(*a->buckets));
     a->redis = calloc(a->cfg->n_queues + 1, sizeof(*a->redis));
-    return a->buckets && a->redis ? 0 : -ENOMEM;
+    a->checkers = calloc(a->cfg->n_queues + 1, sizeof(*a->checkers));
+    a->no_checker = calloc(a->cfg->n_queues + 1, sizeof(*a->no_checker));
+    return a->buckets && a->redis && a->checkers && a->no_checker ? 0 : -ENOMEM;
 }
 
 static void done(struct api *a)
@@ -149,6 +151,8 @@ static void done(struct api *a)
     api_server_stop(a);
     api_redis_close_all(a);
     free(a->redis);
+    free(a->checkers);
+    free(a->no_checker);
     free(a->buckets);
     for (size_t i = 0; i < NQ_ELEMENTSOF(evs); i++)
         if (*evs[i]) {

@@ -51,6 +51,8 @@ struct api {
     uint64_t snapshot_ms; /* under lock: when it came */
     /* The server thread's alone: */
     struct nq_admin **redis;    /* per cfg->queues index, NULL until used */
+    void **checkers;            /* per cfg->queues index, NULL until used */
+    bool *no_checker;           /* per index: its handler checks nothing */
     struct api_bucket *buckets; /* per cfg->http.tokens index */
     uint64_t requests;          /* served, for the metrics frame */
 };
@@ -99,7 +101,7 @@ void api_jobs_list(struct api *a, const struct api_req *rq, struct api_reply *re
 void api_job_get(struct api *a, const struct api_req *rq, struct api_reply *rep);
 void api_job_delete(struct api *a, const struct api_req *rq, struct api_reply *rep);
 void api_job_retry(struct api *a, const struct api_req *rq, struct api_reply *rep);
-/* Drops every Redis connection (at exit). */
+/* Drops every Redis connection and job checker (at exit). */
 void api_redis_close_all(struct api *a);
 
 /* metrics.c */

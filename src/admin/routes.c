@@ -15,8 +15,10 @@
 
 #include <microhttpd.h>
 
+#include "admin/admin.h"
 #include "admin/internal.h"
 #include "common/cleanup.h"
+#include "common/log.h"
 #include "queue/admin.h"
 
 /* A page of GET .../jobs: BullMQ's getFailed(start, end) with end
@@ -50,10 +52,88 @@ static const char *bullmq_name(const struct nq_queue_cfg *q)
     return q->bullmq_queue ? q->bullmq_queue : q->name;
 }
 
+static const struct nq_api_validator *validator;
+
+void nq_api_set_validator(const struct nq_api_validator *v)
+{
+    validator = v;
+}
+
 void api_redis_close_all(struct api *a)
 {
     for (size_t i = 0; a->redis && i < a->cfg->n_queues; i++)
         a->redis[i] = nq_admin_free(a->redis[i]);
+    for (size_t i = 0; a->checkers && i < a->cfg->n_queues; i++)
+        if (a->checkers[i]) {
+            validator->free(a->checkers[i]);
+            a->checkers[i] = NULL;
+        }
+}
+
+/* The queue's checker, made on first use; NULL when there is none (no
+ * validator, a handler that checks nothing, or one that cannot start: its
+ * workers say why, and refuse the job when it runs). */
+static void *checker_of(struct api *a, size_t i)
+{
+    struct nq_err err = { "" };
+    int r;
+
+    if (!validator || a->no_checker[i] || a->checkers[i])
+        return a->checkers[i];
+    r = validator->new (a->cfg, &a->cfg->queues[i], &a->checkers[i], &err);
+    if (r < 0) {
+        a->checkers[i] = NULL;
+        a->no_checker[i] = true;
+        if (r != -EOPNOTSUPP)
+            nq_log(LOG_WARNING, "queue %s: jobs are not checked before they are added: %s",
+                   a->cfg->queues[i].name, nq_err_str(&err));
+    }
+    return a->checkers[i];
+}
+
+/* The field an error names: "data.to" of "data.to: required". */
+static void field_of(const char *msg, char *buf, size_t size)
+{
+    size_t n = strcspn(msg, ": ");
+
+    (void) snprintf(buf, size, "%.*s", (int) (n < size ? n : size - 1), msg);
+    if (strncmp(buf, "data", 4) != 0 && strncmp(buf, "name", 4) != 0)
+        (void) snprintf(buf, size, "data");
+}
+
+/* What the queue's workers would say of this job before running it: true
+ * when fine, false with a 400 in rep. */
+static bool check_job(struct api *a, size_t i, const char *name, const char *data,
+                      struct api_reply *rep)
+{
+    void *c = checker_of(a, i);
+    struct nq_err err = { "" };
+    struct nq_job *job;
+    char field[64];
+    int r;
+
+    if (!c)
+        return true;
+    job = nq_job_new("new", 3);
+    if (!job || nq_job_set_field(job, "name", 4, name, strlen(name)) < 0 ||
+        nq_job_set_field(job, "data", 4, data, strlen(data)) < 0 || nq_job_decode(job) < 0) {
+        nq_job_free(job);
+        api_json(rep, 500, NULL);
+        return false;
+    }
+    r = job->invalid[0] ? nq_err_set(&err, -EINVAL, "%s", job->invalid)
+                        : validator->check(c, job, &err);
+    nq_job_free(job);
+    if (r == -EINVAL) {
+        field_of(nq_err_str(&err), field, sizeof(field));
+        api_error(rep, 400, field, "%s", nq_err_str(&err));
+        return false;
+    }
+    if (r < 0) {
+        api_error(rep, 500, NULL, "checking the job: %s", nq_err_str(&err));
+        return false;
+    }
+    return true;
 }
 
 /* The queue's connection, made on first use; NULL with a 503 in rep. */
@@ -485,12 +565,14 @@ void api_jobs_add(struct api *a, const struct api_req *rq, struct api_reply *rep
         api_json(rep, 500, NULL);
         return;
     }
-    if (!(r = redis_of(a, i, rep)))
+    if (!check_job(a, i, json_string_value(name), data, rep) || !(r = redis_of(a, i, rep)))
         return;
     rc = nq_admin_add(r, json_string_value(name), data, &opts, &id, &st, &err);
     if (rc < 0) {
         store_failed(a, i, rc, &err, rep,
-                     key ? "Idempotency-Key" : opts.job_id ? "opts.jobId" : "opts");
+                     key           ? "Idempotency-Key"
+                     : opts.job_id ? "opts.jobId"
+                                   : "opts");
         return;
     }
     api_json(rep, st == NQ_ADD_ADDED ? 201 : 200,

@@ -592,3 +592,24 @@ def test_slow_client_is_timed_out(daemon_factory, redis_server):
         data = s.recv(4096)
         assert data == b"" or data.startswith(b"HTTP/1.1 4"), data
     assert api.get("/health/live", token=None)[0] == 200
+
+
+def test_a_bad_payload_is_refused_by_the_queues_handler_before_it_is_written(
+        daemon_factory, redis_server, tmp_path):
+    queues = {"mail": {"handler": "email", "processes": 1,
+                       "provider": "{type: file, spool_dir: %s}" % (tmp_path / "spool")}}
+    d, api = start(daemon_factory, redis_server, queues)
+    r = redis_server.client()
+    st, _, body = api.post("/api/v1/queues/mail/jobs", {"name": "welcome",
+                                                        "data": {"subject": "Hi", "text": "x"}})
+    assert st == 400, body
+    assert body["field"] == "data.to" and "required" in body["error"], body
+    st, _, body = api.post("/api/v1/queues/mail/jobs", {"name": "welcome", "data": {
+        "to": "not an address", "subject": "Hi", "text": "x"}})
+    assert st == 400 and body["field"].startswith("data.to"), body
+    assert r.get("bull:mail:id") is None and r.llen("bull:mail:wait") == 0
+    st, _, body = api.post("/api/v1/queues/mail/jobs", {"name": "welcome", "data": {
+        "to": "a@example.org", "subject": "Hi", "text": "hello"}})
+    assert st == 201, body
+    wait_for(lambda: job_state(api, body["id"], "mail") == "completed", timeout=10,
+             what="mail sent to the spool")
