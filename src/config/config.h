@@ -178,10 +178,10 @@ struct nq_http_cfg {
     char **token_files; /* the older form's secrets, folded into tokens */
     size_t n_token_files;
     struct nq_http_tls tls;
-    uint32_t max_body;    /* bytes a request body may have; default 1 MiB */
+    uint32_t max_body;                   /* bytes a request body may have; default 1 MiB */
     struct nq_rate_limit_cfg rate_limit; /* per token; default 100 per 1s */
-    uint64_t timeout_ms;  /* an idle or slow connection is closed after it; default 30s */
-    bool metrics_auth;    /* /metrics wants a read token too; default false */
+    uint64_t timeout_ms; /* an idle or slow connection is closed after it; default 30s */
+    bool metrics_auth;   /* /metrics wants a read token too; default false */
 };
 
 /* When notifyqctl status (and the admin API's /health) call a queue

@@ -41,10 +41,8 @@ static const char *const command_names[] = {
 };
 
 static const char *const frame_types[] = {
-    [NQ_FRAME_METRICS] = "metrics",
-    [NQ_FRAME_COMMAND] = "cmd",
-    [NQ_FRAME_RECOVERED] = "recovered",
-    [NQ_FRAME_RECYCLE] = "recycle",
+    [NQ_FRAME_METRICS] = "metrics",     [NQ_FRAME_COMMAND] = "cmd",
+    [NQ_FRAME_RECOVERED] = "recovered", [NQ_FRAME_RECYCLE] = "recycle",
     [NQ_FRAME_SNAPSHOT] = "snapshot",
 };
 
@@ -172,9 +170,9 @@ static json_t *metrics_to_json(const struct nq_frame_metrics *m)
                   "failed", (json_int_t) m->counters.failed, "retried",
                   (json_int_t) m->counters.retried, "in_flight", (json_int_t) m->in_flight,
                   "rss_kib", (json_int_t) m->rss_kib);
-    if (o && (json_object_set_new(o, "delayed", json_integer((json_int_t) m->counters.delayed)) <
-                  0 ||
-              json_object_set_new(o, "cpu_ms", json_integer((json_int_t) m->cpu_ms)) < 0)) {
+    if (o &&
+        (json_object_set_new(o, "delayed", json_integer((json_int_t) m->counters.delayed)) < 0 ||
+         json_object_set_new(o, "cpu_ms", json_integer((json_int_t) m->cpu_ms)) < 0)) {
         json_decref(o);
         return NULL;
     }

@@ -159,9 +159,9 @@ static json_t *counters_json(struct nq_counters c, bool with_fetched)
     if (!with_fetched)
         return json_pack("{s:I, s:I, s:I}", "completed", (json_int_t) c.completed, "failed",
                          (json_int_t) c.failed, "retried", (json_int_t) c.retried);
-    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "fetched", (json_int_t) c.fetched,
-                     "completed", (json_int_t) c.completed, "failed", (json_int_t) c.failed,
-                     "retried", (json_int_t) c.retried, "delayed", (json_int_t) c.delayed);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "fetched", (json_int_t) c.fetched, "completed",
+                     (json_int_t) c.completed, "failed", (json_int_t) c.failed, "retried",
+                     (json_int_t) c.retried, "delayed", (json_int_t) c.delayed);
 }
 
 /* The queue's job counts in Redis as its workers last read them; null
@@ -221,8 +221,8 @@ static json_t *worker_json(const struct nq_slot *s, uint64_t now)
                      "in_flight", (json_int_t) s->metrics.in_flight, "state", slot_state_name(s),
                      "last_exit", last_exit_json(s), "note", s->metrics.note, "rss_kib",
                      (json_int_t) s->metrics.rss_kib, "cpu_ms", (json_int_t) s->metrics.cpu_ms,
-                     "crash_looping", nq_slot_crash_looping(s),
-                     "generation", (json_int_t) (s->gen ? s->gen->number : 0), "redis",
+                     "crash_looping", nq_slot_crash_looping(s), "generation",
+                     (json_int_t) (s->gen ? s->gen->number : 0), "redis",
                      redis ? json_string(redis) : json_null());
 }
 

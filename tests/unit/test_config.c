@@ -453,7 +453,8 @@ static const struct {
     { SMTP_Q "      url: smtp://u:p@h:587\n",
       "t.yaml:6:12: queues.email.provider.url: must be smtp://HOST:PORT or smtps://HOST:PORT (no "
       "user, path or spaces)" },
-    { SMTP_Q "      url: smtp://h:0\n", "t.yaml:6:12: queues.email.provider.url: port must be 1..65535" },
+    { SMTP_Q "      url: smtp://h:0\n",
+      "t.yaml:6:12: queues.email.provider.url: port must be 1..65535" },
     { SMTP_Q "      url: smtp://h\n      username: u\n",
       "t.yaml:7:7: queues.email.provider.password_file: required with username" },
     { SMTP_Q "      url: smtp://h\n      tls: none\n      username: u\n      password: pw\n",
@@ -512,7 +513,8 @@ static const struct {
     { "state_dir: var/lib\n" MIN_QUEUE, "t.yaml:1:12: state_dir: must be an absolute path" },
     { "templates: tpl\n" MIN_QUEUE, "t.yaml:1:12: templates: must be an absolute path" },
     { "templates: {dir: tpl}\n" MIN_QUEUE, "t.yaml:1:18: templates.dir: must be an absolute path" },
-    { "templates: {strict: yes}\n" MIN_QUEUE, "t.yaml:1:21: templates.strict: must be true or false" },
+    { "templates: {strict: yes}\n" MIN_QUEUE,
+      "t.yaml:1:21: templates.strict: must be true or false" },
     { "templates: {dri: /x}\n" MIN_QUEUE, "t.yaml:1:13: templates.dri: unknown key" },
     { "templates: [/x]\n" MIN_QUEUE, "t.yaml:1:12: templates: must be a mapping, not a list" },
     { "redis: {prefix: ''}\n" MIN_QUEUE, "t.yaml:1:17: redis.prefix: must not be empty" },
@@ -524,7 +526,8 @@ static const struct {
     { "http:\n  listen: '[::1]:0'\n  token_files: [/x]\n" MIN_QUEUE,
       "t.yaml:2:11: http.listen: port must be 1..65535" },
     { "http:\n  tokens: []\n" MIN_QUEUE, "t.yaml:2:11: http.tokens: must list at least one item" },
-    { "http:\n  tokens: [/x]\n" MIN_QUEUE, "t.yaml:2:12: http.tokens[0]: must be a mapping, not a scalar" },
+    { "http:\n  tokens: [/x]\n" MIN_QUEUE,
+      "t.yaml:2:12: http.tokens[0]: must be a mapping, not a scalar" },
     { "http:\n  tokens: [{file: /x, role: root}]\n" MIN_QUEUE,
       "t.yaml:2:29: http.tokens[0].role: must be one of read, admin" },
     { "http:\n  tokens: [{file: x, role: read}]\n" MIN_QUEUE,
@@ -865,10 +868,11 @@ static void secrets_come_from_files(void **state)
     assert_int_equal(cfg->http.timeout_ms, 30000);
     assert_false(cfg->http.metrics_auth);
     (void) nq_config_free(cfg);
-    (void) snprintf(yaml, sizeof(yaml),
-                    "http:\n  tokens:\n    - {file: %s, role: admin}\n    - {file: %s, role: read}\n"
-                    "  token_files: [%s]\n" MIN_QUEUE,
-                    tok1, tok2, tok2);
+    (void) snprintf(
+        yaml, sizeof(yaml),
+        "http:\n  tokens:\n    - {file: %s, role: admin}\n    - {file: %s, role: read}\n"
+        "  token_files: [%s]\n" MIN_QUEUE,
+        tok1, tok2, tok2);
     cfg = parse_ok(yaml, no_overrides, 0);
     assert_int_equal(cfg->http.n_tokens, 3);
     assert_string_equal(cfg->http.tokens[0].secret, "token-one");

@@ -93,8 +93,8 @@ static void snapshots_round_trip_and_must_be_objects(void **state)
         "{\"v\":1,\"t\":\"snapshot\",\"data\":[1]}",
         "{\"v\":1,\"t\":\"snapshot\",\"data\":\"x\"}",
     };
-    json_t *data = json_pack("{s:{s:[{s:s, s:i}]}, s:{}}", "status", "queues", "name",
-                             "email", "restarts", 3, "metrics");
+    json_t *data = json_pack("{s:{s:[{s:s, s:i}]}, s:{}}", "status", "queues", "name", "email",
+                             "restarts", 3, "metrics");
     struct nq_frame f = { .type = NQ_FRAME_SNAPSHOT, .snapshot = data }, g = { 0 };
     struct nq_err err = { "" };
     char buf[512];
