@@ -8,8 +8,10 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,17 +29,25 @@ uint64_t api_mono_ms(void)
     return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
 
+/* /proc/self/statm: "size resident ...", in pages. */
 static uint64_t rss_kib(void)
 {
-    unsigned long size, resident;
+    char line[128], *p, *end;
     FILE *f = fopen("/proc/self/statm", "re");
-    int n;
+    unsigned long long resident;
+    bool ok;
 
     if (!f)
         return 0;
-    n = fscanf(f, "%lu %lu", &size, &resident);
+    ok = fgets(line, sizeof(line), f) != NULL;
     (void) fclose(f);
-    return n == 2 ? (uint64_t) resident * (uint64_t) sysconf(_SC_PAGESIZE) / 1024 : 0;
+    if (!ok || !(p = strchr(line, ' ')))
+        return 0;
+    errno = 0;
+    resident = strtoull(p + 1, &end, 10);
+    if (errno || end == p + 1)
+        return 0;
+    return (uint64_t) resident * (uint64_t) sysconf(_SC_PAGESIZE) / 1024;
 }
 
 json_t *api_snapshot_get(struct api *a)
@@ -138,27 +148,30 @@ static int setup(struct api *a)
     (void) signal(SIGINT, SIG_IGN);
     (void) signal(SIGHUP, SIG_IGN);
     a->buckets = calloc(a->cfg->http.n_tokens + 1, sizeof(*a->buckets));
-    a->redis = calloc(a->cfg->n_queues + 1, sizeof(*a->redis));
-    a->checkers = calloc(a->cfg->n_queues + 1, sizeof(*a->checkers));
+    a->redis = calloc(a->cfg->n_queues + 1, sizeof(struct nq_admin *));
+    a->checkers = calloc(a->cfg->n_queues + 1, sizeof(void *));
     a->no_checker = calloc(a->cfg->n_queues + 1, sizeof(*a->no_checker));
     return a->buckets && a->redis && a->checkers && a->no_checker ? 0 : -ENOMEM;
 }
 
+static void free_event(struct event **ev)
+{
+    if (*ev)
+        event_free(*ev);
+    *ev = NULL;
+}
+
 static void done(struct api *a)
 {
-    struct event **evs[] = { &a->ev_tick, &a->ev_term, &a->ev_quit };
-
     api_server_stop(a);
     api_redis_close_all(a);
     free(a->redis);
     free(a->checkers);
     free(a->no_checker);
     free(a->buckets);
-    for (size_t i = 0; i < NQ_ELEMENTSOF(evs); i++)
-        if (*evs[i]) {
-            event_free(*evs[i]);
-            *evs[i] = NULL;
-        }
+    free_event(&a->ev_tick);
+    free_event(&a->ev_term);
+    free_event(&a->ev_quit);
     a->ch = nq_channel_free(a->ch);
     if (a->base)
         event_base_free(a->base);

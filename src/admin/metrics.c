@@ -84,9 +84,10 @@ static void finished(FILE *f, json_t *queues)
     }
     family(f, "notifyq_jobs_fetched_total", "counter",
            "Jobs the workers took from the queue since the master started.");
-    json_array_foreach (queues, i, q)
+    json_array_foreach (queues, i, q) {
         sample(f, "notifyq_jobs_fetched_total", jstr(q, "name"), NULL, NULL,
                jint(json_object_get(q, "counters"), "fetched"));
+    }
 }
 
 static void job_counts(FILE *f, json_t *queues)
@@ -148,17 +149,20 @@ static void per_queue(FILE *f, json_t *queues)
 
     family(f, "notifyq_worker_restarts_total", "counter",
            "Unrequested worker exits that were restarted, since the master started.");
-    json_array_foreach (queues, i, q)
+    json_array_foreach (queues, i, q) {
         sample(f, "notifyq_worker_restarts_total", jstr(q, "name"), NULL, NULL,
                jint(q, "restarts"));
+    }
     family(f, "notifyq_worker_recycles_total", "counter",
            "Workers replaced on their own request (max_jobs, max_rss).");
-    json_array_foreach (queues, i, q)
+    json_array_foreach (queues, i, q) {
         sample(f, "notifyq_worker_recycles_total", jstr(q, "name"), NULL, NULL,
                jint(q, "recycles"));
+    }
     family(f, "notifyq_jobs_in_flight", "gauge", "Jobs being processed by the workers now.");
-    json_array_foreach (queues, i, q)
+    json_array_foreach (queues, i, q) {
         sample(f, "notifyq_jobs_in_flight", jstr(q, "name"), NULL, NULL, jint(q, "in_flight"));
+    }
     family(f, "notifyq_workers", "gauge", "Worker processes by state: configured or running.");
     json_array_foreach (queues, i, q) {
         json_t *p = json_object_get(q, "processes");
@@ -184,7 +188,7 @@ static void per_child(FILE *f, json_t *status, const char *name, const char *key
     json_t *q, *w, *h = json_object_get(status, "http");
     size_t i, k;
 
-    json_array_foreach (json_object_get(status, "queues"), i, q)
+    json_array_foreach (json_object_get(status, "queues"), i, q) {
         json_array_foreach (json_object_get(q, "workers"), k, w) {
             char child[300];
 
@@ -194,6 +198,7 @@ static void per_child(FILE *f, json_t *status, const char *name, const char *key
                             (long long) jint(w, "slot"));
             child_sample(f, name, child, (double) jint(w, key) * scale, decimals);
         }
+    }
     if (json_is_object(h) && json_is_integer(json_object_get(h, "pid")))
         child_sample(f, name, "http", (double) jint(h, key) * scale, decimals);
 }

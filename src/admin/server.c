@@ -375,6 +375,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     nq_log(LOG_WARNING, "http server: %s", msg);
 }
 
+#define PEM_MAX ((size_t) 1 << 20)
+
 /* Reads a PEM file whole, NUL-terminated, for libmicrohttpd. */
 static int read_pem(const char *path, char **ret, struct nq_err *err)
 {
@@ -384,11 +386,11 @@ static int read_pem(const char *path, char **ret, struct nq_err *err)
 
     if (!f)
         return nq_err_set(err, -errno, "http.tls: %s: %s", path, strerror(errno));
-    buf = calloc(1, 1024 * 1024 + 1);
+    buf = calloc(1, PEM_MAX + 1);
     if (!buf)
         return nq_err_set(err, -ENOMEM, "out of memory");
-    n = fread(buf, 1, 1024 * 1024, f);
-    if (n == 0 || n == 1024 * 1024) {
+    n = fread(buf, 1, PEM_MAX, f);
+    if (n == 0 || n == PEM_MAX) {
         free(buf);
         return nq_err_set(err, -EINVAL, "http.tls: %s: empty or larger than 1 MiB", path);
     }

@@ -801,7 +801,7 @@ static const struct cfg_row http_rows[] = {
     { "token_files", CFG_SECRET_FILES, H(token_files),
       .count_offset = offsetof(struct nq_http_cfg, n_token_files) },
     { "tls", CFG_MAP, H(tls), .sub = &http_tls_table },
-    { "max_body", CFG_UINT, H(max_body), .min = 1024, .max = 1024 * 1024 * 1024, .def = "1048576" },
+    { "max_body", CFG_UINT, H(max_body), .min = 1024, .max = 1073741824, .def = "1048576" },
     { "rate_limit", CFG_MAP, H(rate_limit), .sub = &http_rate_table },
     { "timeout", CFG_DURATION, H(timeout_ms), .min = SEC, .max = 10 * MINUTE, .def = "30s" },
     { "metrics_auth", CFG_BOOL, H(metrics_auth), .def = "false" },
