@@ -173,6 +173,9 @@ int nq_master_pause(struct nq_master *m, const char *queue, bool pause) NQ_MUSTC
 struct nq_qstate *nq_master_qstate(const struct nq_master *m, const char *name);
 struct nq_counters nq_qstate_totals(const struct nq_master *m, const struct nq_qstate *q);
 struct nq_timing nq_qstate_timing(const struct nq_master *m, const struct nq_qstate *q);
+/* Sends the snapshot (nq_snapshot_json) to every live http child: once a
+ * second, and when one first reports, so it serves from its start. */
+void nq_master_send_snapshots(struct nq_master *m);
 
 /* slot.c */
 struct nq_slot *nq_slot_new(struct nq_master *m, struct nq_generation *g, struct nq_qstate *q,

@@ -448,7 +448,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 /* The http child never asks the workers: it serves what the master knows. */
-static void send_snapshots(struct nq_master *m)
+void nq_master_send_snapshots(struct nq_master *m)
 {
     json_auto_t *snap = NULL;
     struct nq_frame f = { .type = NQ_FRAME_SNAPSHOT };
@@ -485,7 +485,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         if (q->window_len < NQ_ELEMENTSOF(q->window))
             q->window_len++;
     }
-    send_snapshots(m);
+    nq_master_send_snapshots(m);
     update_status(m, NULL);
 }
 

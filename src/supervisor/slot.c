@@ -477,6 +477,8 @@ static void first_report(struct nq_slot *s)
         p->successor = NULL;
         nq_slot_event(p, NQ_SLOT_EV_DRAIN);
     }
+    if (s->q->is_http)
+        nq_master_send_snapshots(s->m);
     nq_recovery_dispatch(s->m, s->q);
 }
 
