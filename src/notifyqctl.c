@@ -538,6 +538,19 @@ static int add_worker_row(struct ctl_table *t, const json_t *q, const json_t *w)
     return ctl_table_add(t, row);
 }
 
+/* The http child (admin API), when configured: one line like a worker's. */
+static void print_http(const json_t *h)
+{
+    char pid[24], uptime[48], restarts[24], last_exit[32];
+
+    if (!json_is_object(h))
+        return;
+    printf("http child: pid %s, up %s, %s, %s restarts, last exit %s\n\n",
+           jint(h, "pid", pid, sizeof(pid)), format_uptime(h, uptime, sizeof(uptime)),
+           jstr(h, "state"), jint(h, "restarts", restarts, sizeof(restarts)),
+           format_exit(h, last_exit, sizeof(last_exit)));
+}
+
 static int print_status(const json_t *st)
 {
     struct ctl_table queues = {
@@ -561,6 +574,7 @@ static int print_status(const json_t *st)
     printf("notifyqd %s, pid %s, up %s, %s, generation %s\n\n", jstr(st, "version"),
            jint(st, "pid", pid, sizeof(pid)), format_uptime(st, uptime, sizeof(uptime)),
            jstr(st, "state"), jint(st, "generation", generation, sizeof(generation)));
+    print_http(json_object_get(st, "http"));
     json_array_foreach(json_object_get(st, "queues"), i, q) {
         /* cppcheck-suppress knownConditionTrueFalse ; cppcheck does not see the loop */
         if (r >= 0)

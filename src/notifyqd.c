@@ -2,8 +2,8 @@
 /*
  * notifyqd: parses the command line, loads the configuration, and hands the
  * supervisor the children's entry functions. This is the one file that knows
- * both the supervisor and the worker, so the master cannot reach Redis or a
- * database by accident (ARCHITECTURE.md).
+ * both the supervisor and the children (worker, admin), so the master cannot
+ * reach Redis or a database by accident (ARCHITECTURE.md).
  * See: man/notifyqd.8.
  */
 #include "config.h"
@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <event2/event.h>
+
+#include "admin/admin.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "config/config.h"
@@ -62,9 +65,6 @@ static void warn_unused(const struct nq_config *cfg, warn_fn warn)
 {
     char key[256];
 
-    if (cfg->http.enabled)
-        warn(cfg->path, "http",
-             "configured but not used yet: the admin API is not implemented, nothing listens");
     if (cfg->n_tenants)
         warn(cfg->path, "tenants",
              "configured but not used yet: per-tenant rate limits are not applied");
@@ -123,6 +123,57 @@ static int migrate(const struct nq_config *cfg)
     return 0;
 }
 
+/* The http child checks a job as its queue's handler would before adding
+ * it (admin.h): one handler per queue, made on its own event base, which
+ * never runs (validation is synchronous). */
+struct checker {
+    struct event_base *base;
+    struct nq_handler *handler;
+};
+
+static void checker_free(void *p)
+{
+    struct checker *c = p;
+
+    if (!c)
+        return;
+    c->handler = nq_handler_free(c->handler);
+    if (c->base)
+        event_base_free(c->base);
+    free(c);
+}
+
+static int checker_new(const struct nq_config *cfg, const struct nq_queue_cfg *q, void **ret,
+                       struct nq_err *err)
+{
+    struct checker *c = calloc(1, sizeof(*c));
+    struct nq_handler_env env = { .cfg = cfg, .queue = q };
+    int r;
+
+    if (!c || !(c->base = env.base = event_base_new())) {
+        checker_free(c);
+        return nq_err_set(err, -ENOMEM, "out of memory");
+    }
+    r = nq_handler_new(&env, &c->handler, err);
+    if (r < 0) {
+        checker_free(c);
+        return r;
+    }
+    *ret = c;
+    return 0;
+}
+
+static int checker_check(void *p, struct nq_job *job, struct nq_err *err)
+{
+    return nq_handler_validate(((struct checker *) p)->handler, job, err);
+}
+
+static const struct nq_api_validator job_checks = {
+    .new = checker_new,
+    .check = checker_check,
+    .free = checker_free,
+};
+
 int main(int argc, char **argv)
 {
     enum { OPT_SET = 256, OPT_VERSION, OPT_MIGRATE };
@@ -139,6 +190,7 @@ int main(int argc, char **argv)
     struct nq_supervisor_opts opts = {
         .config_path = NQ_DEFAULT_CONFIG_PATH,
         .worker_main = nq_worker_main,
+        .http_main = nq_api_main,
     };
     struct nq_config *cfg = NULL;
     struct nq_err err = { "" };
@@ -210,6 +262,7 @@ int main(int argc, char **argv)
         free(overrides);
         return 0;
     }
+    nq_api_set_validator(&job_checks);
     rc = nq_supervisor_run(cfg, &opts);
     free(overrides);
     return rc;

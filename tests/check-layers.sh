@@ -57,4 +57,5 @@ check ctl $(without ctl common config queue deliverylog)
 check_sys 'hiredis/' queue
 check_sys 'curl/curl\.h' transfer providers
 check_sys 'libpq-fe\.h' deliverylog
+check_sys 'microhttpd\.h' admin
 exit $fail

@@ -1335,13 +1335,74 @@ static const struct cfg_row control_rows[] = {
 #undef C
 static const struct cfg_table control_table = { ROWS(control_rows), .finish = finish_control };
 
-static const struct cfg_row http_rows[] = {
-    { "listen", CFG_STRING, .offset = offsetof(struct nq_http_cfg, listen),
-      .def = "127.0.0.1:8080", .check = check_listen },
-    { "token_files", CFG_SECRET_FILES, CFG_REQUIRED, .offset = offsetof(struct nq_http_cfg, tokens),
-      .count_offset = offsetof(struct nq_http_cfg, n_tokens) },
+static const struct cfg_enum http_role_enums[] = {
+    { "read", NQ_HTTP_ROLE_READ },
+    { "admin", NQ_HTTP_ROLE_ADMIN },
+    { NULL, 0 },
 };
-static const struct cfg_table http_table = { ROWS(http_rows) };
+
+/* role first: a bad role is reported before an unreadable file. */
+static const struct cfg_row http_token_rows[] = {
+    { "role", CFG_ENUM, CFG_REQUIRED, .offset = offsetof(struct nq_http_token, role),
+      .enums = http_role_enums },
+    { "file", CFG_SECRET_FILE, CFG_REQUIRED, .offset = offsetof(struct nq_http_token, secret) },
+};
+static const struct cfg_table http_token_table = { ROWS(http_token_rows) };
+static const struct cfg_named http_token_item = { .item_size = sizeof(struct nq_http_token) };
+
+static const struct cfg_row http_tls_rows[] = {
+    { "cert_file", CFG_PATH, CFG_REQUIRED, .offset = offsetof(struct nq_http_tls, cert_file) },
+    { "key_file", CFG_PATH, CFG_REQUIRED, .offset = offsetof(struct nq_http_tls, key_file) },
+};
+static const struct cfg_table http_tls_table = { ROWS(http_tls_rows) };
+
+static const struct cfg_row http_rate_rows[] = {
+    { "max", CFG_UINT, .offset = offsetof(struct nq_rate_limit_cfg, max), .min = 0, .max = 1000000,
+      .def = "100" },
+    { "duration", CFG_DURATION, .offset = offsetof(struct nq_rate_limit_cfg, duration_ms), .min = 1,
+      .max = DAY, .def = "1s" },
+};
+static const struct cfg_table http_rate_table = { ROWS(http_rate_rows) };
+
+/* The older `token_files` grant read only: they were listed before tokens
+ * had roles, so nothing in them may gain the right to change queues
+ * unless the file is listed again under `tokens` with role admin. */
+static int finish_http(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node)
+{
+    struct nq_http_cfg *h = base;
+    struct nq_http_token *t;
+
+    (void) seen;
+    (void) node;
+    if (h->n_token_files == 0)
+        return 0;
+    t = realloc(h->tokens, (h->n_tokens + h->n_token_files) * sizeof(*t));
+    if (!t)
+        return cfg_oom(c);
+    h->tokens = t;
+    for (size_t i = 0; i < h->n_token_files; i++) {
+        t[h->n_tokens].role = NQ_HTTP_ROLE_READ;
+        t[h->n_tokens++].secret = NQ_TAKE_PTR(h->token_files[i]);
+    }
+    h->n_token_files = 0;
+    return 0;
+}
+
+#define H(f) .offset = offsetof(struct nq_http_cfg, f)
+static const struct cfg_row http_rows[] = {
+    { "listen", CFG_STRING, H(listen), .def = "127.0.0.1:8080", .check = check_listen },
+    { "tokens", CFG_LIST, H(tokens), .count_offset = offsetof(struct nq_http_cfg, n_tokens),
+      .sub = &http_token_table, .named = &http_token_item },
+    { "token_files", CFG_SECRET_FILES, H(token_files),
+      .count_offset = offsetof(struct nq_http_cfg, n_token_files) },
+    { "tls", CFG_MAP, H(tls), .sub = &http_tls_table },
+    { "max_body", CFG_UINT, H(max_body), .min = 1024, .max = 1073741824, .def = "1048576" },
+    { "rate_limit", CFG_MAP, H(rate_limit), .sub = &http_rate_table },
+    { "timeout", CFG_DURATION, H(timeout_ms), .min = SEC, .max = 10 * MINUTE, .def = "30s" },
+    { "metrics_auth", CFG_BOOL, H(metrics_auth), .def = "false" },
+};
+#undef H
+static const struct cfg_table http_table = { ROWS(http_rows), .finish = finish_http };
 
 static const struct cfg_row templates_rows[] = {
     { "dir", CFG_PATH, .offset = offsetof(struct nq_templates_cfg, dir),

@@ -226,11 +226,31 @@ struct nq_control_cfg {
     char *group;  /* group allowed besides root; default "notifyq" if it exists, else none */
 };
 
+enum nq_http_role { NQ_HTTP_ROLE_READ, NQ_HTTP_ROLE_ADMIN };
+
+/* One bearer token of the admin API. */
+struct nq_http_token {
+    char *secret;           /* read from `file`; never logged */
+    enum nq_http_role role; /* admin may do what read may, and change things */
+};
+
+struct nq_http_tls {
+    char *cert_file; /* PEM; with key_file, the API speaks HTTPS only */
+    char *key_file;
+};
+
 struct nq_http_cfg {
     bool enabled;      /* true when the section is present */
     char *listen;      /* "127.0.0.1:8080" */
-    char **tokens;     /* bearer tokens read from token_files; secrets */
+    struct nq_http_token *tokens; /* from `tokens`; then `token_files`, each role admin */
     size_t n_tokens;
+    char **token_files; /* the older form's secrets, folded into tokens */
+    size_t n_token_files;
+    struct nq_http_tls tls;
+    uint32_t max_body;                   /* bytes a request body may have; default 1 MiB */
+    struct nq_rate_limit_cfg rate_limit; /* per token; default 100 per 1s */
+    uint64_t timeout_ms; /* an idle or slow connection is closed after it; default 30s */
+    bool metrics_auth;   /* /metrics wants a read token too; default false */
 };
 
 /* When notifyqctl status (and the admin API's /health) call a queue

@@ -39,6 +39,9 @@ enum cfg_type {
     CFG_BOOL,         /* bool: true or false */
     CFG_STRING_LIST,  /* list of strings, ${ENV} expanded, may be empty: char ** + size_t
                        * count, the array NULL-terminated too (an argv) */
+    CFG_SECRET_FILE,  /* char *: the value names a file; the field gets the secret it holds */
+    CFG_LIST,         /* list of mappings walked with sub, each named->item_size bytes:
+                       * array at offset, size_t count at count_offset; at least one */
     CFG_STRING_MAP,   /* NAME -> string, ${ENV} expanded: "NAME=value" char ** + size_t count,
                        * NULL-terminated (an envp); wiped when freed (they may hold tokens) */
 };
@@ -73,6 +76,7 @@ struct cfg_table {
 };
 
 struct cfg_named {
+    /* CFG_LIST uses item_size only. */
     const char *what; /* "queue": messages say "no such queue" */
     size_t item_size;
     size_t name_offset; /* char * holding the map key */

@@ -217,6 +217,8 @@ static const char *const type_desc[] = {
     [CFG_BOOL] = "true or false",
     [CFG_STRING_LIST] = "a list of strings",
     [CFG_STRING_MAP] = "a mapping of names to strings",
+    [CFG_SECRET_FILE] = "a file name",
+    [CFG_LIST] = "a list of mappings",
 };
 
 /* ${NAME} is the environment variable, $$ a dollar. Writes the expansion to
@@ -368,7 +370,7 @@ static int read_secret(struct cfg_ctx *c, int node, const char *path, char **ret
 
 static void free_value(const struct cfg_row *r, char *s)
 {
-    if (r->type == CFG_SECRET)
+    if (r->type == CFG_SECRET || r->type == CFG_SECRET_FILE)
         cfg_free_secret(s);
     else
         free(s);
@@ -576,6 +578,8 @@ static int set_scalar(struct cfg_ctx *c, const struct cfg_row *r, void *field, c
     case CFG_SECRET:
         return twin ? set_secret_file(c, r, field, text, key, val)
                     : set_string(c, r, field, text, val);
+    case CFG_SECRET_FILE:
+        return set_secret_file(c, r, field, text, val, val);
     case CFG_UINT:
         return set_uint(c, r, field, text, val);
     case CFG_FLOAT:
@@ -593,6 +597,7 @@ static int set_scalar(struct cfg_ctx *c, const struct cfg_row *r, void *field, c
     case CFG_MAP:
     case CFG_NAMED:
     case CFG_SECRET_FILES:
+    case CFG_LIST:
     case CFG_STRING_LIST:
     case CFG_STRING_MAP:
         break;
@@ -815,6 +820,38 @@ static int walk_named(struct cfg_ctx *c, const struct cfg_row *r, void *base, in
     return 0;
 }
 
+static int walk_list(struct cfg_ctx *c, const struct cfg_row *r, void *base, int id)
+{
+    const yaml_node_t *seq = node_get(c, id);
+    char *items;
+    size_t n;
+
+    if (seq->type != YAML_SEQUENCE_NODE)
+        return cfg_fail(c, id, "must be a list of mappings, not %s", kind_of(seq));
+    n = (size_t) (seq->data.sequence.items.top - seq->data.sequence.items.start);
+    if (n == 0)
+        return cfg_fail(c, id, "must list at least one item");
+    items = calloc(n, r->named->item_size);
+    if (!items)
+        return cfg_oom(c);
+    /* Owned by base from here on, so a failure half-way frees what exists. */
+    *(void **) field_of(base, r) = items;
+    *(size_t *) ((char *) base + r->count_offset) = n;
+    for (size_t i = 0; i < n; i++) {
+        int item = seq->data.sequence.items.start[i];
+        const yaml_node_t *in = node_get(c, item);
+        size_t saved = path_push(c, "[%zu]", i);
+        int ret = in->type == YAML_MAPPING_NODE
+                      ? walk_map(c, r->sub, items + i * r->named->item_size, item)
+                      : cfg_fail(c, item, "must be a mapping, not %s", kind_of(in));
+
+        path_pop(c, saved);
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
+
 static int walk_secret_files(struct cfg_ctx *c, const struct cfg_row *r, void *base, int id)
 {
     const yaml_node_t *seq = node_get(c, id);
@@ -978,6 +1015,8 @@ static int walk_value(struct cfg_ctx *c, const struct cfg_row *r, void *base,
         return walk_named(c, r, base, s->val);
     case CFG_SECRET_FILES:
         return walk_secret_files(c, r, base, s->val);
+    case CFG_LIST:
+        return walk_list(c, r, base, s->val);
     case CFG_STRING_LIST:
         return walk_string_list(c, r, base, s->val);
     case CFG_STRING_MAP:
@@ -1087,6 +1126,7 @@ static int dup_strings(const struct cfg_table *t, void *base)
         case CFG_STRING:
         case CFG_PATH:
         case CFG_SECRET:
+        case CFG_SECRET_FILE:
             if (*p && !(*p = strdup(*p)))
                 ret = -ENOMEM;
             break;
@@ -1102,6 +1142,7 @@ static int dup_strings(const struct cfg_table *t, void *base)
             break;
         case CFG_NAMED:
         case CFG_SECRET_FILES:
+        case CFG_LIST:
             assert(!"arrays are not copied");
             break;
         default:
@@ -1130,7 +1171,13 @@ static void free_fields(const struct cfg_table *t, void *base)
             free(*(char **) f);
             break;
         case CFG_SECRET:
+        case CFG_SECRET_FILE:
             cfg_free_secret(*(char **) f);
+            break;
+        case CFG_LIST:
+            for (size_t j = 0; j < n; j++)
+                free_fields(r->sub, *(char **) f + j * r->named->item_size);
+            free(*(void **) f);
             break;
         case CFG_MAP:
         case CFG_KEEP:
@@ -1630,6 +1677,7 @@ static const char *const key_type[] = {
     [CFG_KEEP] = "retention",    [CFG_NAMED] = "mapping of names",
     [CFG_SECRET_FILES] = "list of files", [CFG_BOOL] = "boolean",
     [CFG_STRING_LIST] = "list of strings", [CFG_STRING_MAP] = "mapping of strings",
+    [CFG_SECRET_FILE] = "file", [CFG_LIST] = "list of mappings",
 };
 
 static void describe_range(const struct cfg_row *r, char *buf, size_t size)
@@ -1702,6 +1750,9 @@ static int foreach_rows(struct key_walk *w, const struct cfg_table *t, size_t le
         if (ret == 0 && r->type == CFG_NAMED)
             ret = foreach_rows(w, r->sub, n + (size_t) snprintf(w->path + n,
                                                                 sizeof(w->path) - n, ".*"));
+        /* A list's items' keys: "http.tokens.role" for each item's role. */
+        if (ret == 0 && r->type == CFG_LIST)
+            ret = foreach_rows(w, r->sub, n);
         w->path[len] = '\0';
         if (ret)
             return ret;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 
 #include "common/log.h"
 #include "proc/proc.h"
@@ -40,8 +41,13 @@ static void on_channel_readable(evutil_socket_t fd, short what, void *arg)
             nq_log(LOG_WARNING, "bad frame from the master, ignoring: %s", nq_err_str(&err));
             continue;
         }
-        if (r == 1 && f.type != NQ_FRAME_COMMAND) {
+        if (r == 1 && f.type != NQ_FRAME_COMMAND && f.type != NQ_FRAME_SNAPSHOT) {
             nq_log(LOG_WARNING, "unexpected frame type from the master, ignoring");
+            continue;
+        }
+        if (r == 1 && f.type == NQ_FRAME_SNAPSHOT) {
+            ch->on_command(&f, ch->userdata);
+            json_decref(f.snapshot);
             continue;
         }
         if (r == 1) {

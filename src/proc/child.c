@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -66,15 +67,32 @@ void nq_proctitle_init(int argc, char **argv)
     title.size = (size_t) (end - argv[0]);
 }
 
+uint64_t nq_proc_cpu_ms(void)
+{
+    struct rusage ru;
+
+    if (getrusage(RUSAGE_SELF, &ru) < 0)
+        return 0;
+    return (uint64_t) (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+           (uint64_t) (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}
+
+/* A child without a queue is the http child: "notifyqd: http". */
 static void set_title(const char *queue, unsigned slot)
 {
     char comm[16];
 
     if (title.start && title.size > 1) {
         memset(title.start, 0, title.size);
-        (void) snprintf(title.start, title.size, "notifyqd: worker %s/%u", queue, slot);
+        if (queue)
+            (void) snprintf(title.start, title.size, "notifyqd: worker %s/%u", queue, slot);
+        else
+            (void) snprintf(title.start, title.size, "notifyqd: http");
     }
-    (void) snprintf(comm, sizeof(comm), "nq-%s/%u", queue, slot);
+    if (queue)
+        (void) snprintf(comm, sizeof(comm), "nq-%s/%u", queue, slot);
+    else
+        (void) snprintf(comm, sizeof(comm), "nq-http");
     (void) prctl(PR_SET_NAME, comm);
 }
 
@@ -146,7 +164,10 @@ static void reseed(void)
 
 static void child_enter(struct event_base *master_base, const struct nq_child_ctx *ctx)
 {
-    nq_log_set_context("worker", ctx->queue->name, (int) ctx->slot);
+    if (ctx->queue)
+        nq_log_set_context("worker", ctx->queue->name, (int) ctx->slot);
+    else
+        nq_log_set_context("http", NULL, -1);
     /* event_reinit swaps the inherited epoll instance for a fresh one before
      * anything is deleted, so freeing the base cannot edit the master's
      * interest list (pitfall 8). Should it fail, the base is left alone and
@@ -163,7 +184,7 @@ static void child_enter(struct event_base *master_base, const struct nq_child_ct
         (void) raise(SIGTERM); /* stays pending until the child unblocks: it drains */
     (void) unsetenv("NOTIFY_SOCKET");
     reseed();
-    set_title(ctx->queue->name, ctx->slot);
+    set_title(ctx->queue ? ctx->queue->name : NULL, ctx->slot);
 }
 
 void nq_child_run(struct event_base *master_base, const struct nq_child_ctx *ctx,

@@ -41,10 +41,9 @@ static const char *const command_names[] = {
 };
 
 static const char *const frame_types[] = {
-    [NQ_FRAME_METRICS] = "metrics",
-    [NQ_FRAME_COMMAND] = "cmd",
-    [NQ_FRAME_RECOVERED] = "recovered",
-    [NQ_FRAME_RECYCLE] = "recycle",
+    [NQ_FRAME_METRICS] = "metrics",     [NQ_FRAME_COMMAND] = "cmd",
+    [NQ_FRAME_RECOVERED] = "recovered", [NQ_FRAME_RECYCLE] = "recycle",
+    [NQ_FRAME_SNAPSHOT] = "snapshot",
 };
 
 /* Fast jobs matter most: a provider call takes 10 ms to seconds. */
@@ -171,6 +170,12 @@ static json_t *metrics_to_json(const struct nq_frame_metrics *m)
                   "failed", (json_int_t) m->counters.failed, "retried",
                   (json_int_t) m->counters.retried, "in_flight", (json_int_t) m->in_flight,
                   "rss_kib", (json_int_t) m->rss_kib);
+    if (o &&
+        (json_object_set_new(o, "delayed", json_integer((json_int_t) m->counters.delayed)) < 0 ||
+         json_object_set_new(o, "cpu_ms", json_integer((json_int_t) m->cpu_ms)) < 0)) {
+        json_decref(o);
+        return NULL;
+    }
     if (o && m->note[0] && json_object_set_new(o, "note", json_string(m->note)) < 0) {
         json_decref(o);
         return NULL;
@@ -214,6 +219,12 @@ int nq_frame_encode(const struct nq_frame *f, char *buf, size_t size)
     case NQ_FRAME_RECYCLE:
         o = json_pack("{s:i, s:s, s:s}", "v", NQ_FRAME_VERSION, "t", "recycle", "reason",
                       f->reason);
+        break;
+    case NQ_FRAME_SNAPSHOT:
+        if (!json_is_object(f->snapshot))
+            return -EINVAL;
+        o = json_pack("{s:i, s:s, s:O}", "v", NQ_FRAME_VERSION, "t", "snapshot", "data",
+                      f->snapshot);
         break;
     default:
         return -EINVAL;
@@ -372,6 +383,12 @@ static int decode_metrics(json_t *o, struct nq_frame_metrics *m, struct nq_err *
         if (r < 0)
             return r;
     }
+    /* Optional: frames of older writers lack them. */
+    if (json_object_get(o, "delayed") &&
+        (r = get_uint(o, "delayed", INT64_MAX, &m->counters.delayed, err)) < 0)
+        return r;
+    if (json_object_get(o, "cpu_ms") && (r = get_uint(o, "cpu_ms", INT64_MAX, &m->cpu_ms, err)) < 0)
+        return r;
     r = get_enum(o, "state", worker_state_names, NQ_ELEMENTSOF(worker_state_names), &state, err);
     if (r < 0)
         return r;
@@ -448,6 +465,13 @@ int nq_frame_decode(const void *buf, size_t len, struct nq_frame *ret, struct nq
         break;
     case NQ_FRAME_RECYCLE:
         r = get_string(o, "reason", false, f.reason, sizeof(f.reason), err);
+        break;
+    case NQ_FRAME_SNAPSHOT:
+        v = json_object_get(o, "data");
+        if (!json_is_object(v))
+            r = nq_err_set(err, -EINVAL, "frame: \"data\" must be an object");
+        else
+            f.snapshot = json_incref(v);
         break;
     }
     if (r < 0)

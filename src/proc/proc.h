@@ -29,6 +29,10 @@
  *   "fetched", "completed", "failed", "retried"
  *                integers >= 0, totals of this incarnation (they never go down
  *                while it lives; the master keeps them when it dies)
+ *   "delayed"    optional integer >= 0: of the retried, those put in the
+ *                delayed set (a backoff, or a provider's rate limit) rather
+ *                than straight back to wait; 0 when absent
+ *   "cpu_ms"     optional integer >= 0: the process's CPU time, user + system
  *   "in_flight"  integer >= 0
  *   "rss_kib"    integer >= 0
  *   "note"       optional string, free text for an operator (truncated to
@@ -54,6 +58,13 @@
  * Up, "t":"recycle": the worker asks to be replaced (max_jobs, max_rss); the
  * master starts its replacement and drains it once the replacement reported.
  *   "reason"     free text for the log ("finished 1000 jobs (max_jobs)")
+ *
+ * Down (master -> child), "t":"snapshot", once a second to the http child:
+ *   "data"       object, the master's aggregated view: {"status": what
+ *                `notifyqctl status --json` shows (queues, their workers,
+ *                health verdicts), "metrics": what `notifyqctl metrics
+ *                --json` shows (counters, timings)}. The codec checks only
+ *                that it is an object; the http child reads it as untrusted.
  *
  * Down (master -> child), "t":"cmd":
  *   "cmd"        "drain"|"pause"|"resume"|"stop"|"recover"
@@ -88,6 +99,7 @@ enum nq_frame_type {
     NQ_FRAME_COMMAND,
     NQ_FRAME_RECOVERED,
     NQ_FRAME_RECYCLE,
+    NQ_FRAME_SNAPSHOT,
 };
 
 /* What a worker says it is doing. */
@@ -120,6 +132,7 @@ struct nq_counters {
     uint64_t completed;
     uint64_t failed;
     uint64_t retried;
+    uint64_t delayed; /* of retried: to the delayed set (backoff, rate limit) */
 };
 
 /* Processing-time histogram: bucket i counts jobs that took at most
@@ -151,6 +164,7 @@ struct nq_frame_metrics {
     struct nq_counters counters;
     uint64_t in_flight;
     uint64_t rss_kib;
+    uint64_t cpu_ms;              /* 0 when absent */
     char note[NQ_FRAME_NOTE_MAX]; /* "" when absent */
     enum nq_redis_state redis;    /* NQ_REDIS_NONE when absent */
     struct nq_timing timing;      /* zero when absent */
@@ -166,8 +180,13 @@ struct nq_frame_recover {
     char signal[NQ_FRAME_SIGNAL_MAX]; /* "" when it was not killed by a signal */
 };
 
+struct json_t;
+
 struct nq_frame {
     enum nq_frame_type type;
+    /* NQ_FRAME_SNAPSHOT's "data": borrowed when encoding; a new reference
+     * the receiver owns (json_decref) after decoding. */
+    struct json_t *snapshot;
     union {
         struct nq_frame_metrics metrics; /* NQ_FRAME_METRICS */
         enum nq_command command;         /* NQ_FRAME_COMMAND */
@@ -215,8 +234,9 @@ const char *nq_redis_state_name(enum nq_redis_state s);
 struct event_base;
 struct nq_channel;
 
-/* cmd is a NQ_FRAME_COMMAND frame (recover carries its prefix), borrowed
- * for the call. */
+/* cmd is a NQ_FRAME_COMMAND frame (recover carries its prefix) or a
+ * NQ_FRAME_SNAPSHOT frame, borrowed for the call (the channel drops the
+ * snapshot's reference afterwards: json_incref to keep it). */
 typedef void (*nq_channel_command_fn)(const struct nq_frame *cmd, void *userdata);
 typedef void (*nq_channel_eof_fn)(void *userdata);
 
@@ -266,7 +286,7 @@ struct nq_queue_cfg;
 
 struct nq_child_ctx {
     const struct nq_config *cfg;      /* the generation this child was forked with */
-    const struct nq_queue_cfg *queue; /* the queue a worker serves */
+    const struct nq_queue_cfg *queue; /* the queue a worker serves; NULL: the http child */
     unsigned slot;                    /* 0 .. queue->processes - 1 */
     unsigned generation;              /* the master's config generation */
     uint64_t incarnation;             /* unique among the master's children, never reused */
@@ -295,6 +315,9 @@ void nq_child_unblock_signals(const struct nq_child_ctx *ctx);
  * start of another. Returns the length, or -ENOBUFS when size is too small. */
 int nq_token_prefix(char *buf, size_t size, const char *hostname, pid_t pid,
                     uint64_t incarnation) NQ_MUSTCHECK;
+
+/* The calling process's CPU time so far (user + system), for "cpu_ms". */
+uint64_t nq_proc_cpu_ms(void);
 
 /* Saves where main()'s argv (and the environment after it) lies, so children
  * can overwrite it with their title. Call first thing in main(); moves the

@@ -97,6 +97,9 @@ struct nq_qstate {
     unsigned n_recoveries;
     struct nq_counters window[NQ_RATE_WINDOW_S + 1]; /* ring of totals, one per second */
     unsigned window_pos, window_len;
+    /* Not a queue: the http child's (m->http), never in m->queues; its
+     * slot runs opts->http_main, gets snapshots, and has no jobs to recover. */
+    bool is_http;
     struct nq_qstate *next;
 };
 
@@ -144,6 +147,7 @@ struct nq_master {
     unsigned last_generation;
     struct nq_slot *slots;
     struct nq_qstate *queues;
+    struct nq_qstate *http; /* the http child's restarts; NULL without http_main */
     struct nq_control *control;
     struct event *ev_signals[5];
     struct event *ev_tick, *ev_watchdog, *ev_ready, *ev_reload;
@@ -169,6 +173,9 @@ int nq_master_pause(struct nq_master *m, const char *queue, bool pause) NQ_MUSTC
 struct nq_qstate *nq_master_qstate(const struct nq_master *m, const char *name);
 struct nq_counters nq_qstate_totals(const struct nq_master *m, const struct nq_qstate *q);
 struct nq_timing nq_qstate_timing(const struct nq_master *m, const struct nq_qstate *q);
+/* Sends the snapshot (nq_snapshot_json) to every live http child: once a
+ * second, and when one first reports, so it serves from its start. */
+void nq_master_send_snapshots(struct nq_master *m);
 
 /* slot.c */
 struct nq_slot *nq_slot_new(struct nq_master *m, struct nq_generation *g, struct nq_qstate *q,
@@ -220,5 +227,9 @@ struct nq_counters nq_qstate_recent(const struct nq_master *m, const struct nq_q
 struct nq_counters nq_qstate_per_minute(const struct nq_master *m, const struct nq_qstate *q);
 json_t *nq_status_json(const struct nq_master *m);
 json_t *nq_metrics_json(const struct nq_master *m);
+/* The http child's slot of the current generation, or NULL. */
+const struct nq_slot *nq_master_http_slot(const struct nq_master *m);
+/* What the http child gets once a second: {"status":..., "metrics":...}. */
+json_t *nq_snapshot_json(const struct nq_master *m);
 
 #endif

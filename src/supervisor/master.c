@@ -114,6 +114,7 @@ struct nq_counters nq_qstate_totals(const struct nq_master *m, const struct nq_q
         t.completed += s->metrics.counters.completed;
         t.failed += s->metrics.counters.failed;
         t.retried += s->metrics.counters.retried;
+        t.delayed += s->metrics.counters.delayed;
     }
     return t;
 }
@@ -128,7 +129,7 @@ static struct nq_generation *generation_new(struct nq_master *m, struct nq_confi
         return NULL;
     for (size_t i = 0; i < cfg->n_queues; i++)
         n += cfg->queues[i].processes;
-    g->slots = calloc(n ? n : 1, sizeof(struct nq_slot *));
+    g->slots = calloc(n + 1, sizeof(struct nq_slot *)); /* + the http child */
     if (!g->slots)
         goto fail;
     for (size_t i = 0; i < cfg->n_queues; i++) {
@@ -144,6 +145,14 @@ static struct nq_generation *generation_new(struct nq_master *m, struct nq_confi
         }
         if (!q)
             goto fail;
+    }
+    /* The http child lives by the defaults' timeouts and restart throttle. */
+    if (cfg->http.enabled && m->http) {
+        struct nq_slot *s = nq_slot_new(m, g, m->http, &cfg->defaults, 0);
+
+        if (!s)
+            goto fail;
+        g->slots[g->n_slots++] = s;
     }
     g->cfg = cfg;
     g->number = m->current ? m->current->number + 1 : 1;
@@ -437,6 +446,26 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
 }
 
+/* The http child never asks the workers: it serves what the master knows. */
+void nq_master_send_snapshots(struct nq_master *m)
+{
+    json_auto_t *snap = NULL;
+    struct nq_frame f = { .type = NQ_FRAME_SNAPSHOT };
+    int r;
+
+    for (struct nq_slot *s = m->slots; s; s = s->next) {
+        if (!s->q->is_http || !s->pid || s->fd < 0 || s->state == NQ_SLOT_DRAINING)
+            continue;
+        if (!snap && !(snap = nq_snapshot_json(m)))
+            return;
+        f.snapshot = snap;
+        r = nq_frame_send(s->fd, &f);
+        if (r < 0 && r != -EAGAIN && !s->bad_frames++)
+            nq_log_errno(LOG_WARNING, r, "http child (pid %ld): sending the snapshot: %m",
+                         (long) s->pid);
+    }
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct nq_master *m = arg;
@@ -455,6 +484,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         if (q->window_len < NQ_ELEMENTSOF(q->window))
             q->window_len++;
     }
+    nq_master_send_snapshots(m);
     update_status(m, NULL);
 }
 
@@ -539,6 +569,9 @@ static void master_done(struct nq_master *m)
         free(q->name);
         free(q);
     }
+    if (m->http)
+        free(m->http->name);
+    free(m->http);
     for (size_t i = 0; i < NQ_ELEMENTSOF(m->ev_signals); i++)
         free_event(&m->ev_signals[i]);
     free_event(&m->ev_tick);
@@ -569,6 +602,12 @@ static int master_start(struct nq_master *m, struct nq_config *cfg)
     int r;
 
     init_identity(m);
+    if (m->opts->http_main) {
+        m->http = calloc(1, sizeof(*m->http));
+        if (!m->http || !(m->http->name = strdup("http")))
+            return nq_log_errno(LOG_ERR, -ENOMEM, "creating the http child's state: %m");
+        m->http->is_http = true;
+    }
     m->base = event_base_new();
     if (!m->base)
         return nq_log_errno(LOG_ERR, -ENOMEM, "creating the event loop: %m");

@@ -57,7 +57,8 @@ void nq_recovery_add(struct nq_slot *s)
 
     /* A worker that exited 0 with nothing in flight (its last frame says
      * so), or one idle for want of a handler, left no lock behind. */
-    if (!s->token_prefix[0] || (s->last_exit_code == 0 && s->metrics.in_flight == 0) ||
+    if (q->is_http || !s->token_prefix[0] ||
+        (s->last_exit_code == 0 && s->metrics.in_flight == 0) ||
         (s->reported && s->metrics.state == NQ_WORKER_IDLE))
         return;
     r = calloc(1, sizeof(*r));

@@ -60,7 +60,7 @@ struct nq_slot *nq_slot_new(struct nq_master *m, struct nq_generation *g, struct
     s->min_uptime_ms = qcfg->min_uptime_ms;
     s->unresponsive_after_ms = qcfg->unresponsive_after_ms;
     s->kill_after_ms = qcfg->kill_after_ms;
-    s->queue_name = strdup(qcfg->name);
+    s->queue_name = strdup(q->name);
     s->ev_timer = evtimer_new(m->base, on_slot_timer, s);
     if (!s->queue_name || !s->ev_timer) {
         if (s->ev_timer)
@@ -167,6 +167,9 @@ static void take_other_frame(struct nq_slot *s, const struct nq_frame *f)
         s->wants_recycle = true;
         memcpy(s->recycle_reason, f->reason, sizeof(s->recycle_reason));
         return;
+    case NQ_FRAME_SNAPSHOT:
+        json_decref(f->snapshot); /* the decoder's reference: snapshots only go down */
+        break;
     case NQ_FRAME_METRICS:
     case NQ_FRAME_COMMAND:
         break;
@@ -304,7 +307,7 @@ static int spawn(struct nq_slot *s)
 {
     struct nq_child_ctx ctx = {
         .cfg = s->gen->cfg,
-        .queue = s->qcfg,
+        .queue = s->q->is_http ? NULL : s->qcfg,
         .slot = s->index,
         .generation = s->gen->number,
         .incarnation = s->m->next_incarnation++,
@@ -316,7 +319,8 @@ static int spawn(struct nq_slot *s)
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
         return -errno;
     ctx.fd = sv[1];
-    r = nq_child_spawn(s->m->base, &ctx, s->m->opts->worker_main, &pid);
+    r = nq_child_spawn(s->m->base, &ctx,
+                       s->q->is_http ? s->m->opts->http_main : s->m->opts->worker_main, &pid);
     (void) close(sv[1]);
     if (r < 0) {
         (void) close(sv[0]);
@@ -379,6 +383,7 @@ static void record_exit(struct nq_slot *s)
     p->completed += s->metrics.counters.completed;
     p->failed += s->metrics.counters.failed;
     p->retried += s->metrics.counters.retried;
+    p->delayed += s->metrics.counters.delayed;
     nq_timing_merge(&s->q->past_timing, &s->metrics.timing);
     nq_recovery_add(s);
     memset(&s->metrics, 0, sizeof(s->metrics));
@@ -472,6 +477,8 @@ static void first_report(struct nq_slot *s)
         p->successor = NULL;
         nq_slot_event(p, NQ_SLOT_EV_DRAIN);
     }
+    if (s->q->is_http)
+        nq_master_send_snapshots(s->m);
     nq_recovery_dispatch(s->m, s->q);
 }
 

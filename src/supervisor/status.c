@@ -145,6 +145,7 @@ struct nq_counters nq_qstate_recent(const struct nq_master *m, const struct nq_q
         .completed = now.completed - then.completed,
         .failed = now.failed - then.failed,
         .retried = now.retried - then.retried,
+        .delayed = now.delayed - then.delayed,
     };
 }
 
@@ -158,9 +159,9 @@ static json_t *counters_json(struct nq_counters c, bool with_fetched)
     if (!with_fetched)
         return json_pack("{s:I, s:I, s:I}", "completed", (json_int_t) c.completed, "failed",
                          (json_int_t) c.failed, "retried", (json_int_t) c.retried);
-    return json_pack("{s:I, s:I, s:I, s:I}", "fetched", (json_int_t) c.fetched, "completed",
+    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "fetched", (json_int_t) c.fetched, "completed",
                      (json_int_t) c.completed, "failed", (json_int_t) c.failed, "retried",
-                     (json_int_t) c.retried);
+                     (json_int_t) c.retried, "delayed", (json_int_t) c.delayed);
 }
 
 /* The queue's job counts in Redis as its workers last read them; null
@@ -214,13 +215,14 @@ static json_t *worker_json(const struct nq_slot *s, uint64_t now)
 {
     const char *redis = s->pid ? nq_redis_state_name(s->metrics.redis) : NULL;
 
-    return json_pack("{s:I, s:o, s:I, s:I, s:s, s:o, s:s, s:I, s:b, s:I, s:o}", "slot",
+    return json_pack("{s:I, s:o, s:I, s:I, s:s, s:o, s:s, s:I, s:I, s:b, s:I, s:o}", "slot",
                      (json_int_t) s->index, "pid", s->pid ? json_integer(s->pid) : json_null(),
                      "uptime_s", (json_int_t) (s->pid ? (now - s->started_ms) / 1000 : 0),
                      "in_flight", (json_int_t) s->metrics.in_flight, "state", slot_state_name(s),
                      "last_exit", last_exit_json(s), "note", s->metrics.note, "rss_kib",
-                     (json_int_t) s->metrics.rss_kib, "crash_looping", nq_slot_crash_looping(s),
-                     "generation", (json_int_t) (s->gen ? s->gen->number : 0), "redis",
+                     (json_int_t) s->metrics.rss_kib, "cpu_ms", (json_int_t) s->metrics.cpu_ms,
+                     "crash_looping", nq_slot_crash_looping(s), "generation",
+                     (json_int_t) (s->gen ? s->gen->number : 0), "redis",
                      redis ? json_string(redis) : json_null());
 }
 
@@ -298,13 +300,43 @@ static json_t *queues_json(const struct nq_master *m,
     return a;
 }
 
+const struct nq_slot *nq_master_http_slot(const struct nq_master *m)
+{
+    const struct nq_generation *g = m->current;
+
+    for (size_t i = 0; i < g->n_slots; i++)
+        if (g->slots[i]->q->is_http)
+            return g->slots[i];
+    return NULL;
+}
+
+/* The http child, shown like a worker plus its restarts; null when the
+ * config has no http section. */
+static json_t *http_json(const struct nq_master *m)
+{
+    const struct nq_slot *s = nq_master_http_slot(m);
+    json_t *o;
+
+    if (!s)
+        return json_null();
+    o = worker_json(s, nq_mono_ms());
+    if (o && json_object_set_new(o, "restarts", json_integer((json_int_t) m->http->restarts)) < 0)
+        o = (json_decref(o), NULL);
+    return o;
+}
+
 json_t *nq_status_json(const struct nq_master *m)
 {
-    return json_pack("{s:b, s:s, s:I, s:I, s:s, s:I, s:o}", "ok", 1, "version", PACKAGE_VERSION,
-                     "pid", (json_int_t) getpid(), "uptime_s",
+    return json_pack("{s:b, s:s, s:I, s:I, s:s, s:I, s:o, s:o}", "ok", 1, "version",
+                     PACKAGE_VERSION, "pid", (json_int_t) getpid(), "uptime_s",
                      (json_int_t) ((nq_mono_ms() - m->started_ms) / 1000), "state",
                      nq_master_state_name(m), "generation", (json_int_t) m->current->number,
-                     "queues", queues_json(m, queue_json));
+                     "queues", queues_json(m, queue_json), "http", http_json(m));
+}
+
+json_t *nq_snapshot_json(const struct nq_master *m)
+{
+    return json_pack("{s:o, s:o}", "status", nq_status_json(m), "metrics", nq_metrics_json(m));
 }
 
 json_t *nq_metrics_json(const struct nq_master *m)

@@ -24,6 +24,9 @@ struct nq_supervisor_opts {
     char *const *overrides;    /* --set KEY=VALUE, applied on every load */
     size_t n_overrides;
     nq_child_main_fn worker_main;
+    /* The http child's main (the admin API), started when the config has
+     * an `http` section; NULL: never started. */
+    nq_child_main_fn http_main;
 };
 
 /* Runs the master until it has stopped and reaped every child. Takes cfg

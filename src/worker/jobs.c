@@ -381,8 +381,11 @@ static void count_finish(struct worker *w, struct wjob *j)
         w->counters.failed++;
         break;
     case NQ_FINISH_RETRY_LATER:
-    case NQ_FINISH_RETRY_NOW:
     case NQ_FINISH_RATE_LIMITED:
+        w->counters.delayed++;
+        w->counters.retried++;
+        break;
+    case NQ_FINISH_RETRY_NOW:
         w->counters.retried++;
         break;
     case NQ_FINISH_RETURNED:

@@ -77,6 +77,7 @@ static void send_metrics(struct worker *w, uint64_t rss)
          * so that the master has them taken back if we leave first. */
         .in_flight = nq_jobs_in_flight(w) + (w->orphans ? 1 : 0),
         .rss_kib = rss,
+        .cpu_ms = nq_proc_cpu_ms(),
         .timing = w->timing,
         .jobs = w->jobs,
         .redis = w->redis,
@@ -222,6 +223,8 @@ static void on_command(const struct nq_frame *f, void *userdata)
 {
     struct worker *w = userdata;
 
+    if (f->type != NQ_FRAME_COMMAND)
+        return; /* snapshots are for the http child */
     switch (f->command) {
     case NQ_CMD_DRAIN:
         drain(w, "drain requested", false);

@@ -276,6 +276,8 @@ class Daemon:
         self.pids_seen.add(st["pid"])
         for q in st["queues"]:
             self.pids_seen.update(w["pid"] for w in q["workers"] if w.get("pid"))
+        if (st.get("http") or {}).get("pid"):
+            self.pids_seen.add(st["http"]["pid"])
         return st
 
     def status(self):

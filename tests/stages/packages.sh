@@ -118,7 +118,7 @@ deb_has_files() {
         /usr/lib/tmpfiles.d/notifyq.conf /usr/share/man/man8/notifyqd.8.gz \
         /usr/share/man/man1/notifyqctl.1.gz /usr/share/man/man5/notifyq.yaml.5.gz \
         /usr/share/man/man7/notifyq-jobs.7.gz \
-        /usr/share/notifyq/migrations/0001_init.sql \
+        /usr/share/notifyq/migrations/0001_init.sql /usr/share/notifyq/openapi.yaml \
         /usr/share/doc/notifyq/copyright; do
         grep -qxF "$f" <<<"$list" || missing_files+=("$f")
     done
@@ -188,7 +188,7 @@ else
         /usr/lib/systemd/system/notifyq.service /usr/lib/sysusers.d/notifyq.conf \
         /usr/lib/tmpfiles.d/notifyq.conf /usr/share/man/man8/notifyqd.8 \
         /usr/share/man/man1/notifyqctl.1 /usr/share/man/man5/notifyq.yaml.5 \
-        /usr/share/man/man7/notifyq-jobs.7 /usr/share/notifyq/migrations/0001_init.sql
+        /usr/share/man/man7/notifyq-jobs.7 /usr/share/notifyq/migrations/0001_init.sql /usr/share/notifyq/openapi.yaml
     nqt_expect "rpm: config is %config(noreplace), 0640 root:notifyq" \
         "/etc/notifyq.yaml cn 100640 root notifyq" \
         "$(rpm -qp --qf '[%{FILENAMES} %{FILEFLAGS:fflags} %{FILEMODES:octal} %{FILEUSERNAME} %{FILEGROUPNAME}\n]' "$RPM" | grep '^/etc/notifyq.yaml ')"

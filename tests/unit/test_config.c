@@ -427,8 +427,10 @@ static const struct {
     { "redis: {db: 1}\n", "t.yaml:1:1: queues: required key is missing" },
     { "", "t.yaml:1:1: queues: required key is missing" },
     { "queues: {}\n", "t.yaml:1:9: queues: must have at least one queue" },
-    { "http: {listen: 127.0.0.1:9}\n" MIN_QUEUE,
-      "t.yaml:1:7: http.token_files: required key is missing" },
+    { "http:\n  tokens:\n    - {role: admin}\n" MIN_QUEUE,
+      "t.yaml:3:7: http.tokens[0].file: required key is missing" },
+    { "http:\n  tls: {cert_file: /c}\n" MIN_QUEUE,
+      "t.yaml:2:8: http.tls.key_file: required key is missing" },
     { MIN_QUEUE "    rate_limit: {max: 10}\n",
       "t.yaml:4:17: queues.email.rate_limit.duration: required when max is set" },
     { "defaults: {rate_limit: {max: 10}}\n" MIN_QUEUE,
@@ -631,6 +633,16 @@ static const struct {
       "t.yaml:2:11: http.listen: must be HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080" },
     { "http:\n  listen: '[::1]:0'\n  token_files: [/x]\n" MIN_QUEUE,
       "t.yaml:2:11: http.listen: port must be 1..65535" },
+    { "http:\n  tokens: []\n" MIN_QUEUE, "t.yaml:2:11: http.tokens: must list at least one item" },
+    { "http:\n  tokens: [/x]\n" MIN_QUEUE,
+      "t.yaml:2:12: http.tokens[0]: must be a mapping, not a scalar" },
+    { "http:\n  tokens: [{file: /x, role: root}]\n" MIN_QUEUE,
+      "t.yaml:2:29: http.tokens[0].role: must be one of read, admin" },
+    { "http:\n  tokens: [{file: x, role: read}]\n" MIN_QUEUE,
+      "t.yaml:2:19: http.tokens[0].file: must be an absolute path" },
+    { "http:\n  max_body: 10\n" MIN_QUEUE, "t.yaml:2:13: http.max_body: must be 1024..1073741824" },
+    { "http:\n  rate_limit: {max: -1}\n" MIN_QUEUE,
+      "t.yaml:2:21: http.rate_limit.max: must be 0..1000000" },
     { "http:\n  token_files: []\n" MIN_QUEUE,
       "t.yaml:2:16: http.token_files: must list at least one file" },
     { "http:\n  token_files: [relative]\n" MIN_QUEUE,
@@ -883,8 +895,7 @@ static const struct {
     { "queues.email.rate_limit.max=5",
       "--set queues.email.rate_limit.max=5: queues.email.rate_limit.duration: required when max is "
       "set" },
-    { "http.listen=127.0.0.1:1", "--set http.listen=127.0.0.1:1: http.token_files: required key is "
-                                 "missing" },
+    { "http.timeout=1ms", "--set http.timeout=1ms: http.timeout: must be 1s..10m" },
     { "log_level=\xc3(", "--set log_level=(hidden): not valid UTF-8" },
 };
 
@@ -973,8 +984,29 @@ static void secrets_come_from_files(void **state)
     assert_true(cfg->http.enabled);
     assert_string_equal(cfg->http.listen, "127.0.0.1:8080");
     assert_int_equal(cfg->http.n_tokens, 2);
-    assert_string_equal(cfg->http.tokens[0], "token-one");
-    assert_string_equal(cfg->http.tokens[1], "token-two");
+    /* token_files grant read only (tokens with roles replaced them). */
+    assert_string_equal(cfg->http.tokens[0].secret, "token-one");
+    assert_string_equal(cfg->http.tokens[1].secret, "token-two");
+    assert_int_equal(cfg->http.tokens[0].role, NQ_HTTP_ROLE_READ);
+    assert_int_equal(cfg->http.tokens[1].role, NQ_HTTP_ROLE_READ);
+    assert_int_equal(cfg->http.max_body, 1048576);
+    assert_int_equal(cfg->http.rate_limit.max, 100);
+    assert_int_equal(cfg->http.rate_limit.duration_ms, 1000);
+    assert_int_equal(cfg->http.timeout_ms, 30000);
+    assert_false(cfg->http.metrics_auth);
+    (void) nq_config_free(cfg);
+    (void) snprintf(
+        yaml, sizeof(yaml),
+        "http:\n  tokens:\n    - {file: %s, role: admin}\n    - {file: %s, role: read}\n"
+        "  token_files: [%s]\n" MIN_QUEUE,
+        tok1, tok2, tok2);
+    cfg = parse_ok(yaml, no_overrides, 0);
+    assert_int_equal(cfg->http.n_tokens, 3);
+    assert_string_equal(cfg->http.tokens[0].secret, "token-one");
+    assert_int_equal(cfg->http.tokens[0].role, NQ_HTTP_ROLE_ADMIN);
+    assert_int_equal(cfg->http.tokens[1].role, NQ_HTTP_ROLE_READ);
+    assert_string_equal(cfg->http.tokens[2].secret, "token-two");
+    assert_int_equal(cfg->http.tokens[2].role, NQ_HTTP_ROLE_READ);
     (void) nq_config_free(cfg);
 }
 
@@ -1069,6 +1101,14 @@ static void scan_yaml_doc(const char *text, struct doc *d)
             p++;
             n2 = strspn(p, " ");
             p += n2;
+        }
+        /* A list item's first key ("- role: admin") is indented like the
+         * keys after it. */
+        if (p[0] == '-' && p[1] == ' ') {
+            size_t dash = 1 + strspn(p + 1, " ");
+
+            p += dash;
+            n2 += dash;
         }
         klen = strspn(p, "abcdefghijklmnopqrstuvwxyz_");
         if (klen > 0 && klen < 64 && p[klen] == ':' &&

@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "proc/proc.h"
 
 static const struct nq_frame_metrics sample = {
@@ -80,6 +82,43 @@ static void redis_state_is_optional_and_named(void **state)
     }
     f.metrics.redis = (enum nq_redis_state) 9;
     assert_int_equal(nq_frame_encode(&f, buf, sizeof(buf)), -EINVAL);
+}
+
+/* The master's snapshot for the http child: any object goes down whole and
+ * comes back as a reference the receiver owns; anything else is refused. */
+static void snapshots_round_trip_and_must_be_objects(void **state)
+{
+    static const char *const bad[] = {
+        "{\"v\":1,\"t\":\"snapshot\"}",
+        "{\"v\":1,\"t\":\"snapshot\",\"data\":[1]}",
+        "{\"v\":1,\"t\":\"snapshot\",\"data\":\"x\"}",
+    };
+    json_t *data = json_pack("{s:{s:[{s:s, s:i}]}, s:{}}", "status", "queues", "name", "email",
+                             "restarts", 3, "metrics");
+    struct nq_frame f = { .type = NQ_FRAME_SNAPSHOT, .snapshot = data }, g = { 0 };
+    struct nq_err err = { "" };
+    char buf[512];
+    int n;
+
+    (void) state;
+    assert_non_null(data);
+    n = nq_frame_encode(&f, buf, sizeof(buf));
+    assert_true(n > 0);
+    assert_int_equal(nq_frame_decode(buf, (size_t) n, &g, &err), 0);
+    assert_int_equal(g.type, NQ_FRAME_SNAPSHOT);
+    assert_true(json_equal(g.snapshot, data));
+    assert_true(g.snapshot != data);
+    json_decref(g.snapshot);
+    f.snapshot = NULL;
+    assert_int_equal(nq_frame_encode(&f, buf, sizeof(buf)), -EINVAL);
+    f.snapshot = json_array();
+    assert_int_equal(nq_frame_encode(&f, buf, sizeof(buf)), -EINVAL);
+    json_decref(f.snapshot);
+    for (size_t i = 0; i < NQ_ELEMENTSOF(bad); i++) {
+        assert_int_equal(nq_frame_decode(bad[i], strlen(bad[i]), &g, &err), -EINVAL);
+        assert_string_equal(nq_err_str(&err), "frame: \"data\" must be an object");
+    }
+    json_decref(data);
 }
 
 static void every_command_round_trips(void **state)
@@ -286,6 +325,7 @@ int main(void)
         cmocka_unit_test(oversize_frames_are_refused),
         cmocka_unit_test(an_empty_datagram_is_a_bad_frame_not_eof),
         cmocka_unit_test(send_to_a_closed_peer_is_epipe_not_sigpipe),
+        cmocka_unit_test(snapshots_round_trip_and_must_be_objects),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
