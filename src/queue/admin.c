@@ -118,7 +118,8 @@ static int auth_and_select(struct nq_admin *a, const struct nq_redis_cfg *cfg,
         if (!rep)
             return conn_error(a->c, a->where, err);
         if (rep->type == REDIS_REPLY_ERROR)
-            r = nq_err_set(err, -EACCES, "redis %s: authentication failed", a->where);
+            r = nq_err_set(err, -EACCES, "redis %s: authentication failed: %s", a->where,
+                           rep->str);
         freeReplyObject(rep);
         if (r < 0)
             return r;

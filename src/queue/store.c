@@ -81,6 +81,9 @@ struct nq_store {
     bool reported_up;
     bool freeing;
     bool server_busy; /* a transient error was logged; the next ones are not */
+    /* Why the server refuses our setup (wrong password, unknown user...),
+     * "" when it does not: shown by the worker's status. */
+    char problem[256];
     struct event *watchdog;
     bool watchdog_fired;
     struct req *marker_req;
@@ -160,6 +163,7 @@ static void setup_done(struct conn *c)
     c->failing = c->not_ready = false;
     c->state = CONN_UP;
     c->retry_ms = RETRY_MIN_MS;
+    c->s->problem[0] = '\0';
     report_state(c->s);
 }
 
@@ -169,8 +173,37 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 
     if (c->s->freeing)
         return;
+    if (c->setup_failed) /* said already why */
+        c->failing = true;
     log_failure(c, "lost", status == REDIS_OK ? "closed" : ac->errstr);
     schedule_retry(c);
+}
+
+static bool is_auth_error(const char *what, const char *msg)
+{
+    return strcmp(what, "AUTH") == 0 || strncmp(msg, "NOAUTH", 6) == 0 ||
+           strncmp(msg, "WRONGPASS", 9) == 0 || strncmp(msg, "NOPERM", 6) == 0;
+}
+
+/* The server refuses our setup: logged at error once per new reason (both
+ * connections retry every few seconds), and shown in the status. */
+static void refused(struct nq_store *s, const char *what, const char *msg)
+{
+    char problem[sizeof(s->problem)];
+
+    if (is_auth_error(what, msg))
+        (void) snprintf(problem, sizeof(problem), "redis %s: authentication failed: %s", s->where,
+                        msg);
+    else
+        (void) snprintf(problem, sizeof(problem), "redis %s: %s: %s", s->where, what, msg);
+    if (strcmp(problem, s->problem) == 0) {
+        nq_log(LOG_DEBUG, "%s", problem);
+        return;
+    }
+    nq_log(LOG_ERR, "%s", problem);
+    memcpy(s->problem, problem, sizeof(problem));
+    if (s->on_state && !s->reported_up && !s->freeing)
+        s->on_state(s->userdata, false);
 }
 
 /* An error on a connection's setup or script reload: wrong password, db, a
@@ -189,7 +222,7 @@ static void setup_error(struct conn *c, redisAsyncContext *ac, const char *what,
                c->s->where, conn_name(c), r->str, c->retry_ms);
         c->not_ready = c->failing = true;
     } else {
-        nq_log(LOG_ERR, "redis %s: %s: %s", c->s->where, what, r->str);
+        refused(c->s, what, r->str);
     }
     redisAsyncDisconnect(ac);
 }
@@ -394,6 +427,11 @@ struct nq_store *nq_store_free(struct nq_store *s)
 bool nq_store_connected(const struct nq_store *s)
 {
     return s->cmd.state == CONN_UP && s->blk.state == CONN_UP;
+}
+
+const char *nq_store_problem(const struct nq_store *s)
+{
+    return s->problem[0] ? s->problem : NULL;
 }
 
 /* ---- requests --------------------------------------------------------------- */
