@@ -105,6 +105,13 @@ static const char *check_listen(const char *s)
     return NULL;
 }
 
+static const char *check_sentinel_node(const char *s)
+{
+    return check_listen(s) ? "must be HOST:PORT of a sentinel, e.g. 10.0.0.5:26379 or "
+                             "[::1]:26379"
+                           : NULL;
+}
+
 static const char *check_bullmq_name(const char *s)
 {
     return strchr(s, ':') ? "must not contain ':' (BullMQ's key separator)" : NULL;
@@ -629,6 +636,41 @@ static int adopt(struct cfg_ctx *c, char **field, char **value, const struct cfg
 
 static const struct cfg_table redis_table;
 
+#define S(f) .offset = offsetof(struct nq_sentinel_cfg, f)
+static const struct cfg_row sentinel_rows[] = {
+    { "master_name", CFG_STRING, S(master_name) },
+    { "nodes", CFG_STRING_LIST, S(nodes), .count_offset = offsetof(struct nq_sentinel_cfg, n_nodes),
+      .check = check_sentinel_node },
+    { "password", CFG_SECRET, S(password) },
+};
+#undef S
+static const struct cfg_table sentinel_table = { ROWS(sentinel_rows) };
+
+/* With redis.sentinel the sentinels name the master: an address given as
+ * well would be ignored, so it is refused. */
+static int check_sentinel(struct cfg_ctx *c, const struct nq_sentinel_cfg *sc,
+                          const struct cfg_seen *seen)
+{
+    const struct cfg_table *t = &redis_table;
+    const struct cfg_seen *sen = seen_of(t, seen, "sentinel");
+
+    if (!sen->key)
+        return 0;
+    if (!sc->master_name)
+        return cfg_fail_key(c, sen->val, "sentinel.master_name", "is required");
+    if (sc->n_nodes == 0)
+        return cfg_fail_key(c, sen->val, "sentinel.nodes",
+                            "must list at least one sentinel (HOST:PORT)");
+    if (seen_of(t, seen, "socket")->key)
+        return cfg_fail_key(c, seen_of(t, seen, "socket")->key, "socket",
+                            "conflicts with redis.sentinel, which names the master");
+    if (seen_of(t, seen, "url")->key)
+        return cfg_fail_key(c, seen_of(t, seen, "url")->key, "url",
+                            "conflicts with redis.sentinel, which names the master (set "
+                            "username, password and db on their own)");
+    return 0;
+}
+
 static int finish_redis(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node)
 {
     struct nq_redis_cfg *rc = base;
@@ -661,7 +703,7 @@ static int finish_redis(struct cfg_ctx *c, void *base, const struct cfg_seen *se
             rc->db = (uint32_t) u.db;
     }
     cfg_redis_url_done(&u);
-    return r;
+    return r < 0 ? r : check_sentinel(c, &rc->sentinel, seen);
 }
 
 #define R(f) .offset = offsetof(struct nq_redis_cfg, f)
@@ -674,6 +716,7 @@ static const struct cfg_row redis_rows[] = {
     { "password", CFG_SECRET, R(password) },
     { "connect_timeout", CFG_DURATION, R(connect_timeout_ms), .min = 100, .max = 5 * MINUTE,
       .def = "5s" },
+    { "sentinel", CFG_MAP, R(sentinel), .sub = &sentinel_table },
 };
 #undef R
 static const struct cfg_table redis_table = { ROWS(redis_rows), .finish = finish_redis };

@@ -134,6 +134,14 @@ struct nq_queue_cfg {
     unsigned line, column; /* 1-based position of the queue's key, for messages */
 };
 
+/* redis.sentinel: the master is whichever server the sentinels name. */
+struct nq_sentinel_cfg {
+    char *master_name; /* NULL: no sentinel; the master is url/socket */
+    char **nodes;      /* "HOST:PORT" or "[V6]:PORT" of the sentinels, in order of asking */
+    size_t n_nodes;
+    char *password;    /* the sentinels' own requirepass; secret; NULL: none */
+};
+
 struct nq_redis_cfg {
     char *url;      /* redis://[user:pass@]host[:port][/db] or unix:///path[?db=N];
                      * default redis://127.0.0.1:6379 */
@@ -145,6 +153,7 @@ struct nq_redis_cfg {
     char *username; /* optional ACL user */
     char *password; /* secret: from password, password_file or ${ENV}; never logged */
     uint64_t connect_timeout_ms; /* default 5s */
+    struct nq_sentinel_cfg sentinel;
 };
 
 struct nq_postgres_cfg {

@@ -135,32 +135,62 @@ static int auth_and_select(struct nq_admin *a, const struct nq_redis_cfg *cfg,
     return r;
 }
 
+/* The server the sentinels named must still be the master: they may not
+ * have noticed a failover yet. */
+static int check_master(struct nq_admin *a, struct nq_err *err)
+{
+    redisReply *rep = redisCommand(a->c, "ROLE");
+    int r = 0;
+
+    if (!rep)
+        return conn_error(a->c, a->where, err);
+    if (rep->type == REDIS_REPLY_ERROR)
+        r = nq_err_set(err, -EIO, "redis %s: ROLE: %s", a->where, rep->str);
+    else if (!nq_reply_is_master(rep))
+        r = nq_err_set(err, -EBUSY,
+                       "redis %s: the server the sentinels named is not the master (a failover "
+                       "in progress?); try again",
+                       a->where);
+    freeReplyObject(rep);
+    return r;
+}
+
 static int open_context(struct nq_admin *a, const struct nq_redis_cfg *cfg, struct nq_err *err)
 {
     uint64_t ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 5000;
     struct timeval tv = { .tv_sec = (time_t) (ms / 1000),
                           .tv_usec = (suseconds_t) (ms % 1000) * 1000 };
+    nq_autofree char *master = NULL;
+    const char *host = cfg->host ? cfg->host : "127.0.0.1";
+    uint16_t port = cfg->port ? cfg->port : 6379;
     int r;
 
-    if (cfg->socket)
+    if (cfg->sentinel.master_name) {
+        r = nq_sentinel_lookup(&cfg->sentinel, ms, &master, &port, err);
+        if (r < 0)
+            return r;
+        host = master;
+        r = asprintf(&a->where, "sentinel %s (master %s:%u)", cfg->sentinel.master_name, host,
+                     port);
+    } else if (cfg->socket) {
         r = asprintf(&a->where, "unix:%s", cfg->socket);
-    else
-        r = asprintf(&a->where, "%s:%u", cfg->host ? cfg->host : "127.0.0.1",
-                     cfg->port ? cfg->port : 6379);
+    } else {
+        r = asprintf(&a->where, "%s:%u", host, port);
+    }
     if (r < 0) {
         a->where = NULL;
         return -ENOMEM;
     }
-    a->c = cfg->socket ? redisConnectUnixWithTimeout(cfg->socket, tv)
-                       : redisConnectWithTimeout(cfg->host ? cfg->host : "127.0.0.1",
-                                                 cfg->port ? cfg->port : 6379, tv);
+    a->c = cfg->socket && !master ? redisConnectUnixWithTimeout(cfg->socket, tv)
+                                  : redisConnectWithTimeout(host, port, tv);
     if (!a->c)
         return -ENOMEM;
     if (a->c->err)
         return conn_error(a->c, a->where, err);
     if (redisSetTimeout(a->c, tv) != REDIS_OK)
         return conn_error(a->c, a->where, err);
-    return auth_and_select(a, cfg, err);
+    r = auth_and_select(a, cfg, err);
+    return r < 0 || !master ? r : check_master(a, err);
 }
 
 int nq_admin_connect(const struct nq_redis_cfg *redis, const char *queue, struct nq_admin **ret,

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Shared by store.c (async) and admin.c (sync) only: building script
- * arguments and parsing script replies. Included from nowhere else but the
+ * arguments, parsing script replies, finding the master through Sentinel. Included from nowhere else but the
  * queue module and its tests.
  */
 #ifndef NQ_QUEUE_INTERNAL_H
@@ -91,5 +91,40 @@ int nq_reply_is_noscript(const redisReply *r);
  * server is loading its dataset, busy with a script, or its replication
  * or cluster state says try again. */
 int nq_reply_is_transient(const redisReply *r);
+
+/* ---- Redis Sentinel (sentinel.c) ---- */
+
+struct event_base;
+struct nq_err;
+struct nq_sentinel_ask;
+
+/* "HOST:PORT" or "[V6]:PORT" into *ret_host (the caller's) and *ret_port.
+ * Returns 0, -EINVAL, -ENOMEM. */
+int nq_host_port_split(const char *s, char **ret_host, uint16_t *ret_port) NQ_MUSTCHECK;
+/* SENTINEL get-master-addr-by-name's reply. Returns 0, -ENOENT (the
+ * sentinel knows no such master), -EPROTO, -ENOMEM. */
+int nq_reply_master_addr(const redisReply *r, char **ret_host, uint16_t *ret_port) NQ_MUSTCHECK;
+/* True when ROLE's reply says "master". */
+int nq_reply_is_master(const redisReply *r);
+
+/* r = 0: host:port is the master as `node` named it (valid during the
+ * call); -EHOSTUNREACH: no sentinel named one, why says the last one's
+ * problem; -ENOMEM. */
+typedef void (*nq_sentinel_fn)(void *userdata, int r, const char *host, uint16_t port,
+                               const char *why);
+/* Asks cfg's sentinels in turn on base, each for at most timeout_ms; cb
+ * runs once, from the loop, never from this call. cfg is borrowed for the
+ * ask's life. NULL on OOM. Freeing an ask cancels it (cb does not run);
+ * cb may free it. */
+struct nq_sentinel_ask *nq_sentinel_ask_new(struct event_base *base,
+                                            const struct nq_sentinel_cfg *cfg,
+                                            uint64_t timeout_ms, nq_sentinel_fn cb,
+                                            void *userdata);
+struct nq_sentinel_ask *nq_sentinel_ask_free(struct nq_sentinel_ask *a);
+/* The same, blocking, for notifyqctl: each sentinel for at most
+ * timeout_ms to connect and as much per reply. Returns 0, -EHOSTUNREACH
+ * (err says why), -ENOMEM. */
+int nq_sentinel_lookup(const struct nq_sentinel_cfg *cfg, uint64_t timeout_ms, char **ret_host,
+                       uint16_t *ret_port, struct nq_err *err) NQ_MUSTCHECK;
 
 #endif

@@ -28,7 +28,9 @@
 /* SETUP: the socket is connected, AUTH/SELECT/SCRIPT LOAD... are in flight.
  * Only their success makes a connection UP: a server still loading its AOF
  * accepts connections but refuses scripts. */
-enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_SETUP, CONN_UP };
+/* ASKING: redis.sentinel is set and the sentinels are being asked for the
+ * master, before every connect (a failover moves it). */
+enum conn_state { CONN_DOWN, CONN_ASKING, CONN_CONNECTING, CONN_SETUP, CONN_UP };
 
 struct conn {
     struct nq_store *s;
@@ -41,6 +43,9 @@ struct conn {
     unsigned setup_pending; /* setup replies still to come */
     struct event *timer;    /* connect timeout while CONNECTING and SETUP, retry while DOWN */
     uint64_t retry_ms;
+    struct nq_sentinel_ask *ask; /* while ASKING */
+    char *master_host;           /* as the sentinels named it last */
+    uint16_t master_port;
 };
 
 enum req_kind {
@@ -73,6 +78,7 @@ struct nq_store {
     uint16_t port;
     uint32_t db;
     uint64_t connect_timeout_ms;
+    struct nq_sentinel_cfg sentinel; /* master_name NULL: none */
     uint64_t lock_ms, limiter_ms, token_seq;
     uint32_t limiter_max;
     struct conn cmd, blk;
@@ -240,6 +246,28 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
         setup_done(c);
 }
 
+/* ROLE on a server the sentinels named: a failover may have demoted it
+ * since, and the sentinels not noticed yet. */
+static void on_role_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    const redisReply *r = reply;
+    struct conn *c = ac->data;
+
+    if (!r || r->type == REDIS_REPLY_ERROR || nq_reply_is_master(r)) {
+        on_setup_reply(ac, reply, privdata);
+        return;
+    }
+    if (c->setup_failed)
+        return;
+    c->setup_failed = true;
+    nq_log(LOG_NOTICE, "redis %s: %s connection: %s:%u is not the master (%s), asking again",
+           c->s->where, conn_name(c), c->master_host, c->master_port,
+           r->type == REDIS_REPLY_ARRAY && r->elements && r->element[0]->type == REDIS_REPLY_STRING
+               ? r->element[0]->str
+               : "?");
+    redisAsyncDisconnect(ac);
+}
+
 static void on_reload_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     const redisReply *r = reply;
@@ -273,6 +301,9 @@ static void send_setup(struct conn *c)
     }
     if (s->db)
         setup_command(c, "SELECT", "SELECT %u", s->db);
+    if (s->sentinel.master_name &&
+        redisAsyncCommand(c->ac, on_role_reply, (void *) "ROLE", "ROLE") == REDIS_OK)
+        c->setup_pending++;
     if (c->blocking) {
         setup_command(c, "CLIENT SETNAME", "CLIENT SETNAME %s", s->client_name);
         return;
@@ -300,11 +331,12 @@ static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
     conn_start(c);
 }
 
-static void conn_start(struct conn *c)
+static void conn_connect(struct conn *c)
 {
     struct nq_store *s = c->s;
-    redisAsyncContext *ac = s->socket ? redisAsyncConnectUnix(s->socket)
-                                      : redisAsyncConnect(s->host, s->port);
+    redisAsyncContext *ac = s->socket        ? redisAsyncConnectUnix(s->socket)
+                            : c->master_host ? redisAsyncConnect(c->master_host, c->master_port)
+                                             : redisAsyncConnect(s->host, s->port);
 
     if (!ac || ac->err) {
         log_failure(c, "failed", ac ? ac->errstr : "out of memory");
@@ -326,7 +358,72 @@ static void conn_start(struct conn *c)
     evtimer_add(c->timer, &tv);
 }
 
+static void on_master_named(void *userdata, int r, const char *host, uint16_t port,
+                            const char *why)
+{
+    struct conn *c = userdata;
+    char msg[256];
+
+    c->ask = nq_sentinel_ask_free(c->ask);
+    if (r == 0) {
+        bool moved = !c->master_host || strcmp(c->master_host, host) || c->master_port != port;
+        free(c->master_host);
+        if ((c->master_host = strdup(host))) {
+            nq_log(moved ? LOG_INFO : LOG_DEBUG,
+                   "redis %s: %s connection: the master is %s:%u (from sentinel %s)", c->s->where,
+                   conn_name(c), host, port, why);
+            c->master_port = port;
+            conn_connect(c);
+            return;
+        }
+        why = "out of memory";
+    }
+    (void) snprintf(msg, sizeof(msg), "no sentinel named the master: %s", why);
+    log_failure(c, "failed", msg);
+    schedule_retry(c);
+}
+
+static void conn_start(struct conn *c)
+{
+    struct nq_store *s = c->s;
+
+    if (!s->sentinel.master_name) {
+        conn_connect(c);
+        return;
+    }
+    c->ask = nq_sentinel_ask_new(s->base, &s->sentinel, s->connect_timeout_ms, on_master_named, c);
+    if (!c->ask) {
+        log_failure(c, "failed", "out of memory");
+        schedule_retry(c);
+        return;
+    }
+    c->state = CONN_ASKING;
+}
+
 /* ---- lifetime --------------------------------------------------------------- */
+
+static int copy_sentinel(struct nq_sentinel_cfg *dst, const struct nq_sentinel_cfg *src)
+{
+    if (!src->master_name)
+        return 0;
+    if (!(dst->master_name = strdup(src->master_name)) ||
+        (src->password && !(dst->password = strdup(src->password))) ||
+        !(dst->nodes = calloc(src->n_nodes + 1, sizeof(char *))))
+        return -ENOMEM;
+    for (; dst->n_nodes < src->n_nodes; dst->n_nodes++)
+        if (!(dst->nodes[dst->n_nodes] = strdup(src->nodes[dst->n_nodes])))
+            return -ENOMEM;
+    return 0;
+}
+
+static void free_sentinel(struct nq_sentinel_cfg *sc)
+{
+    for (size_t i = 0; i < sc->n_nodes; i++)
+        free(sc->nodes[i]);
+    free(sc->nodes);
+    free(sc->master_name);
+    free(sc->password);
+}
 
 static int copy_redis(struct nq_store *s, const struct nq_redis_cfg *r)
 {
@@ -336,10 +433,12 @@ static int copy_redis(struct nq_store *s, const struct nq_redis_cfg *r)
     if ((r->socket && !(s->socket = strdup(r->socket))) ||
         !(s->host = strdup(r->host ? r->host : "127.0.0.1")) ||
         (r->username && !(s->username = strdup(r->username))) ||
-        (r->password && !(s->password = strdup(r->password))))
+        (r->password && !(s->password = strdup(r->password))) ||
+        copy_sentinel(&s->sentinel, &r->sentinel) < 0)
         return -ENOMEM;
-    int n = s->socket ? asprintf(&s->where, "unix:%s", s->socket)
-                      : asprintf(&s->where, "%s:%u", s->host, s->port);
+    int n = s->sentinel.master_name ? asprintf(&s->where, "sentinel %s", s->sentinel.master_name)
+            : s->socket             ? asprintf(&s->where, "unix:%s", s->socket)
+                                    : asprintf(&s->where, "%s:%u", s->host, s->port);
     if (n < 0) {
         s->where = NULL;
         return -ENOMEM;
@@ -393,6 +492,8 @@ struct nq_store *nq_store_new(struct event_base *base, const struct nq_store_opt
 
 static void conn_close(struct conn *c)
 {
+    c->ask = nq_sentinel_ask_free(c->ask);
+    free(c->master_host);
     if (c->timer)
         event_free(c->timer);
     if (c->ac)
@@ -420,6 +521,7 @@ struct nq_store *nq_store_free(struct nq_store *s)
     free(s->host);
     free(s->username);
     free(s->password);
+    free_sentinel(&s->sentinel);
     free(s);
     return NULL;
 }
@@ -502,12 +604,32 @@ static int transient_error(struct nq_store *s, const redisReply *r)
     return -EAGAIN;
 }
 
+/* A replica refused a write: the server we talk to was demoted (a
+ * failover). Nothing was written; drop the connection, which finds the new
+ * master (redis.sentinel) or waits for this one to be master again. */
+static bool readonly(struct nq_store *s, struct conn *c, const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_ERROR ||
+        (strncmp(r->str, "READONLY ", 9) != 0 && !strstr(r->str, " READONLY ")))
+        return false;
+    if (c->state == CONN_UP && !c->setup_failed) {
+        nq_log(LOG_NOTICE, "redis %s: %s connection: the server is a replica now, reconnecting",
+               s->where, conn_name(c));
+        c->setup_failed = true; /* refuse new calls until reconnected */
+        c->state = CONN_SETUP;  /* the disconnect callback reports the state */
+        redisAsyncDisconnect(c->ac);
+    }
+    return true;
+}
+
 static int reply_error(const struct req *q, const redisReply *r)
 {
     if (q->s->freeing)
         return -ECANCELED;
     if (!r)
         return -ECONNRESET;
+    if (readonly(q->s, &q->s->cmd, r))
+        return -EAGAIN;
     if (nq_reply_is_transient(r))
         return transient_error(q->s, r);
     if (r->type != REDIS_REPLY_ERROR && q->s->server_busy) {
@@ -807,6 +929,8 @@ static void on_marker(redisAsyncContext *ac, void *reply, void *privdata)
     else if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
              r->element[2]->type == REDIS_REPLY_STRING)
         k = 1, score = strtod(r->element[2]->str, NULL);
+    else if (readonly(s, &s->blk, r))
+        k = -EAGAIN;
     else if (nq_reply_is_transient(r))
         k = transient_error(s, r);
     else if (r->type != REDIS_REPLY_NIL)
