@@ -646,6 +646,50 @@ static const struct cfg_row sentinel_rows[] = {
 #undef S
 static const struct cfg_table sentinel_table = { ROWS(sentinel_rows) };
 
+#define T(f) .offset = offsetof(struct nq_redis_tls_cfg, f)
+static const struct cfg_row redis_tls_rows[] = {
+    { "ca_file", CFG_PATH, T(ca_file) },
+    { "cert_file", CFG_PATH, T(cert_file) },
+    { "key_file", CFG_PATH, T(key_file) },
+    { "server_name", CFG_STRING, T(server_name) },
+    { "verify", CFG_BOOL, T(verify), .def = "true" },
+};
+#undef T
+static const struct cfg_table redis_tls_table = { ROWS(redis_tls_rows) };
+
+/* Files are read when a connection is made; a file that cannot be read then
+ * would fail every connection, so it is refused now. */
+static int check_readable(struct cfg_ctx *c, int node, const char *key, const char *path)
+{
+    if (path && access(path, R_OK) < 0)
+        return cfg_fail_key(c, node, key, "cannot read %s: %s", path, strerror(errno));
+    return 0;
+}
+
+static int check_tls(struct cfg_ctx *c, struct nq_redis_cfg *rc, const struct cfg_seen *seen,
+                     bool rediss)
+{
+    const struct cfg_seen *tls = seen_of(&redis_table, seen, "tls");
+    struct nq_redis_tls_cfg *t = &rc->tls;
+    int r;
+
+    t->enabled = rediss || tls->key;
+    if (!t->enabled)
+        return 0;
+    if (rc->socket)
+        return cfg_fail_key(c, tls->key ? tls->key : seen_of(&redis_table, seen, "url")->val,
+                            tls->key ? "tls" : "url", "TLS is for a TCP connection, not a unix socket");
+    if (!t->cert_file != !t->key_file)
+        return cfg_fail_key(c, tls->val, t->cert_file ? "tls.key_file" : "tls.cert_file",
+                            "is required with tls.%s (a client certificate needs both)",
+                            t->cert_file ? "cert_file" : "key_file");
+    if ((r = check_readable(c, tls->val, "tls.ca_file", t->ca_file)) < 0 ||
+        (r = check_readable(c, tls->val, "tls.cert_file", t->cert_file)) < 0 ||
+        (r = check_readable(c, tls->val, "tls.key_file", t->key_file)) < 0)
+        return r;
+    return 0;
+}
+
 /* With redis.sentinel the sentinels name the master: an address given as
  * well would be ignored, so it is refused. */
 static int check_sentinel(struct cfg_ctx *c, const struct nq_sentinel_cfg *sc,
@@ -702,8 +746,11 @@ static int finish_redis(struct cfg_ctx *c, void *base, const struct cfg_seen *se
         else
             rc->db = (uint32_t) u.db;
     }
+    bool rediss = u.tls;
     cfg_redis_url_done(&u);
-    return r < 0 ? r : check_sentinel(c, &rc->sentinel, seen);
+    if (r >= 0)
+        r = check_sentinel(c, &rc->sentinel, seen);
+    return r < 0 ? r : check_tls(c, rc, seen, rediss);
 }
 
 #define R(f) .offset = offsetof(struct nq_redis_cfg, f)
@@ -717,6 +764,7 @@ static const struct cfg_row redis_rows[] = {
     { "connect_timeout", CFG_DURATION, R(connect_timeout_ms), .min = 100, .max = 5 * MINUTE,
       .def = "5s" },
     { "sentinel", CFG_MAP, R(sentinel), .sub = &sentinel_table },
+    { "tls", CFG_MAP, R(tls), .sub = &redis_tls_table },
 };
 #undef R
 static const struct cfg_table redis_table = { ROWS(redis_rows), .finish = finish_redis };

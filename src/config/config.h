@@ -142,8 +142,18 @@ struct nq_sentinel_cfg {
     char *password;    /* the sentinels' own requirepass; secret; NULL: none */
 };
 
+/* redis.tls, or a rediss:// url: TLS to the Redis server. */
+struct nq_redis_tls_cfg {
+    bool enabled;      /* a rediss:// url or a redis.tls section */
+    char *ca_file;     /* PEM CAs to verify the server with; NULL: the system's */
+    char *cert_file;   /* client certificate (PEM chain) for mutual TLS, with key_file */
+    char *key_file;
+    char *server_name; /* name the certificate must hold (and SNI); NULL: the host */
+    bool verify;       /* default true: certificate chain and name checked */
+};
+
 struct nq_redis_cfg {
-    char *url;      /* redis://[user:pass@]host[:port][/db] or unix:///path[?db=N];
+    char *url;      /* redis[s]://[user:pass@]host[:port][/db] or unix:///path[?db=N];
                      * default redis://127.0.0.1:6379 */
     char *socket;   /* unix socket path (or url's unix://); wins over host:port when set */
     char *host;     /* derived from url; NULL for a unix:// url */
@@ -154,6 +164,7 @@ struct nq_redis_cfg {
     char *password; /* secret: from password, password_file or ${ENV}; never logged */
     uint64_t connect_timeout_ms; /* default 5s */
     struct nq_sentinel_cfg sentinel;
+    struct nq_redis_tls_cfg tls;
 };
 
 struct nq_postgres_cfg {

@@ -16,7 +16,7 @@ src_libnq_a_SOURCES += \
 	src/queue/scripts.h src/queue/scripts.c \
 	src/queue/internal.h src/queue/reply.c src/queue/plan.c \
 	src/queue/replyarena.h src/queue/replyarena.c \
-	src/queue/sentinel.c \
+	src/queue/sentinel.c src/queue/tls.c \
 	src/queue/store.h src/queue/store.c \
 	src/queue/admin.h src/queue/admin.c
 nodist_src_libnq_a_SOURCES = src/queue/lua_sources.c

@@ -46,6 +46,7 @@ struct conn {
     struct nq_sentinel_ask *ask; /* while ASKING */
     char *master_host;           /* as the sentinels named it last */
     uint16_t master_port;
+    struct nq_tls_relay *relay;  /* redis.tls: between ac and the server */
 };
 
 enum req_kind {
@@ -79,6 +80,7 @@ struct nq_store {
     uint32_t db;
     uint64_t connect_timeout_ms;
     struct nq_sentinel_cfg sentinel; /* master_name NULL: none */
+    struct nq_tls *tls;              /* NULL: plain TCP or unix socket */
     uint64_t lock_ms, limiter_ms, token_seq;
     uint32_t limiter_max;
     struct conn cmd, blk;
@@ -144,6 +146,7 @@ static void schedule_retry(struct conn *c)
 
     c->state = CONN_DOWN;
     c->ac = NULL;
+    c->relay = nq_tls_relay_free(c->relay);
     evtimer_add(c->timer, &tv);
     c->retry_ms = c->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : c->retry_ms * 2;
     report_state(c->s);
@@ -197,7 +200,9 @@ static void refused(struct nq_store *s, const char *what, const char *msg)
 {
     char problem[sizeof(s->problem)];
 
-    if (is_auth_error(what, msg))
+    if (strcmp(what, "TLS") == 0)
+        (void) snprintf(problem, sizeof(problem), "redis %s: TLS: %s", s->where, msg);
+    else if (is_auth_error(what, msg))
         (void) snprintf(problem, sizeof(problem), "redis %s: authentication failed: %s", s->where,
                         msg);
     else
@@ -331,13 +336,42 @@ static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
     conn_start(c);
 }
 
+/* The TLS session failed (or ended): hiredis sees its socket close next;
+ * this says why. */
+static void on_tls_event(void *userdata, int r, const char *why)
+{
+    struct conn *c = userdata;
+
+    if (r == 0 || c->s->freeing)
+        return;
+    c->setup_failed = true; /* the "connection lost" that follows says nothing more */
+    refused(c->s, "TLS", why);
+}
+
+static redisAsyncContext *tls_connect(struct conn *c, const char *host, uint16_t port)
+{
+    char why[256];
+    redisAsyncContext *ac = nq_tls_async_connect(c->s->base, c->s->tls, host, port,
+                                                 on_tls_event, c, &c->relay, why, sizeof(why));
+
+    if (!ac) {
+        log_failure(c, "failed", why);
+        schedule_retry(c);
+    }
+    return ac;
+}
+
 static void conn_connect(struct conn *c)
 {
     struct nq_store *s = c->s;
-    redisAsyncContext *ac = s->socket        ? redisAsyncConnectUnix(s->socket)
-                            : c->master_host ? redisAsyncConnect(c->master_host, c->master_port)
-                                             : redisAsyncConnect(s->host, s->port);
+    const char *host = c->master_host ? c->master_host : s->host;
+    uint16_t port = c->master_host ? c->master_port : s->port;
+    redisAsyncContext *ac = s->socket ? redisAsyncConnectUnix(s->socket)
+                            : s->tls  ? tls_connect(c, host, port)
+                                      : redisAsyncConnect(host, port);
 
+    if (s->tls && !ac)
+        return;
     if (!ac || ac->err) {
         log_failure(c, "failed", ac ? ac->errstr : "out of memory");
         if (ac)
@@ -436,6 +470,15 @@ static int copy_redis(struct nq_store *s, const struct nq_redis_cfg *r)
         (r->password && !(s->password = strdup(r->password))) ||
         copy_sentinel(&s->sentinel, &r->sentinel) < 0)
         return -ENOMEM;
+    if (r->tls.enabled) {
+        struct nq_err err = { "" };
+        int k = nq_tls_new(&r->tls, &s->tls, &err);
+        if (k < 0) {
+            if (k != -ENOMEM)
+                nq_log(LOG_ERR, "%s", nq_err_str(&err));
+            return k;
+        }
+    }
     int n = s->sentinel.master_name ? asprintf(&s->where, "sentinel %s", s->sentinel.master_name)
             : s->socket             ? asprintf(&s->where, "unix:%s", s->socket)
                                     : asprintf(&s->where, "%s:%u", s->host, s->port);
@@ -499,6 +542,7 @@ static void conn_close(struct conn *c)
     if (c->ac)
         redisAsyncFree(c->ac); /* runs pending callbacks with a NULL reply */
     c->ac = NULL;
+    c->relay = nq_tls_relay_free(c->relay);
 }
 
 struct nq_store *nq_store_free(struct nq_store *s)
@@ -522,6 +566,7 @@ struct nq_store *nq_store_free(struct nq_store *s)
     free(s->username);
     free(s->password);
     free_sentinel(&s->sentinel);
+    nq_tls_free(s->tls);
     free(s);
     return NULL;
 }
