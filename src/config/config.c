@@ -678,7 +678,8 @@ static int check_tls(struct cfg_ctx *c, struct nq_redis_cfg *rc, const struct cf
         return 0;
     if (rc->socket)
         return cfg_fail_key(c, tls->key ? tls->key : seen_of(&redis_table, seen, "url")->val,
-                            tls->key ? "tls" : "url", "TLS is for a TCP connection, not a unix socket");
+                            tls->key ? "tls" : "url",
+                            "TLS is for a TCP connection, not a unix socket");
     if (!t->cert_file != !t->key_file)
         return cfg_fail_key(c, tls->val, t->cert_file ? "tls.key_file" : "tls.cert_file",
                             "is required with tls.%s (a client certificate needs both)",

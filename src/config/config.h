@@ -139,14 +139,14 @@ struct nq_sentinel_cfg {
     char *master_name; /* NULL: no sentinel; the master is url/socket */
     char **nodes;      /* "HOST:PORT" or "[V6]:PORT" of the sentinels, in order of asking */
     size_t n_nodes;
-    char *password;    /* the sentinels' own requirepass; secret; NULL: none */
+    char *password; /* the sentinels' own requirepass; secret; NULL: none */
 };
 
 /* redis.tls, or a rediss:// url: TLS to the Redis server. */
 struct nq_redis_tls_cfg {
-    bool enabled;      /* a rediss:// url or a redis.tls section */
-    char *ca_file;     /* PEM CAs to verify the server with; NULL: the system's */
-    char *cert_file;   /* client certificate (PEM chain) for mutual TLS, with key_file */
+    bool enabled;    /* a rediss:// url or a redis.tls section */
+    char *ca_file;   /* PEM CAs to verify the server with; NULL: the system's */
+    char *cert_file; /* client certificate (PEM chain) for mutual TLS, with key_file */
     char *key_file;
     char *server_name; /* name the certificate must hold (and SNI); NULL: the host */
     bool verify;       /* default true: certificate chain and name checked */

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * redis.url: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB] (HOST may be [V6]),
- * the same with rediss:// for TLS, and unix://[USER[:PASSWORD]@]/PATH[?db=DB]. USER and PASSWORD are
- * percent-decoded. Problems are described without quoting the URL, which may
- * carry a password.
+ * the same with rediss:// for TLS, and unix://[USER[:PASSWORD]@]/PATH[?db=DB]. USER and PASSWORD
+ * are percent-decoded. Problems are described without quoting the URL, which may carry a password.
  */
 /* <>, not "": next to this file, "config.h" is config/config.h. */
 #include <config.h>

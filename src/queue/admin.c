@@ -18,8 +18,8 @@
 
 struct nq_admin {
     redisContext *c;
-    struct nq_tls *tls;           /* redis.tls */
-    struct nq_tls_thread *relay;  /* runs the TLS relay of c */
+    struct nq_tls *tls;          /* redis.tls */
+    struct nq_tls_thread *relay; /* runs the TLS relay of c */
     struct nq_keys keys;
     char *where; /* "unix:/path" or "host:port", for messages */
 };
@@ -125,8 +125,7 @@ static int auth_and_select(struct nq_admin *a, const struct nq_redis_cfg *cfg,
         if (!rep)
             return conn_error(a, err);
         if (rep->type == REDIS_REPLY_ERROR)
-            r = nq_err_set(err, -EACCES, "redis %s: authentication failed: %s", a->where,
-                           rep->str);
+            r = nq_err_set(err, -EACCES, "redis %s: authentication failed: %s", a->where, rep->str);
         freeReplyObject(rep);
         if (r < 0)
             return r;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Shared by store.c (async) and admin.c (sync) only: building script
- * arguments, parsing script replies, finding the master through Sentinel. Included from nowhere else but the
- * queue module and its tests.
+ * arguments, parsing script replies, finding the master through Sentinel. Included from nowhere
+ * else but the queue module and its tests.
  */
 #ifndef NQ_QUEUE_INTERNAL_H
 #define NQ_QUEUE_INTERNAL_H
@@ -118,9 +118,8 @@ typedef void (*nq_sentinel_fn)(void *userdata, int r, const char *host, uint16_t
  * ask's life. NULL on OOM. Freeing an ask cancels it (cb does not run);
  * cb may free it. */
 struct nq_sentinel_ask *nq_sentinel_ask_new(struct event_base *base,
-                                            const struct nq_sentinel_cfg *cfg,
-                                            uint64_t timeout_ms, nq_sentinel_fn cb,
-                                            void *userdata);
+                                            const struct nq_sentinel_cfg *cfg, uint64_t timeout_ms,
+                                            nq_sentinel_fn cb, void *userdata);
 struct nq_sentinel_ask *nq_sentinel_ask_free(struct nq_sentinel_ask *a);
 /* The same, blocking, for notifyqctl: each sentinel for at most
  * timeout_ms to connect and as much per reply. Returns 0, -EHOSTUNREACH
@@ -136,8 +135,8 @@ struct nq_tls_thread;
 
 /* Loads the CAs, client certificate and key of cfg. Returns 0, -ENOMEM,
  * -EINVAL with err naming the file and OpenSSL's reason. */
-int nq_tls_new(const struct nq_redis_tls_cfg *cfg, struct nq_tls **ret, struct nq_err *err)
-    NQ_MUSTCHECK;
+int nq_tls_new(const struct nq_redis_tls_cfg *cfg, struct nq_tls **ret,
+               struct nq_err *err) NQ_MUSTCHECK;
 struct nq_tls *nq_tls_free(struct nq_tls *t);
 
 /* r = 0: the TLS session is up (handshake and verification passed);
@@ -155,10 +154,10 @@ struct nq_tls_relay *nq_tls_relay_free(struct nq_tls_relay *r);
 /* A hiredis async context (not attached yet) talking to host:port over TLS
  * through a relay on base (*ret_relay, which outlives the context: free
  * it after). NULL with why set on failure. */
-redisAsyncContext *nq_tls_async_connect(struct event_base *base, struct nq_tls *t,
-                                        const char *host, uint16_t port, nq_tls_event_fn cb,
-                                        void *userdata, struct nq_tls_relay **ret_relay,
-                                        char *why, size_t why_size);
+redisAsyncContext *nq_tls_async_connect(struct event_base *base, struct nq_tls *t, const char *host,
+                                        uint16_t port, nq_tls_event_fn cb, void *userdata,
+                                        struct nq_tls_relay **ret_relay, char *why,
+                                        size_t why_size);
 /* A blocking hiredis context over TLS, its relay on a thread of its own;
  * waits up to timeout_ms for the handshake. Returns 0, or a negative errno
  * with why set. Free the context first, then the thread. */

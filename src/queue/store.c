@@ -46,7 +46,7 @@ struct conn {
     struct nq_sentinel_ask *ask; /* while ASKING */
     char *master_host;           /* as the sentinels named it last */
     uint16_t master_port;
-    struct nq_tls_relay *relay;  /* redis.tls: between ac and the server */
+    struct nq_tls_relay *relay; /* redis.tls: between ac and the server */
 };
 
 enum req_kind {
@@ -351,8 +351,8 @@ static void on_tls_event(void *userdata, int r, const char *why)
 static redisAsyncContext *tls_connect(struct conn *c, const char *host, uint16_t port)
 {
     char why[256];
-    redisAsyncContext *ac = nq_tls_async_connect(c->s->base, c->s->tls, host, port,
-                                                 on_tls_event, c, &c->relay, why, sizeof(why));
+    redisAsyncContext *ac = nq_tls_async_connect(c->s->base, c->s->tls, host, port, on_tls_event, c,
+                                                 &c->relay, why, sizeof(why));
 
     if (!ac) {
         log_failure(c, "failed", why);
@@ -392,8 +392,7 @@ static void conn_connect(struct conn *c)
     evtimer_add(c->timer, &tv);
 }
 
-static void on_master_named(void *userdata, int r, const char *host, uint16_t port,
-                            const char *why)
+static void on_master_named(void *userdata, int r, const char *host, uint16_t port, const char *why)
 {
     struct conn *c = userdata;
     char msg[256];

@@ -616,14 +616,15 @@ static void redis_tls_and_sentinel(void **state)
               "t.yaml:3:5: redis.sentinel.master_name: is required");
     parse_bad("redis:\n  sentinel:\n    master_name: m\n" MIN_QUEUE, no_overrides, 0,
               "t.yaml:3:5: redis.sentinel.nodes: must list at least one sentinel (HOST:PORT)");
-    parse_bad("redis:\n  sentinel:\n    master_name: m\n    nodes: [h]\n" MIN_QUEUE,
-              no_overrides, 0,
+    parse_bad("redis:\n  sentinel:\n    master_name: m\n    nodes: [h]\n" MIN_QUEUE, no_overrides,
+              0,
               "t.yaml:4:13: redis.sentinel.nodes[0]: must be HOST:PORT of a sentinel, e.g. "
               "10.0.0.5:26379 or [::1]:26379");
-    parse_bad("redis:\n  url: redis://h\n  sentinel:\n    master_name: m\n    nodes: [h:1]\n"
-              MIN_QUEUE, no_overrides, 0,
-              "t.yaml:2:3: redis.url: conflicts with redis.sentinel, which names the master "
-              "(set username, password and db on their own)");
+    parse_bad(
+        "redis:\n  url: redis://h\n  sentinel:\n    master_name: m\n    nodes: [h:1]\n" MIN_QUEUE,
+        no_overrides, 0,
+        "t.yaml:2:3: redis.url: conflicts with redis.sentinel, which names the master "
+        "(set username, password and db on their own)");
     parse_bad("redis:\n  socket: /run/r.sock\n  tls: {}\n" MIN_QUEUE, no_overrides, 0,
               "t.yaml:3:3: redis.tls: TLS is for a TCP connection, not a unix socket");
     parse_bad("redis:\n  url: rediss://h\n  tls:\n    cert_file: /etc/hostname\n" MIN_QUEUE,
