@@ -177,6 +177,19 @@ static int tls_connect(struct nq_admin *a, const struct nq_redis_cfg *cfg, const
     return 0;
 }
 
+/* With TLS 1.3 a server refuses a client certificate only after the
+ * handshake: find out now, so that it reads as a failure to connect. Any
+ * reply will do (NOAUTH too). */
+static int tls_ping(struct nq_admin *a, struct nq_err *err)
+{
+    redisReply *rep = redisCommand(a->c, "PING");
+
+    if (!rep)
+        return conn_error(a, err);
+    freeReplyObject(rep);
+    return 0;
+}
+
 static int open_context(struct nq_admin *a, const struct nq_redis_cfg *cfg, struct nq_err *err)
 {
     uint64_t ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 5000;
@@ -214,6 +227,8 @@ static int open_context(struct nq_admin *a, const struct nq_redis_cfg *cfg, stru
         return conn_error(a, err);
     if (redisSetTimeout(a->c, tv) != REDIS_OK)
         return conn_error(a, err);
+    if (a->relay && (r = tls_ping(a, err)) < 0)
+        return r;
     r = auth_and_select(a, cfg, err);
     return r < 0 || !master ? r : check_master(a, err);
 }

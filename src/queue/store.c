@@ -392,26 +392,38 @@ static void conn_connect(struct conn *c)
     evtimer_add(c->timer, &tv);
 }
 
+/* Takes note of the master the sentinels named. Returns 0 or -ENOMEM. */
+static int master_named(struct conn *c, const char *host, uint16_t port, const char *node)
+{
+    bool moved = !c->master_host || strcmp(c->master_host, host) || c->master_port != port;
+    char *copy = strdup(host);
+
+    if (!copy)
+        return -ENOMEM;
+    free(c->master_host);
+    c->master_host = copy;
+    c->master_port = port;
+    nq_log(moved ? LOG_INFO : LOG_DEBUG,
+           "redis %s: %s connection: the master is %s:%u (from sentinel %s)", c->s->where,
+           conn_name(c), host, port, node);
+    return 0;
+}
+
 static void on_master_named(void *userdata, int r, const char *host, uint16_t port, const char *why)
 {
     struct conn *c = userdata;
-    char msg[256];
+    char msg[256] = "out of memory";
 
+    /* host and why may point into the ask: used before it is freed */
+    if (r == -EHOSTUNREACH)
+        (void) snprintf(msg, sizeof(msg), "no sentinel named the master: %s", why);
+    else if (r == 0)
+        r = master_named(c, host, port, why);
     c->ask = nq_sentinel_ask_free(c->ask);
     if (r == 0) {
-        bool moved = !c->master_host || strcmp(c->master_host, host) || c->master_port != port;
-        free(c->master_host);
-        if ((c->master_host = strdup(host))) {
-            nq_log(moved ? LOG_INFO : LOG_DEBUG,
-                   "redis %s: %s connection: the master is %s:%u (from sentinel %s)", c->s->where,
-                   conn_name(c), host, port, why);
-            c->master_port = port;
-            conn_connect(c);
-            return;
-        }
-        why = "out of memory";
+        conn_connect(c);
+        return;
     }
-    (void) snprintf(msg, sizeof(msg), "no sentinel named the master: %s", why);
     log_failure(c, "failed", msg);
     schedule_retry(c);
 }

@@ -67,6 +67,16 @@ struct nq_tls {
     bool verify;
 };
 
+struct nq_tls_relay {
+    struct bufferevent *local;  /* hiredis's peer */
+    struct bufferevent *remote; /* the TLS connection to Redis */
+    nq_tls_event_fn cb;
+    void *userdata;
+    bool up, failed; /* reported */
+    bool cert_asked; /* the server asked for a client certificate we do not have */
+    bool answered;   /* bytes came from the server: it accepted us */
+};
+
 /* The last OpenSSL error, or fallback. */
 static void openssl_reason(char *buf, size_t size, const char *fallback)
 {
@@ -77,6 +87,18 @@ static void openssl_reason(char *buf, size_t size, const char *fallback)
     else
         (void) snprintf(buf, size, "%s", fallback);
     ERR_clear_error();
+}
+
+/* The server asks for a client certificate and none is configured: with
+ * TLS 1.3 its refusal comes after our handshake, and may be lost. */
+static int on_cert_asked(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+{
+    struct nq_tls_relay *r = SSL_get_app_data(ssl);
+
+    (void) x509, (void) pkey;
+    if (r)
+        r->cert_asked = true;
+    return 0; /* none: the server decides (tls-auth-clients optional accepts) */
 }
 
 int nq_tls_new(const struct nq_redis_tls_cfg *cfg, struct nq_tls **ret, struct nq_err *err)
@@ -102,6 +124,8 @@ int nq_tls_new(const struct nq_redis_tls_cfg *cfg, struct nq_tls **ret, struct n
              (SSL_CTX_use_PrivateKey_file(t->ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1 ||
               SSL_CTX_check_private_key(t->ctx) != 1))
         what = cfg->key_file;
+    if (!cfg->cert_file)
+        SSL_CTX_set_client_cert_cb(t->ctx, on_cert_asked);
     if (what) {
         openssl_reason(why, sizeof(why), "unreadable");
         nq_tls_free(t);
@@ -122,14 +146,6 @@ struct nq_tls *nq_tls_free(struct nq_tls *t)
 }
 
 /* ---- the relay ------------------------------------------------------------ */
-
-struct nq_tls_relay {
-    struct bufferevent *local;  /* hiredis's peer */
-    struct bufferevent *remote; /* the TLS connection to Redis */
-    nq_tls_event_fn cb;
-    void *userdata;
-    bool up, failed; /* reported */
-};
 
 static void report(struct nq_tls_relay *r, int k, const char *why)
 {
@@ -167,6 +183,7 @@ static void on_remote_read(struct bufferevent *bev, void *arg)
 {
     struct nq_tls_relay *r = arg;
 
+    r->answered = true;
     if (r->local)
         evbuffer_add_buffer(bufferevent_get_output(r->local), bufferevent_get_input(bev));
 }
@@ -189,18 +206,35 @@ static void on_local_event(struct bufferevent *bev, short what, void *arg)
     }
 }
 
+/* OpenSSL's error for bev: libevent keeps OpenSSL's errors and, among
+ * them, SSL_get_error() codes (small numbers, no library), skipped here. */
+static unsigned long openssl_error(struct bufferevent *bev)
+{
+    unsigned long e, found = 0;
+
+    while ((e = bufferevent_get_openssl_error(bev)))
+        if (!found && ERR_GET_LIB(e) != 0)
+            found = e;
+    return found;
+}
+
 /* Why the handshake or the session failed, in OpenSSL's words. Returns
  * whether TLS itself failed (not a plain close or socket error). */
-static bool remote_reason(struct bufferevent *bev, short what, char *buf, size_t size)
+static bool remote_reason(struct nq_tls_relay *r, struct bufferevent *bev, short what, char *buf,
+                          size_t size)
 {
     SSL *ssl = bufferevent_openssl_get_ssl(bev);
     long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
-    unsigned long e = bufferevent_get_openssl_error(bev);
     int sock_err = EVUTIL_SOCKET_ERROR();
+    unsigned long e = openssl_error(bev);
 
     if (v != X509_V_OK)
         (void) snprintf(buf, size, "certificate verify failed: %s",
                         X509_verify_cert_error_string(v));
+    else if (r->cert_asked && !r->answered) /* the alert saying so may be lost to a reset */
+        (void) snprintf(buf, size,
+                        "the server requires a client certificate (redis.tls.cert_file and "
+                        "key_file)");
     else if (e)
         ERR_error_string_n(e, buf, size);
     else if ((what & BEV_EVENT_ERROR) && sock_err)
@@ -208,7 +242,7 @@ static bool remote_reason(struct bufferevent *bev, short what, char *buf, size_t
     else
         (void) snprintf(buf, size, "connection closed");
     ERR_clear_error();
-    return v != X509_V_OK || e;
+    return v != X509_V_OK || e || (r->cert_asked && !r->answered);
 }
 
 static void on_remote_event(struct bufferevent *bev, short what, void *arg)
@@ -226,7 +260,7 @@ static void on_remote_event(struct bufferevent *bev, short what, void *arg)
      * (a Redis restart), which hiredis reports. One ended by an alert is
      * reported: with TLS 1.3 a server refuses a client certificate only
      * after the handshake completed on our side. */
-    if (remote_reason(bev, what, why, sizeof(why)) || !r->up)
+    if (remote_reason(r, bev, what, why, sizeof(why)) || !r->up)
         report(r, -ECONNREFUSED, why);
     close_remote(r);
     if (r->local && evbuffer_get_length(bufferevent_get_output(r->local)) > 0) {
@@ -285,9 +319,10 @@ struct nq_tls_relay *nq_tls_relay_new(struct event_base *base, struct nq_tls *t,
         close(fd);
         return nq_tls_relay_free(r);
     }
-    if (!(ssl = new_ssl(t, host)) ||
-        !(r->remote = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                     BEV_OPT_CLOSE_ON_FREE))) {
+    if ((ssl = new_ssl(t, host)))
+        SSL_set_app_data(ssl, r);
+    if (!ssl || !(r->remote = bufferevent_openssl_socket_new(
+                      base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE))) {
         SSL_free(ssl);
         return nq_tls_relay_free(r);
     }

@@ -225,7 +225,8 @@ def test_no_sentinel_answering_is_a_clear_error(tmp_path):
         daemon.wait_for_log(r"worker email/\d: redis sentinel %s: command connection failed: "
                             r"no sentinel named the master: sentinel 127\.0\.0\.1:%d: "
                             % (MASTER, dead[1]), timeout=10)
-        st = daemon.status()
-        assert {w["redis"] for w in st["queues"][0]["workers"]} == {"connecting"}
+        wait_for(lambda: {w.get("redis") for w in daemon.queue("email")["workers"]}
+                 == {"connecting"}, timeout=10, what="both workers connecting")
+        assert daemon.ctl("status").returncode != 0
     finally:
         finish(daemon)

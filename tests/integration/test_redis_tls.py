@@ -192,4 +192,5 @@ def test_mutual_tls_with_a_client_certificate(tmp_path, mtls_redis, certs):
 
 
 def test_mutual_tls_without_a_client_certificate_is_refused(tmp_path, mtls_redis, certs):
-    refused(tmp_path, mtls_redis, "localhost", "certificate required", ca_file=certs / "ca.crt")
+    refused(tmp_path, mtls_redis, "localhost", "the server requires a client certificate",
+            ca_file=certs / "ca.crt")
