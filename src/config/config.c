@@ -495,6 +495,42 @@ static int check_bullmq_unique(struct cfg_ctx *c, const struct nq_queue_cfg *q,
     return 0;
 }
 
+/* Whether the keys "<prefix>:<queue>:..." carry a hash tag: Redis Cluster
+ * hashes only what is between the first '{' and the next '}', if not empty. */
+static bool hash_tagged(const char *prefix, const char *queue)
+{
+    const char *open = strchr(prefix, '{'), *close;
+
+    if (open) {
+        close = strchr(open + 1, '}');
+        if (close)
+            return close > open + 1;
+        /* "{" in the prefix, "}" in the queue name: the ':' between is hashed */
+        close = strchr(queue, '}');
+        return close != NULL;
+    }
+    open = strchr(queue, '{');
+    close = open ? strchr(open + 1, '}') : NULL;
+    return close && close > open + 1;
+}
+
+/* BullMQ's scripts touch many keys of a queue at once, which Redis Cluster
+ * allows only within one hash slot. */
+static int check_cluster_tag(struct cfg_ctx *c, const struct nq_queue_cfg *q,
+                             const struct cfg_seen *seen, int node)
+{
+    const struct nq_redis_cfg *rc = &c->cfg->redis;
+    const struct cfg_seen *bq = seen_of(&queue_table, seen, "bullmq_queue");
+    const char *prefix = rc->prefix ? rc->prefix : "bull";
+
+    if (!rc->cluster || hash_tagged(prefix, q->bullmq_queue))
+        return 0;
+    return cfg_fail_key(c, bq->val ? bq->val : node, "bullmq_queue",
+                        "with redis.cluster, a queue's keys must share one hash slot: put a hash "
+                        "tag in redis.prefix (\"{%s}\") or in the BullMQ queue name (\"{%s}\")",
+                        prefix, q->bullmq_queue);
+}
+
 /* The node of exec.argv[0], for messages; exec if it cannot be found. */
 static int argv0_node(struct cfg_ctx *c, int exec)
 {
@@ -567,6 +603,8 @@ static int finish_queue(struct cfg_ctx *c, void *base, const struct cfg_seen *se
         return cfg_oom(c);
     }
     r = check_exec(c, q, seen, node);
+    if (r >= 0)
+        r = check_cluster_tag(c, q, seen, node);
     return r < 0 ? r : check_bullmq_unique(c, q, seen, node);
 }
 
@@ -766,6 +804,7 @@ static const struct cfg_row redis_rows[] = {
       .def = "5s" },
     { "sentinel", CFG_MAP, R(sentinel), .sub = &sentinel_table },
     { "tls", CFG_MAP, R(tls), .sub = &redis_tls_table },
+    { "cluster", CFG_BOOL, R(cluster), .def = "false" },
 };
 #undef R
 static const struct cfg_table redis_table = { ROWS(redis_rows), .finish = finish_redis };
@@ -865,6 +904,12 @@ static int finish_top(struct cfg_ctx *c, void *base, const struct cfg_seen *seen
     if (cfg->n_queues == 0)
         return cfg_fail_key(c, queues->val ? queues->val : node, "queues",
                             "must have at least one queue");
+    /* After the queues' hash tags were checked, so that a file can be made
+     * ready for it. */
+    if (cfg->redis.cluster)
+        return cfg_fail_key(c, seen_of(&nq_cfg_top_table, seen, "redis")->val, "redis.cluster",
+                            "Redis Cluster is not supported yet: use one server (redis.url) "
+                            "or redis.sentinel");
     return 0;
 }
 

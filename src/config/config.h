@@ -165,6 +165,7 @@ struct nq_redis_cfg {
     uint64_t connect_timeout_ms; /* default 5s */
     struct nq_sentinel_cfg sentinel;
     struct nq_redis_tls_cfg tls;
+    bool cluster; /* Redis Cluster: every queue hash-tagged; not supported yet */
 };
 
 struct nq_postgres_cfg {

@@ -587,7 +587,7 @@ static void errors_name_file_line_column_and_key(void **state)
     assert_int_equal(failed, 0);
 }
 
-/* redis.tls and redis.sentinel: what they set, and what they refuse. */
+/* redis.tls, redis.sentinel, redis.cluster: what they set, and what they refuse. */
 static void redis_tls_and_sentinel(void **state)
 {
     struct nq_config *cfg;
@@ -631,6 +631,25 @@ static void redis_tls_and_sentinel(void **state)
               no_overrides, 0,
               "t.yaml:4:5: redis.tls.key_file: is required with tls.cert_file (a client "
               "certificate needs both)");
+    parse_bad("redis:\n  cluster: true\n" MIN_QUEUE, no_overrides, 0,
+              "t.yaml:5:5: queues.email.bullmq_queue: with redis.cluster, a queue's keys must "
+              "share one hash slot: put a hash tag in redis.prefix (\"{bull}\") or in the BullMQ "
+              "queue name (\"{email}\")");
+    parse_bad("redis:\n  cluster: true\n  prefix: '{}bull'\n" MIN_QUEUE, no_overrides, 0,
+              "t.yaml:6:5: queues.email.bullmq_queue: with redis.cluster, a queue's keys must "
+              "share one hash slot: put a hash tag in redis.prefix (\"{{}bull}\") or in the "
+              "BullMQ queue name (\"{email}\")");
+    static const char *const tagged[] = {
+        "redis:\n  cluster: true\n  prefix: '{bull}'\n" MIN_QUEUE,
+        "redis:\n  cluster: true\n  prefix: 'app{'\n"
+        "queues:\n  email:\n    handler: noop\n    bullmq_queue: 'q}'\n",
+        "redis:\n  cluster: true\n"
+        "queues:\n  email:\n    handler: noop\n    bullmq_queue: '{email}'\n",
+    };
+    for (size_t i = 0; i < NQ_ELEMENTSOF(tagged); i++)
+        parse_bad(tagged[i], no_overrides, 0,
+                  "t.yaml:2:3: redis.cluster: Redis Cluster is not supported yet: use one server "
+                  "(redis.url) or redis.sentinel");
     parse_bad("redis:\n  url: rediss://h\n  tls:\n    ca_file: /nonexistent/ca.pem\n" MIN_QUEUE,
               no_overrides, 0,
               "t.yaml:4:5: redis.tls.ca_file: cannot read /nonexistent/ca.pem: No such file or "
