@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import redis
 
-from conftest import NOTIFYQCTL, Daemon, finish, short_tmpdir, wait_for
+from conftest import NOTIFYQCTL, REDIS_SERVER, Daemon, finish, short_tmpdir, wait_for
 
 ACL_CONF = """\
 port 0
@@ -29,7 +29,7 @@ user default off
 def acl_redis():
     d = short_tmpdir("nq-acl-")
     (d / "redis.conf").write_text(ACL_CONF.format(dir=d))
-    proc = subprocess.Popen(["redis-server", str(d / "redis.conf")],
+    proc = subprocess.Popen([REDIS_SERVER, str(d / "redis.conf")],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     client = redis.Redis(unix_socket_path=str(d / "redis.sock"), username="nq",

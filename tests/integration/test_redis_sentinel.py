@@ -16,7 +16,7 @@ import time
 import pytest
 import redis
 
-from conftest import NOTIFYQCTL, Daemon, finish, short_tmpdir, wait_for
+from conftest import NOTIFYQCTL, REDIS_SERVER, Daemon, finish, short_tmpdir, wait_for
 
 MASTER = "nqmaster"
 JOBS_BEFORE = 240
@@ -47,7 +47,7 @@ class Cluster:
     def start_server(self, name, port, *args):
         (self.dir / name).mkdir()
         self.procs[name] = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.dir / name),
              "--logfile", str(self.dir / name / "redis.log"), *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -63,7 +63,7 @@ class Cluster:
             "sentinel parallel-syncs %s 1\n"
             % (port, d, d / "sentinel.log", MASTER, self.ports[0], MASTER, MASTER, MASTER))
         self.procs["sentinel%d" % i] = subprocess.Popen(
-            ["redis-server", str(d / "sentinel.conf"), "--sentinel"],
+            [REDIS_SERVER, str(d / "sentinel.conf"), "--sentinel"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def start(self):

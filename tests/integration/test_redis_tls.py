@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import redis
 
-from conftest import NOTIFYQCTL, Daemon, finish, short_tmpdir, wait_for
+from conftest import NOTIFYQCTL, REDIS_SERVER, Daemon, finish, short_tmpdir, wait_for
 from test_redis_sentinel import free_ports
 
 
@@ -42,7 +42,7 @@ class TlsRedis:
         self.port = free_ports(1)[0]
         self.socket = str(d / "redis.sock")
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", "0", "--bind", "127.0.0.1",
+            [REDIS_SERVER, "--port", "0", "--bind", "127.0.0.1",
              "--tls-port", str(self.port), "--tls-cert-file", str(d / "server.crt"),
              "--tls-key-file", str(d / "server.key"), "--tls-ca-cert-file", str(d / "ca.crt"),
              "--tls-auth-clients", "yes" if auth_clients else "no",
