@@ -669,8 +669,11 @@ static bool readonly(struct nq_store *s, struct conn *c, const redisReply *r)
         (strncmp(r->str, "READONLY ", 9) != 0 && !strstr(r->str, " READONLY ")))
         return false;
     if (c->state == CONN_UP && !c->setup_failed) {
-        nq_log(LOG_NOTICE, "redis %s: %s connection: the server is a replica now, reconnecting",
-               s->where, conn_name(c));
+        /* Once per series, as transient errors (until a call succeeds). */
+        nq_log(s->server_busy ? LOG_DEBUG : LOG_NOTICE,
+               "redis %s: %s connection: the server is a replica now, reconnecting", s->where,
+               conn_name(c));
+        s->server_busy = true;
         c->setup_failed = true; /* refuse new calls until reconnected */
         c->state = CONN_SETUP;  /* the disconnect callback reports the state */
         redisAsyncDisconnect(c->ac);

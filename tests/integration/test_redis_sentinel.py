@@ -6,12 +6,11 @@ sentinels promote the replica, and the workers find it and carry on: every
 job that was added (and had reached the replica: Redis replicates
 asynchronously, see min-replicas-to-write in notifyq.yaml(5)) ends completed
 or failed, read through BullMQ's layout on the new master."""
-import contextlib
+import os
 import shutil
 import signal
 import socket
 import subprocess
-import time
 
 import pytest
 import redis
@@ -230,3 +229,45 @@ def test_no_sentinel_answering_is_a_clear_error(tmp_path):
         assert daemon.ctl("status").returncode != 0
     finally:
         finish(daemon)
+
+
+def test_a_demoted_server_is_waited_for(tmp_path):
+    """Without Sentinel: the server turns into a replica (REPLICAOF) under a
+    connected worker. Writes are refused with READONLY; the worker drops the
+    connection, tries again, and runs jobs once the server is a master again."""
+    d = short_tmpdir("nq-demote-")
+    port = free_ports(1)[0]
+    a_sock = str(d / "a.sock")
+    procs = [subprocess.Popen(
+        [REDIS_SERVER, "--port", "0", "--unixsocket", a_sock, "--save", "", "--appendonly",
+         "no", "--dir", str(d), "--logfile", str(d / "a.log")], stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen(
+        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(d), "--dbfilename", "b.rdb",
+         "--logfile", str(d / "b.log")], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)]
+    a = redis.Redis(unix_socket_path=a_sock, decode_responses=True)
+    daemon = Daemon(tmp_path / "daemon", a_sock, {"email": 1})
+    try:
+        wait_for(lambda: os.path.exists(a_sock) and a.ping(), timeout=10, what="server a")
+        daemon.start()
+        daemon.wait_ready(timeout=10)
+        with daemon.log_contains(r"worker email/0: redis unix:\S+: command connection: the "
+                                 r"server is a replica now, reconnecting", timeout=15):
+            a.replicaof("127.0.0.1", port)
+        wait_for(lambda: a.info("replication")["role"] == "slave", timeout=10, what="a replica")
+        a.replicaof("NO", "ONE")
+        wait_for(lambda: daemon.queue("email")["state"] == "ok", timeout=20,
+                 what="the queue ok again")
+        p = subprocess.run([str(NOTIFYQCTL), "-c", str(daemon.cfg), "send", "email", "--data",
+                            "{}"], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        wait_for(lambda: a.zscore("bull:email:completed", p.stdout.strip()) is not None,
+                 timeout=20, what="the job completed on the server, a master again")
+    finally:
+        finish(daemon)
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+        shutil.rmtree(d, ignore_errors=True)
