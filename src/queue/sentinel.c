@@ -264,12 +264,43 @@ struct nq_sentinel_ask *nq_sentinel_ask_free(struct nq_sentinel_ask *a)
 
 /* ---- synchronous ------------------------------------------------------------- */
 
+/* Asks the sentinel connected with c. */
+static int ask_on(redisContext *c, const struct nq_sentinel_cfg *cfg, const char *node,
+                  char **ret_host, uint16_t *ret_port, char *why, size_t why_size)
+{
+    redisReply *rep;
+    int r = 0;
+
+    if (cfg->password) {
+        if (!(rep = redisCommand(c, "AUTH %s", cfg->password))) {
+            (void) snprintf(why, why_size, "sentinel %s: %s", node, c->errstr);
+            return -EHOSTUNREACH;
+        }
+        if (rep->type == REDIS_REPLY_ERROR) {
+            (void) snprintf(why, why_size, "sentinel %s: authentication failed: %s", node,
+                            rep->str);
+            r = -EACCES;
+        }
+        freeReplyObject(rep);
+        if (r < 0)
+            return r;
+    }
+    if (!(rep = redisCommand(c, "SENTINEL get-master-addr-by-name %s", cfg->master_name))) {
+        (void) snprintf(why, why_size, "sentinel %s: %s", node, c->errstr);
+        return -EHOSTUNREACH;
+    }
+    r = nq_reply_master_addr(rep, ret_host, ret_port);
+    if (r < 0 && r != -ENOMEM)
+        (void) snprintf(why, why_size, "sentinel %s: %s", node, answer_problem(r, rep));
+    freeReplyObject(rep);
+    return r;
+}
+
 static int ask_one(const struct nq_sentinel_cfg *cfg, const char *node, struct timeval tv,
                    char **ret_host, uint16_t *ret_port, char *why, size_t why_size)
 {
     char *host = NULL;
     uint16_t port;
-    redisReply *rep = NULL;
     int r = nq_host_port_split(node, &host, &port);
 
     if (r < 0)
@@ -280,26 +311,10 @@ static int ask_one(const struct nq_sentinel_cfg *cfg, const char *node, struct t
         return -ENOMEM;
     if (c->err || redisSetTimeout(c, tv) != REDIS_OK) {
         (void) snprintf(why, why_size, "sentinel %s: %s", node, c->errstr);
-        redisFree(c);
-        return -EHOSTUNREACH;
-    }
-    if (cfg->password && (rep = redisCommand(c, "AUTH %s", cfg->password)) &&
-        rep->type == REDIS_REPLY_ERROR) {
-        (void) snprintf(why, why_size, "sentinel %s: authentication failed: %s", node, rep->str);
-        r = -EACCES;
-    }
-    if (rep)
-        freeReplyObject(rep);
-    rep = NULL;
-    if (r == 0 &&
-        !(rep = redisCommand(c, "SENTINEL get-master-addr-by-name %s", cfg->master_name))) {
-        (void) snprintf(why, why_size, "sentinel %s: %s", node, c->errstr);
         r = -EHOSTUNREACH;
+    } else {
+        r = ask_on(c, cfg, node, ret_host, ret_port, why, why_size);
     }
-    if (rep && (r = nq_reply_master_addr(rep, ret_host, ret_port)) < 0 && r != -ENOMEM)
-        (void) snprintf(why, why_size, "sentinel %s: %s", node, answer_problem(r, rep));
-    if (rep)
-        freeReplyObject(rep);
     redisFree(c);
     return r;
 }
@@ -310,10 +325,9 @@ int nq_sentinel_lookup(const struct nq_sentinel_cfg *cfg, uint64_t timeout_ms, c
     struct timeval tv = { .tv_sec = (time_t) (timeout_ms / 1000),
                           .tv_usec = (suseconds_t) (timeout_ms % 1000) * 1000 };
     char why[200] = "no sentinel configured";
-    int r = -EHOSTUNREACH;
 
     for (size_t i = 0; i < cfg->n_nodes; i++) {
-        r = ask_one(cfg, cfg->nodes[i], tv, ret_host, ret_port, why, sizeof(why));
+        int r = ask_one(cfg, cfg->nodes[i], tv, ret_host, ret_port, why, sizeof(why));
         if (r == 0 || r == -ENOMEM)
             return r;
     }

@@ -104,7 +104,6 @@ static int on_cert_asked(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
 int nq_tls_new(const struct nq_redis_tls_cfg *cfg, struct nq_tls **ret, struct nq_err *err)
 {
     struct nq_tls *t = calloc(1, sizeof(*t));
-    char why[256];
     const char *what = NULL;
 
     if (!t || !(t->ctx = SSL_CTX_new(TLS_client_method())) ||
@@ -127,6 +126,7 @@ int nq_tls_new(const struct nq_redis_tls_cfg *cfg, struct nq_tls **ret, struct n
     if (!cfg->cert_file)
         SSL_CTX_set_client_cert_cb(t->ctx, on_cert_asked);
     if (what) {
+        char why[256];
         openssl_reason(why, sizeof(why), "unreadable");
         nq_tls_free(t);
         return nq_err_set(err, -EINVAL, "redis TLS: %s: %s", what, why);
