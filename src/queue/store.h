@@ -18,6 +18,15 @@
  * with -EAGAIN: the script did not run; call again later. Scripts go by
  * EVALSHA; on NOSCRIPT the store sends SCRIPT LOAD and the same call again.
  *
+ * With redis.sentinel, each connection first asks the sentinels for the
+ * master (asynchronously, sentinel.c) and checks with ROLE that it still is
+ * one; a lost connection asks again, which follows a failover. A call that
+ * a demoted server refuses with READONLY completes with -EAGAIN (nothing
+ * ran) and drops its connection, to reconnect to the master. With
+ * redis.tls, hiredis talks to an in-process relay that speaks TLS to the
+ * server (tls.c). Why a server refuses the setup (a wrong password, a
+ * certificate that fails verification) is nq_store_problem().
+ *
  * hiredis writes with write(2), not send(MSG_NOSIGNAL): the process must
  * ignore SIGPIPE (STYLE.md pitfall 9) or a Redis restart kills it.
  *
