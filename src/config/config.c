@@ -133,6 +133,13 @@ static const char *check_listen(const char *s)
     return NULL;
 }
 
+static const char *check_sentinel_node(const char *s)
+{
+    return check_listen(s) ? "must be HOST:PORT of a sentinel, e.g. 10.0.0.5:26379 or "
+                             "[::1]:26379"
+                           : NULL;
+}
+
 static const char *check_bullmq_name(const char *s)
 {
     return strchr(s, ':') ? "must not contain ':' (BullMQ's key separator)" : NULL;
@@ -1024,6 +1031,42 @@ static int check_bullmq_unique(struct cfg_ctx *c, const struct nq_queue_cfg *q,
     return 0;
 }
 
+/* Whether the keys "<prefix>:<queue>:..." carry a hash tag: Redis Cluster
+ * hashes only what is between the first '{' and the next '}', if not empty. */
+static bool hash_tagged(const char *prefix, const char *queue)
+{
+    const char *open = strchr(prefix, '{'), *close;
+
+    if (open) {
+        close = strchr(open + 1, '}');
+        if (close)
+            return close > open + 1;
+        /* "{" in the prefix, "}" in the queue name: the ':' between is hashed */
+        close = strchr(queue, '}');
+        return close != NULL;
+    }
+    open = strchr(queue, '{');
+    close = open ? strchr(open + 1, '}') : NULL;
+    return close && close > open + 1;
+}
+
+/* BullMQ's scripts touch many keys of a queue at once, which Redis Cluster
+ * allows only within one hash slot. */
+static int check_cluster_tag(struct cfg_ctx *c, const struct nq_queue_cfg *q,
+                             const struct cfg_seen *seen, int node)
+{
+    const struct nq_redis_cfg *rc = &c->cfg->redis;
+    const struct cfg_seen *bq = seen_of(&queue_table, seen, "bullmq_queue");
+    const char *prefix = rc->prefix ? rc->prefix : "bull";
+
+    if (!rc->cluster || hash_tagged(prefix, q->bullmq_queue))
+        return 0;
+    return cfg_fail_key(c, bq->val ? bq->val : node, "bullmq_queue",
+                        "with redis.cluster, a queue's keys must share one hash slot: put a hash "
+                        "tag in redis.prefix (\"{%s}\") or in the BullMQ queue name (\"{%s}\")",
+                        prefix, q->bullmq_queue);
+}
+
 /* The node of exec.argv[0], for messages; exec if it cannot be found. */
 static int argv0_node(struct cfg_ctx *c, int exec)
 {
@@ -1120,6 +1163,8 @@ static int finish_queue(struct cfg_ctx *c, void *base, const struct cfg_seen *se
     r = check_exec(c, q, seen, node);
     if (r >= 0)
         r = check_broadcast(c, q, seen);
+    if (r >= 0)
+        r = check_cluster_tag(c, q, seen, node);
     return r < 0 ? r : check_bullmq_unique(c, q, seen, node);
 }
 
@@ -1189,6 +1234,86 @@ static int adopt(struct cfg_ctx *c, char **field, char **value, const struct cfg
 
 static const struct cfg_table redis_table;
 
+#define S(f) .offset = offsetof(struct nq_sentinel_cfg, f)
+static const struct cfg_row sentinel_rows[] = {
+    { "master_name", CFG_STRING, S(master_name) },
+    { "nodes", CFG_STRING_LIST, S(nodes), .count_offset = offsetof(struct nq_sentinel_cfg, n_nodes),
+      .check = check_sentinel_node },
+    { "password", CFG_SECRET, S(password) },
+};
+#undef S
+static const struct cfg_table sentinel_table = { ROWS(sentinel_rows) };
+
+#define T(f) .offset = offsetof(struct nq_redis_tls_cfg, f)
+static const struct cfg_row redis_tls_rows[] = {
+    { "ca_file", CFG_PATH, T(ca_file) },
+    { "cert_file", CFG_PATH, T(cert_file) },
+    { "key_file", CFG_PATH, T(key_file) },
+    { "server_name", CFG_STRING, T(server_name) },
+    { "verify", CFG_BOOL, T(verify), .def = "true" },
+};
+#undef T
+static const struct cfg_table redis_tls_table = { ROWS(redis_tls_rows) };
+
+/* Files are read when a connection is made; a file that cannot be read then
+ * would fail every connection, so it is refused now. */
+static int check_readable(struct cfg_ctx *c, int node, const char *key, const char *path)
+{
+    if (path && access(path, R_OK) < 0)
+        return cfg_fail_key(c, node, key, "cannot read %s: %s", path, strerror(errno));
+    return 0;
+}
+
+static int check_tls(struct cfg_ctx *c, struct nq_redis_cfg *rc, const struct cfg_seen *seen,
+                     bool rediss)
+{
+    const struct cfg_seen *tls = seen_of(&redis_table, seen, "tls");
+    struct nq_redis_tls_cfg *t = &rc->tls;
+    int r;
+
+    t->enabled = rediss || tls->key;
+    if (!t->enabled)
+        return 0;
+    if (rc->socket)
+        return cfg_fail_key(c, tls->key ? tls->key : seen_of(&redis_table, seen, "url")->val,
+                            tls->key ? "tls" : "url",
+                            "TLS is for a TCP connection, not a unix socket");
+    if (!t->cert_file != !t->key_file)
+        return cfg_fail_key(c, tls->val, t->cert_file ? "tls.key_file" : "tls.cert_file",
+                            "is required with tls.%s (a client certificate needs both)",
+                            t->cert_file ? "cert_file" : "key_file");
+    if ((r = check_readable(c, tls->val, "tls.ca_file", t->ca_file)) < 0 ||
+        (r = check_readable(c, tls->val, "tls.cert_file", t->cert_file)) < 0 ||
+        (r = check_readable(c, tls->val, "tls.key_file", t->key_file)) < 0)
+        return r;
+    return 0;
+}
+
+/* With redis.sentinel the sentinels name the master: an address given as
+ * well would be ignored, so it is refused. */
+static int check_sentinel(struct cfg_ctx *c, const struct nq_sentinel_cfg *sc,
+                          const struct cfg_seen *seen)
+{
+    const struct cfg_table *t = &redis_table;
+    const struct cfg_seen *sen = seen_of(t, seen, "sentinel");
+
+    if (!sen->key)
+        return 0;
+    if (!sc->master_name)
+        return cfg_fail_key(c, sen->val, "sentinel.master_name", "is required");
+    if (sc->n_nodes == 0)
+        return cfg_fail_key(c, sen->val, "sentinel.nodes",
+                            "must list at least one sentinel (HOST:PORT)");
+    if (seen_of(t, seen, "socket")->key)
+        return cfg_fail_key(c, seen_of(t, seen, "socket")->key, "socket",
+                            "conflicts with redis.sentinel, which names the master");
+    if (seen_of(t, seen, "url")->key)
+        return cfg_fail_key(c, seen_of(t, seen, "url")->key, "url",
+                            "conflicts with redis.sentinel, which names the master (set "
+                            "username, password and db on their own)");
+    return 0;
+}
+
 static int finish_redis(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node)
 {
     struct nq_redis_cfg *rc = base;
@@ -1220,8 +1345,11 @@ static int finish_redis(struct cfg_ctx *c, void *base, const struct cfg_seen *se
         else
             rc->db = (uint32_t) u.db;
     }
+    bool rediss = u.tls;
     cfg_redis_url_done(&u);
-    return r;
+    if (r >= 0)
+        r = check_sentinel(c, &rc->sentinel, seen);
+    return r < 0 ? r : check_tls(c, rc, seen, rediss);
 }
 
 #define R(f) .offset = offsetof(struct nq_redis_cfg, f)
@@ -1234,6 +1362,9 @@ static const struct cfg_row redis_rows[] = {
     { "password", CFG_SECRET, R(password) },
     { "connect_timeout", CFG_DURATION, R(connect_timeout_ms), .min = 100, .max = 5 * MINUTE,
       .def = "5s" },
+    { "sentinel", CFG_MAP, R(sentinel), .sub = &sentinel_table },
+    { "tls", CFG_MAP, R(tls), .sub = &redis_tls_table },
+    { "cluster", CFG_BOOL, R(cluster), .def = "false" },
 };
 #undef R
 static const struct cfg_table redis_table = { ROWS(redis_rows), .finish = finish_redis };
@@ -1435,6 +1566,12 @@ static int finish_top(struct cfg_ctx *c, void *base, const struct cfg_seen *seen
     if (cfg->n_queues == 0)
         return cfg_fail_key(c, queues->val ? queues->val : node, "queues",
                             "must have at least one queue");
+    /* After the queues' hash tags were checked, so that a file can be made
+     * ready for it. */
+    if (cfg->redis.cluster)
+        return cfg_fail_key(c, seen_of(&nq_cfg_top_table, seen, "redis")->val, "redis.cluster",
+                            "Redis Cluster is not supported yet: use one server (redis.url) "
+                            "or redis.sentinel");
     return 0;
 }
 

@@ -194,8 +194,26 @@ struct nq_queue_cfg {
     unsigned line, column; /* 1-based position of the queue's key, for messages */
 };
 
+/* redis.sentinel: the master is whichever server the sentinels name. */
+struct nq_sentinel_cfg {
+    char *master_name; /* NULL: no sentinel; the master is url/socket */
+    char **nodes;      /* "HOST:PORT" or "[V6]:PORT" of the sentinels, in order of asking */
+    size_t n_nodes;
+    char *password; /* the sentinels' own requirepass; secret; NULL: none */
+};
+
+/* redis.tls, or a rediss:// url: TLS to the Redis server. */
+struct nq_redis_tls_cfg {
+    bool enabled;    /* a rediss:// url or a redis.tls section */
+    char *ca_file;   /* PEM CAs to verify the server with; NULL: the system's */
+    char *cert_file; /* client certificate (PEM chain) for mutual TLS, with key_file */
+    char *key_file;
+    char *server_name; /* name the certificate must hold (and SNI); NULL: the host */
+    bool verify;       /* default true: certificate chain and name checked */
+};
+
 struct nq_redis_cfg {
-    char *url;      /* redis://[user:pass@]host[:port][/db] or unix:///path[?db=N];
+    char *url;      /* redis[s]://[user:pass@]host[:port][/db] or unix:///path[?db=N];
                      * default redis://127.0.0.1:6379 */
     char *socket;   /* unix socket path (or url's unix://); wins over host:port when set */
     char *host;     /* derived from url; NULL for a unix:// url */
@@ -205,6 +223,9 @@ struct nq_redis_cfg {
     char *username; /* optional ACL user */
     char *password; /* secret: from password, password_file or ${ENV}; never logged */
     uint64_t connect_timeout_ms; /* default 5s */
+    struct nq_sentinel_cfg sentinel;
+    struct nq_redis_tls_cfg tls;
+    bool cluster; /* Redis Cluster: every queue hash-tagged; not supported yet */
 };
 
 /* How the delivery log stores a job's recipient. */

@@ -156,6 +156,7 @@ struct cfg_redis_url {
     char *username; /* percent-decoded */
     char *password; /* percent-decoded; secret */
     int db;         /* -1: not given */
+    bool tls;       /* rediss:// */
 };
 
 /* Returns 0, -EINVAL with *ret_problem set (it never quotes the URL, which

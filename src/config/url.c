@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * redis.url: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB] (HOST may be [V6])
- * and unix://[USER[:PASSWORD]@]/PATH[?db=DB]. USER and PASSWORD are
- * percent-decoded. Problems are described without quoting the URL, which may
- * carry a password.
+ * redis.url: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB] (HOST may be [V6]),
+ * the same with rediss:// for TLS, and unix://[USER[:PASSWORD]@]/PATH[?db=DB]. USER and PASSWORD
+ * are percent-decoded. Problems are described without quoting the URL, which may carry a password.
  */
 /* <>, not "": next to this file, "config.h" is config/config.h. */
 #include <config.h>
@@ -202,11 +201,13 @@ int cfg_redis_url_parse(const char *url, struct cfg_redis_url *ret, const char *
 
     if (strncmp(url, "redis://", 8) == 0) {
         r = parse_tcp(url + 8, &u, &problem);
+    } else if (strncmp(url, "rediss://", 9) == 0) {
+        u.tls = true;
+        r = parse_tcp(url + 9, &u, &problem);
     } else if (strncmp(url, "unix://", 7) == 0) {
         r = parse_unix(url + 7, &u, &problem);
     } else {
-        problem = strncmp(url, "rediss://", 9) == 0 ? "TLS (rediss://) is not supported"
-                                                    : "must start with redis:// or unix://";
+        problem = "must start with redis://, rediss:// or unix://";
         r = -EINVAL;
     }
     if (r < 0) {

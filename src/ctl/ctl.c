@@ -358,7 +358,9 @@ static int format_where(struct ctl *c)
     const struct nq_redis_cfg *rc = &c->cfg->redis;
     int n;
 
-    if (rc->socket)
+    if (rc->sentinel.master_name)
+        n = asprintf(&c->where, "sentinel %s", rc->sentinel.master_name);
+    else if (rc->socket)
         n = asprintf(&c->where, "unix:%s", rc->socket);
     else
         n = asprintf(&c->where, "%s:%u", rc->host ? rc->host : "127.0.0.1",
@@ -424,7 +426,8 @@ static int connect_redis(struct ctl *c)
     r = nq_admin_connect(&c->cfg->redis, c->bullmq, &c->admin, &err);
     if (r == -ENOMEM)
         return ctl_oom();
-    if (r == -EACCES || r == -EINVAL || r == -EIO || r == -EPROTO)
+    if (r == -EACCES || r == -EINVAL || r == -EIO || r == -EPROTO || r == -EHOSTUNREACH ||
+        r == -EBUSY)
         ctl_error("%s", nq_err_str(&err));
     else if (r < 0)
         ctl_error("redis %s: %s", c->where, errno_phrase(r, phrase, sizeof(phrase)));

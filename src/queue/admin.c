@@ -18,19 +18,26 @@
 
 struct nq_admin {
     redisContext *c;
+    struct nq_tls *tls;          /* redis.tls */
+    struct nq_tls_thread *relay; /* runs the TLS relay of c */
     struct nq_keys keys;
     char *where; /* "unix:/path" or "host:port", for messages */
 };
 
 NQ_DEFINE_CLEANUP(redisReply *, freeReplyObject)
 
-static int conn_error(const redisContext *c, const char *where, struct nq_err *err)
+/* A broken connection; through TLS, the relay may know why. */
+static int conn_error(struct nq_admin *a, struct nq_err *err)
 {
+    const redisContext *c = a->c;
+    char why[256];
     int r = c->err == REDIS_ERR_IO && errno ? -errno : -EIO;
 
+    if (a->relay && nq_tls_thread_failed(a->relay, why, sizeof(why)))
+        return nq_err_set(err, -EPROTO, "redis %s: TLS: %s", a->where, why);
     if (c->err == REDIS_ERR_EOF)
         r = -ECONNRESET;
-    return nq_err_set(err, r, "redis %s: %s", where, c->errstr);
+    return nq_err_set(err, r, "redis %s: %s", a->where, c->errstr);
 }
 
 /* A command or script reply; NULL with err set on failure. */
@@ -40,7 +47,7 @@ static redisReply *run(struct nq_admin *a, int argc, const char **argv, const si
     redisReply *rep = redisCommandArgv(a->c, argc, argv, lens);
 
     if (!rep) {
-        *ret_r = conn_error(a->c, a->where, err);
+        *ret_r = conn_error(a, err);
         return NULL;
     }
     if (rep->type == REDIS_REPLY_ERROR && !nq_reply_is_noscript(rep)) {
@@ -118,9 +125,9 @@ static int auth_and_select(struct nq_admin *a, const struct nq_redis_cfg *cfg,
         rep = cfg->username ? redisCommand(a->c, "AUTH %s %s", cfg->username, cfg->password)
                             : redisCommand(a->c, "AUTH %s", cfg->password);
         if (!rep)
-            return conn_error(a->c, a->where, err);
+            return conn_error(a, err);
         if (rep->type == REDIS_REPLY_ERROR)
-            r = nq_err_set(err, -EACCES, "redis %s: authentication failed", a->where);
+            r = nq_err_set(err, -EACCES, "redis %s: authentication failed: %s", a->where, rep->str);
         freeReplyObject(rep);
         if (r < 0)
             return r;
@@ -129,11 +136,60 @@ static int auth_and_select(struct nq_admin *a, const struct nq_redis_cfg *cfg,
         return 0;
     rep = redisCommand(a->c, "SELECT %u", cfg->db);
     if (!rep)
-        return conn_error(a->c, a->where, err);
+        return conn_error(a, err);
     if (rep->type == REDIS_REPLY_ERROR)
         r = nq_err_set(err, -EINVAL, "redis %s: SELECT %u: %s", a->where, cfg->db, rep->str);
     freeReplyObject(rep);
     return r;
+}
+
+/* The server the sentinels named must still be the master: they may not
+ * have noticed a failover yet. */
+static int check_master(struct nq_admin *a, struct nq_err *err)
+{
+    redisReply *rep = redisCommand(a->c, "ROLE");
+    int r = 0;
+
+    if (!rep)
+        return conn_error(a, err);
+    if (rep->type == REDIS_REPLY_ERROR)
+        r = nq_err_set(err, -EIO, "redis %s: ROLE: %s", a->where, rep->str);
+    else if (!nq_reply_is_master(rep))
+        r = nq_err_set(err, -EBUSY,
+                       "redis %s: the server the sentinels named is not the master (a failover "
+                       "in progress?); try again",
+                       a->where);
+    freeReplyObject(rep);
+    return r;
+}
+
+static int tls_connect(struct nq_admin *a, const struct nq_redis_cfg *cfg, const char *host,
+                       uint16_t port, uint64_t ms, struct nq_err *err)
+{
+    char why[256];
+    int r = nq_tls_new(&cfg->tls, &a->tls, err);
+
+    if (r < 0)
+        return r;
+    r = nq_tls_sync_connect(a->tls, host, port, ms, &a->c, &a->relay, why, sizeof(why));
+    if (r == -ENOMEM)
+        return r;
+    if (r < 0)
+        return nq_err_set(err, -EPROTO, "redis %s: TLS: %s", a->where, why);
+    return 0;
+}
+
+/* With TLS 1.3 a server refuses a client certificate only after the
+ * handshake: find out now, so that it reads as a failure to connect. Any
+ * reply will do (NOAUTH too). */
+static int tls_ping(struct nq_admin *a, struct nq_err *err)
+{
+    redisReply *rep = redisCommand(a->c, "PING");
+
+    if (!rep)
+        return conn_error(a, err);
+    freeReplyObject(rep);
+    return 0;
 }
 
 static int open_context(struct nq_admin *a, const struct nq_redis_cfg *cfg, struct nq_err *err)
@@ -141,27 +197,42 @@ static int open_context(struct nq_admin *a, const struct nq_redis_cfg *cfg, stru
     uint64_t ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 5000;
     struct timeval tv = { .tv_sec = (time_t) (ms / 1000),
                           .tv_usec = (suseconds_t) (ms % 1000) * 1000 };
+    nq_autofree char *master = NULL;
+    const char *host = cfg->host ? cfg->host : "127.0.0.1";
+    uint16_t port = cfg->port ? cfg->port : 6379;
     int r;
 
-    if (cfg->socket)
+    if (cfg->sentinel.master_name) {
+        r = nq_sentinel_lookup(&cfg->sentinel, ms, &master, &port, err);
+        if (r < 0)
+            return r;
+        host = master;
+        r = asprintf(&a->where, "sentinel %s (master %s:%u)", cfg->sentinel.master_name, host,
+                     port);
+    } else if (cfg->socket) {
         r = asprintf(&a->where, "unix:%s", cfg->socket);
-    else
-        r = asprintf(&a->where, "%s:%u", cfg->host ? cfg->host : "127.0.0.1",
-                     cfg->port ? cfg->port : 6379);
+    } else {
+        r = asprintf(&a->where, "%s:%u", host, port);
+    }
     if (r < 0) {
         a->where = NULL;
         return -ENOMEM;
     }
-    a->c = cfg->socket ? redisConnectUnixWithTimeout(cfg->socket, tv)
-                       : redisConnectWithTimeout(cfg->host ? cfg->host : "127.0.0.1",
-                                                 cfg->port ? cfg->port : 6379, tv);
-    if (!a->c)
-        return -ENOMEM;
+    if (cfg->tls.enabled)
+        r = tls_connect(a, cfg, host, port, ms, err);
+    else if (!(a->c = cfg->socket && !master ? redisConnectUnixWithTimeout(cfg->socket, tv)
+                                             : redisConnectWithTimeout(host, port, tv)))
+        r = -ENOMEM;
+    if (r < 0)
+        return r;
     if (a->c->err)
-        return conn_error(a->c, a->where, err);
+        return conn_error(a, err);
     if (redisSetTimeout(a->c, tv) != REDIS_OK)
-        return conn_error(a->c, a->where, err);
-    return auth_and_select(a, cfg, err);
+        return conn_error(a, err);
+    if (a->relay && (r = tls_ping(a, err)) < 0)
+        return r;
+    r = auth_and_select(a, cfg, err);
+    return r < 0 || !master ? r : check_master(a, err);
 }
 
 int nq_admin_connect(const struct nq_redis_cfg *redis, const char *queue, struct nq_admin **ret,
@@ -192,6 +263,8 @@ struct nq_admin *nq_admin_free(struct nq_admin *a)
         return NULL;
     if (a->c)
         redisFree(a->c);
+    nq_tls_thread_free(a->relay); /* after its socket closed */
+    nq_tls_free(a->tls);
     nq_keys_done(&a->keys);
     free(a->where);
     free(a);
@@ -453,7 +526,7 @@ int nq_admin_list(struct nq_admin *a, const char *state, uint64_t start, uint64_
         a->c, "ZREVRANGE %s %llu %llu", key, (unsigned long long) start,
         (unsigned long long) (start + count - 1));
     if (!rep)
-        return conn_error(a->c, a->where, err);
+        return conn_error(a, err);
     if (rep->type != REDIS_REPLY_ARRAY)
         return nq_err_set(err, -EPROTO, "list: unexpected reply");
     char **ids = calloc(rep->elements + 1, sizeof(char *));

@@ -8,7 +8,9 @@
  * Errors: negative errno plus a message in the caller's struct nq_err:
  * -ECONNREFUSED/-ENOENT/-ETIMEDOUT... when Redis is unreachable ("redis
  * unix:/run/redis.sock: Connection refused"), -EIO for a Redis error reply,
- * -ENOENT for a missing job. Non-logging module.
+ * -ENOENT for a missing job. With redis.sentinel: -EHOSTUNREACH when no
+ * sentinel names the master, -EBUSY when the server named is not the
+ * master (a failover in progress). Non-logging module.
  * Ownership: nq_admin_connect/nq_admin_free; returned strings and jobs are
  * the caller's.
  */

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Shared by store.c (async) and admin.c (sync) only: building script
- * arguments and parsing script replies. Included from nowhere else but the
- * queue module and its tests.
+ * arguments, parsing script replies, finding the master through Sentinel. Included from nowhere
+ * else but the queue module and its tests.
  */
 #ifndef NQ_QUEUE_INTERNAL_H
 #define NQ_QUEUE_INTERNAL_H
 
+#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -91,5 +92,81 @@ int nq_reply_is_noscript(const redisReply *r);
  * server is loading its dataset, busy with a script, or its replication
  * or cluster state says try again. */
 int nq_reply_is_transient(const redisReply *r);
+
+/* ---- Redis Sentinel (sentinel.c) ---- */
+
+struct event_base;
+struct nq_err;
+struct nq_sentinel_ask;
+
+/* "HOST:PORT" or "[V6]:PORT" into *ret_host (the caller's) and *ret_port.
+ * Returns 0, -EINVAL, -ENOMEM. */
+int nq_host_port_split(const char *s, char **ret_host, uint16_t *ret_port) NQ_MUSTCHECK;
+/* SENTINEL get-master-addr-by-name's reply. Returns 0, -ENOENT (the
+ * sentinel knows no such master), -EPROTO, -ENOMEM. */
+int nq_reply_master_addr(const redisReply *r, char **ret_host, uint16_t *ret_port) NQ_MUSTCHECK;
+/* True when ROLE's reply says "master". */
+int nq_reply_is_master(const redisReply *r);
+
+/* r = 0: host:port is the master as `node` named it (valid during the
+ * call); -EHOSTUNREACH: no sentinel named one, why says the last one's
+ * problem; -ENOMEM. */
+typedef void (*nq_sentinel_fn)(void *userdata, int r, const char *host, uint16_t port,
+                               const char *why);
+/* Asks cfg's sentinels in turn on base, each for at most timeout_ms; cb
+ * runs once, from the loop, never from this call. cfg is borrowed for the
+ * ask's life. NULL on OOM. Freeing an ask cancels it (cb does not run);
+ * cb may free it. */
+struct nq_sentinel_ask *nq_sentinel_ask_new(struct event_base *base,
+                                            const struct nq_sentinel_cfg *cfg, uint64_t timeout_ms,
+                                            nq_sentinel_fn cb, void *userdata);
+struct nq_sentinel_ask *nq_sentinel_ask_free(struct nq_sentinel_ask *a);
+/* The same, blocking, for notifyqctl: each sentinel for at most
+ * timeout_ms to connect and as much per reply. Returns 0, -EHOSTUNREACH
+ * (err says why), -ENOMEM. */
+int nq_sentinel_lookup(const struct nq_sentinel_cfg *cfg, uint64_t timeout_ms, char **ret_host,
+                       uint16_t *ret_port, struct nq_err *err) NQ_MUSTCHECK;
+
+/* ---- TLS (tls.c): an in-process relay between hiredis and OpenSSL ---- */
+
+struct nq_tls;
+struct nq_tls_relay;
+struct nq_tls_thread;
+
+/* Loads the CAs, client certificate and key of cfg. Returns 0, -ENOMEM,
+ * -EINVAL with err naming the file and OpenSSL's reason. */
+int nq_tls_new(const struct nq_redis_tls_cfg *cfg, struct nq_tls **ret,
+               struct nq_err *err) NQ_MUSTCHECK;
+struct nq_tls *nq_tls_free(struct nq_tls *t);
+
+/* r = 0: the TLS session is up (handshake and verification passed);
+ * r < 0: it failed, why says how ("certificate verify failed: hostname
+ * mismatch"), before or after it was up (a TLS alert; not a plain close).
+ * Runs at most once with each. */
+typedef void (*nq_tls_event_fn)(void *userdata, int r, const char *why);
+/* Relays the local stream socket fd (taken) to a TLS connection to
+ * host:port: bytes go both ways; when one side closes, so does the other
+ * (after the last bytes from Redis reached fd). NULL on OOM. */
+struct nq_tls_relay *nq_tls_relay_new(struct event_base *base, struct nq_tls *t, int fd,
+                                      const char *host, uint16_t port, nq_tls_event_fn cb,
+                                      void *userdata);
+struct nq_tls_relay *nq_tls_relay_free(struct nq_tls_relay *r);
+/* A hiredis async context (not attached yet) talking to host:port over TLS
+ * through a relay on base (*ret_relay, which outlives the context: free
+ * it after). NULL with why set on failure. */
+redisAsyncContext *nq_tls_async_connect(struct event_base *base, struct nq_tls *t, const char *host,
+                                        uint16_t port, nq_tls_event_fn cb, void *userdata,
+                                        struct nq_tls_relay **ret_relay, char *why,
+                                        size_t why_size);
+/* A blocking hiredis context over TLS, its relay on a thread of its own;
+ * waits up to timeout_ms for the handshake. Returns 0, or a negative errno
+ * with why set. Free the context first, then the thread. */
+int nq_tls_sync_connect(struct nq_tls *t, const char *host, uint16_t port, uint64_t timeout_ms,
+                        redisContext **ret_c, struct nq_tls_thread **ret_th, char *why,
+                        size_t why_size) NQ_MUSTCHECK;
+/* Whether the TLS session failed after the handshake (a refused client
+ * certificate), with why: what the context's broken connection means. */
+bool nq_tls_thread_failed(struct nq_tls_thread *th, char *why, size_t size);
+struct nq_tls_thread *nq_tls_thread_free(struct nq_tls_thread *th);
 
 #endif

@@ -18,6 +18,7 @@ src_libnq_a_SOURCES += \
 	src/queue/scripts.h src/queue/scripts.c \
 	src/queue/internal.h src/queue/reply.c src/queue/plan.c \
 	src/queue/replyarena.h src/queue/replyarena.c \
+	src/queue/sentinel.c src/queue/tls.c \
 	src/queue/store.h src/queue/store.c \
 	src/queue/admin.h src/queue/admin.c
 nodist_src_libnq_a_SOURCES = src/queue/lua_sources.c
@@ -38,9 +39,12 @@ src/queue/lua_sources.c: $(NQ_LUA_FILES) src/queue/lua/common.lua src/queue/lua/
 	done; mv $$out $@
 
 check_PROGRAMS += tests/unit/test_keys tests/unit/test_backoff tests/unit/test_job \
-	tests/unit/test_jsoncheck tests/unit/test_replyarena
+	tests/unit/test_jsoncheck tests/unit/test_replyarena tests/unit/test_sentinel
 TESTS += tests/unit/test_keys tests/unit/test_backoff tests/unit/test_job tests/unit/test_jsoncheck \
-	tests/unit/test_replyarena
+	tests/unit/test_replyarena tests/unit/test_sentinel
+tests_unit_test_sentinel_SOURCES = tests/unit/test_sentinel.c
+tests_unit_test_sentinel_CFLAGS = $(UNIT_TEST_FLAGS)
+tests_unit_test_sentinel_LDADD = $(UNIT_TEST_LIBS)
 tests_unit_test_replyarena_SOURCES = tests/unit/test_replyarena.c
 tests_unit_test_replyarena_CFLAGS = $(UNIT_TEST_FLAGS)
 tests_unit_test_replyarena_LDADD = $(UNIT_TEST_LIBS)

@@ -36,7 +36,9 @@
 /* SETUP: the socket is connected, AUTH/SELECT/SCRIPT LOAD... are in flight.
  * Only their success makes a connection UP: a server still loading its AOF
  * accepts connections but refuses scripts. */
-enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_SETUP, CONN_UP };
+/* ASKING: redis.sentinel is set and the sentinels are being asked for the
+ * master, before every connect (a failover moves it). */
+enum conn_state { CONN_DOWN, CONN_ASKING, CONN_CONNECTING, CONN_SETUP, CONN_UP };
 
 struct conn {
     struct nq_store *s;
@@ -49,6 +51,10 @@ struct conn {
     unsigned setup_pending; /* setup replies still to come */
     struct event *timer;    /* connect timeout while CONNECTING and SETUP, retry while DOWN */
     uint64_t retry_ms;
+    struct nq_sentinel_ask *ask; /* while ASKING */
+    char *master_host;           /* as the sentinels named it last */
+    uint16_t master_port;
+    struct nq_tls_relay *relay; /* redis.tls: between ac and the server */
 };
 
 enum req_kind {
@@ -90,6 +96,8 @@ struct nq_store {
     uint16_t port;
     uint32_t db;
     uint64_t connect_timeout_ms;
+    struct nq_sentinel_cfg sentinel; /* master_name NULL: none */
+    struct nq_tls *tls;              /* NULL: plain TCP or unix socket */
     uint64_t lock_ms, limiter_ms, token_seq;
     uint32_t limiter_max;
     struct conn cmd, blk;
@@ -98,6 +106,9 @@ struct nq_store {
     bool reported_up;
     bool freeing;
     bool server_busy; /* a transient error was logged; the next ones are not */
+    /* Why the server refuses our setup (wrong password, unknown user...),
+     * "" when it does not: shown by the worker's status. */
+    char problem[256];
     struct event *watchdog;
     bool watchdog_fired;
     struct req *marker_req;
@@ -157,6 +168,7 @@ static void schedule_retry(struct conn *c)
 
     c->state = CONN_DOWN;
     c->ac = NULL;
+    c->relay = nq_tls_relay_free(c->relay);
     evtimer_add(c->timer, &tv);
     c->retry_ms = c->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : c->retry_ms * 2;
     report_state(c->s);
@@ -182,6 +194,7 @@ static void setup_done(struct conn *c)
     c->failing = c->not_ready = false;
     c->state = CONN_UP;
     c->retry_ms = RETRY_MIN_MS;
+    c->s->problem[0] = '\0';
     report_state(c->s);
 }
 
@@ -191,8 +204,39 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 
     if (c->s->freeing)
         return;
+    if (c->setup_failed) /* said already why */
+        c->failing = true;
     log_failure(c, "lost", status == REDIS_OK ? "closed" : ac->errstr);
     schedule_retry(c);
+}
+
+static bool is_auth_error(const char *what, const char *msg)
+{
+    return strcmp(what, "AUTH") == 0 || strncmp(msg, "NOAUTH", 6) == 0 ||
+           strncmp(msg, "WRONGPASS", 9) == 0 || strncmp(msg, "NOPERM", 6) == 0;
+}
+
+/* The server refuses our setup: logged at error once per new reason (both
+ * connections retry every few seconds), and shown in the status. */
+static void refused(struct nq_store *s, const char *what, const char *msg)
+{
+    char problem[sizeof(s->problem)];
+
+    if (strcmp(what, "TLS") == 0)
+        (void) snprintf(problem, sizeof(problem), "redis %s: TLS: %s", s->where, msg);
+    else if (is_auth_error(what, msg))
+        (void) snprintf(problem, sizeof(problem), "redis %s: authentication failed: %s", s->where,
+                        msg);
+    else
+        (void) snprintf(problem, sizeof(problem), "redis %s: %s: %s", s->where, what, msg);
+    if (strcmp(problem, s->problem) == 0) {
+        nq_log(LOG_DEBUG, "%s", problem);
+        return;
+    }
+    nq_log(LOG_ERR, "%s", problem);
+    memcpy(s->problem, problem, sizeof(problem));
+    if (s->on_state && !s->reported_up && !s->freeing)
+        s->on_state(s->userdata, false);
 }
 
 /* An error on a connection's setup or script reload: wrong password, db, a
@@ -211,7 +255,7 @@ static void setup_error(struct conn *c, redisAsyncContext *ac, const char *what,
                c->s->where, conn_name(c), r->str, c->retry_ms);
         c->not_ready = c->failing = true;
     } else {
-        nq_log(LOG_ERR, "redis %s: %s: %s", c->s->where, what, r->str);
+        refused(c->s, what, r->str);
     }
     redisAsyncDisconnect(ac);
 }
@@ -227,6 +271,28 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
         setup_error(c, ac, privdata, r);
     else if (--c->setup_pending == 0 && c->state == CONN_SETUP && !c->setup_failed)
         setup_done(c);
+}
+
+/* ROLE on a server the sentinels named: a failover may have demoted it
+ * since, and the sentinels not noticed yet. */
+static void on_role_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    const redisReply *r = reply;
+    struct conn *c = ac->data;
+
+    if (!r || r->type == REDIS_REPLY_ERROR || nq_reply_is_master(r)) {
+        on_setup_reply(ac, reply, privdata);
+        return;
+    }
+    if (c->setup_failed)
+        return;
+    c->setup_failed = true;
+    nq_log(LOG_NOTICE, "redis %s: %s connection: %s:%u is not the master (%s), asking again",
+           c->s->where, conn_name(c), c->master_host, c->master_port,
+           r->type == REDIS_REPLY_ARRAY && r->elements && r->element[0]->type == REDIS_REPLY_STRING
+               ? r->element[0]->str
+               : "?");
+    redisAsyncDisconnect(ac);
 }
 
 static void on_reload_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -262,6 +328,9 @@ static void send_setup(struct conn *c)
     }
     if (s->db)
         setup_command(c, "SELECT", "SELECT %u", s->db);
+    if (s->sentinel.master_name &&
+        redisAsyncCommand(c->ac, on_role_reply, (void *) "ROLE", "ROLE") == REDIS_OK)
+        c->setup_pending++;
     if (c->blocking) {
         setup_command(c, "CLIENT SETNAME", "CLIENT SETNAME %s", s->client_name);
         return;
@@ -289,12 +358,42 @@ static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
     conn_start(c);
 }
 
-static void conn_start(struct conn *c)
+/* The TLS session failed (or ended): hiredis sees its socket close next;
+ * this says why. */
+static void on_tls_event(void *userdata, int r, const char *why)
+{
+    struct conn *c = userdata;
+
+    if (r == 0 || c->s->freeing)
+        return;
+    c->setup_failed = true; /* the "connection lost" that follows says nothing more */
+    refused(c->s, "TLS", why);
+}
+
+static redisAsyncContext *tls_connect(struct conn *c, const char *host, uint16_t port)
+{
+    char why[256];
+    redisAsyncContext *ac = nq_tls_async_connect(c->s->base, c->s->tls, host, port, on_tls_event, c,
+                                                 &c->relay, why, sizeof(why));
+
+    if (!ac) {
+        log_failure(c, "failed", why);
+        schedule_retry(c);
+    }
+    return ac;
+}
+
+static void conn_connect(struct conn *c)
 {
     struct nq_store *s = c->s;
+    const char *host = c->master_host ? c->master_host : s->host;
+    uint16_t port = c->master_host ? c->master_port : s->port;
     redisAsyncContext *ac = s->socket ? redisAsyncConnectUnix(s->socket)
-                                      : redisAsyncConnect(s->host, s->port);
+                            : s->tls  ? tls_connect(c, host, port)
+                                      : redisAsyncConnect(host, port);
 
+    if (s->tls && !ac)
+        return;
     if (!ac || ac->err) {
         log_failure(c, "failed", ac ? ac->errstr : "out of memory");
         if (ac)
@@ -315,7 +414,83 @@ static void conn_start(struct conn *c)
     evtimer_add(c->timer, &tv);
 }
 
+/* Takes note of the master the sentinels named. Returns 0 or -ENOMEM. */
+static int master_named(struct conn *c, const char *host, uint16_t port, const char *node)
+{
+    bool moved = !c->master_host || strcmp(c->master_host, host) || c->master_port != port;
+    char *copy = strdup(host);
+
+    if (!copy)
+        return -ENOMEM;
+    free(c->master_host);
+    c->master_host = copy;
+    c->master_port = port;
+    nq_log(moved ? LOG_INFO : LOG_DEBUG,
+           "redis %s: %s connection: the master is %s:%u (from sentinel %s)", c->s->where,
+           conn_name(c), host, port, node);
+    return 0;
+}
+
+static void on_master_named(void *userdata, int r, const char *host, uint16_t port, const char *why)
+{
+    struct conn *c = userdata;
+    char msg[256] = "out of memory";
+
+    /* host and why may point into the ask: used before it is freed */
+    if (r == -EHOSTUNREACH)
+        (void) snprintf(msg, sizeof(msg), "no sentinel named the master: %s", why);
+    else if (r == 0)
+        r = master_named(c, host, port, why);
+    c->ask = nq_sentinel_ask_free(c->ask);
+    if (r == 0) {
+        conn_connect(c);
+        return;
+    }
+    log_failure(c, "failed", msg);
+    schedule_retry(c);
+}
+
+static void conn_start(struct conn *c)
+{
+    struct nq_store *s = c->s;
+
+    if (!s->sentinel.master_name) {
+        conn_connect(c);
+        return;
+    }
+    c->ask = nq_sentinel_ask_new(s->base, &s->sentinel, s->connect_timeout_ms, on_master_named, c);
+    if (!c->ask) {
+        log_failure(c, "failed", "out of memory");
+        schedule_retry(c);
+        return;
+    }
+    c->state = CONN_ASKING;
+}
+
 /* ---- lifetime --------------------------------------------------------------- */
+
+static int copy_sentinel(struct nq_sentinel_cfg *dst, const struct nq_sentinel_cfg *src)
+{
+    if (!src->master_name)
+        return 0;
+    if (!(dst->master_name = strdup(src->master_name)) ||
+        (src->password && !(dst->password = strdup(src->password))) ||
+        !(dst->nodes = calloc(src->n_nodes + 1, sizeof(char *))))
+        return -ENOMEM;
+    for (; dst->n_nodes < src->n_nodes; dst->n_nodes++)
+        if (!(dst->nodes[dst->n_nodes] = strdup(src->nodes[dst->n_nodes])))
+            return -ENOMEM;
+    return 0;
+}
+
+static void free_sentinel(struct nq_sentinel_cfg *sc)
+{
+    for (size_t i = 0; i < sc->n_nodes; i++)
+        free(sc->nodes[i]);
+    free(sc->nodes);
+    free(sc->master_name);
+    free(sc->password);
+}
 
 static int copy_redis(struct nq_store *s, const struct nq_redis_cfg *r)
 {
@@ -325,10 +500,21 @@ static int copy_redis(struct nq_store *s, const struct nq_redis_cfg *r)
     if ((r->socket && !(s->socket = strdup(r->socket))) ||
         !(s->host = strdup(r->host ? r->host : "127.0.0.1")) ||
         (r->username && !(s->username = strdup(r->username))) ||
-        (r->password && !(s->password = strdup(r->password))))
+        (r->password && !(s->password = strdup(r->password))) ||
+        copy_sentinel(&s->sentinel, &r->sentinel) < 0)
         return -ENOMEM;
-    int n = s->socket ? asprintf(&s->where, "unix:%s", s->socket)
-                      : asprintf(&s->where, "%s:%u", s->host, s->port);
+    if (r->tls.enabled) {
+        struct nq_err err = { "" };
+        int k = nq_tls_new(&r->tls, &s->tls, &err);
+        if (k < 0) {
+            if (k != -ENOMEM)
+                nq_log(LOG_ERR, "%s", nq_err_str(&err));
+            return k;
+        }
+    }
+    int n = s->sentinel.master_name ? asprintf(&s->where, "sentinel %s", s->sentinel.master_name)
+            : s->socket             ? asprintf(&s->where, "unix:%s", s->socket)
+                                    : asprintf(&s->where, "%s:%u", s->host, s->port);
     if (n < 0) {
         s->where = NULL;
         return -ENOMEM;
@@ -386,11 +572,14 @@ struct nq_store *nq_store_new(struct event_base *base, const struct nq_store_opt
 
 static void conn_close(struct conn *c)
 {
+    c->ask = nq_sentinel_ask_free(c->ask);
+    free(c->master_host);
     if (c->timer)
         event_free(c->timer);
     if (c->ac)
         redisAsyncFree(c->ac); /* runs pending callbacks with a NULL reply */
     c->ac = NULL;
+    c->relay = nq_tls_relay_free(c->relay);
 }
 
 struct nq_store *nq_store_free(struct nq_store *s)
@@ -415,6 +604,8 @@ struct nq_store *nq_store_free(struct nq_store *s)
     free(s->host);
     free(s->username);
     free(s->password);
+    free_sentinel(&s->sentinel);
+    nq_tls_free(s->tls);
     free(s);
     return NULL;
 }
@@ -422,6 +613,11 @@ struct nq_store *nq_store_free(struct nq_store *s)
 bool nq_store_connected(const struct nq_store *s)
 {
     return s->cmd.state == CONN_UP && s->blk.state == CONN_UP;
+}
+
+const char *nq_store_problem(const struct nq_store *s)
+{
+    return s->problem[0] ? s->problem : NULL;
 }
 
 /* ---- requests --------------------------------------------------------------- */
@@ -524,12 +720,35 @@ static int transient_error(struct nq_store *s, const redisReply *r)
     return -EAGAIN;
 }
 
+/* A replica refused a write: the server we talk to was demoted (a
+ * failover). Nothing was written; drop the connection, which finds the new
+ * master (redis.sentinel) or waits for this one to be master again. */
+static bool readonly(struct nq_store *s, struct conn *c, const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_ERROR ||
+        (strncmp(r->str, "READONLY ", 9) != 0 && !strstr(r->str, " READONLY ")))
+        return false;
+    if (c->state == CONN_UP && !c->setup_failed) {
+        /* Once per series, as transient errors (until a call succeeds). */
+        nq_log(s->server_busy ? LOG_DEBUG : LOG_NOTICE,
+               "redis %s: %s connection: the server is a replica now, reconnecting", s->where,
+               conn_name(c));
+        s->server_busy = true;
+        c->setup_failed = true; /* refuse new calls until reconnected */
+        c->state = CONN_SETUP;  /* the disconnect callback reports the state */
+        redisAsyncDisconnect(c->ac);
+    }
+    return true;
+}
+
 static int reply_error(const struct req *q, const redisReply *r)
 {
     if (q->s->freeing)
         return -ECANCELED;
     if (!r)
         return -ECONNRESET;
+    if (readonly(q->s, &q->s->cmd, r))
+        return -EAGAIN;
     if (nq_reply_is_transient(r))
         return transient_error(q->s, r);
     if (r->type != REDIS_REPLY_ERROR && q->s->server_busy) {
@@ -957,6 +1176,8 @@ static void on_marker(redisAsyncContext *ac, void *reply, void *privdata)
     else if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
              r->element[2]->type == REDIS_REPLY_STRING)
         k = 1, score = strtod(r->element[2]->str, NULL);
+    else if (readonly(s, &s->blk, r))
+        k = -EAGAIN;
     else if (nq_reply_is_transient(r))
         k = transient_error(s, r);
     else if (r->type != REDIS_REPLY_NIL)

@@ -18,6 +18,15 @@
  * with -EAGAIN: the script did not run; call again later. Scripts go by
  * EVALSHA; on NOSCRIPT the store sends SCRIPT LOAD and the same call again.
  *
+ * With redis.sentinel, each connection first asks the sentinels for the
+ * master (asynchronously, sentinel.c) and checks with ROLE that it still is
+ * one; a lost connection asks again, which follows a failover. A call that
+ * a demoted server refuses with READONLY completes with -EAGAIN (nothing
+ * ran) and drops its connection, to reconnect to the master. With
+ * redis.tls, hiredis talks to an in-process relay that speaks TLS to the
+ * server (tls.c). Why a server refuses the setup (a wrong password, a
+ * certificate that fails verification) is nq_store_problem().
+ *
  * hiredis writes with write(2), not send(MSG_NOSIGNAL): the process must
  * ignore SIGPIPE (STYLE.md pitfall 9) or a Redis restart kills it.
  *
@@ -158,7 +167,9 @@ struct nq_store_opts {
     uint64_t limiter_duration_ms;
 };
 
-/* Connection state changes: connected = both connections are up and set up. */
+/* Connection state changes: connected = both connections are up and set up.
+ * Also called with false, while not connected, when the server refuses the
+ * setup for a new reason (nq_store_problem). */
 typedef void (*nq_store_state_fn)(void *userdata, bool connected);
 /* r is 0 or a negative errno (-ECONNRESET, -EAGAIN, -EIO for a script error,
  * -EPROTO for an unexpected reply).
@@ -181,6 +192,10 @@ struct nq_store *nq_store_new(struct event_base *base, const struct nq_store_opt
 /* Disconnects; pending callbacks run with -ECANCELED first. */
 struct nq_store *nq_store_free(struct nq_store *s);
 bool nq_store_connected(const struct nq_store *s);
+/* Why the server refuses the connections' setup ("redis unix:/run/redis.sock:
+ * authentication failed: WRONGPASS ..."), or NULL; cleared once connected.
+ * Borrowed until the next event. */
+const char *nq_store_problem(const struct nq_store *s);
 
 /* Finishes n_fin jobs and fetches up to fetch_max more. n_fin may be 0 (a
  * plain fetch) and fetch_max 0 (finish only). Returns 0 (cb will run) or

@@ -323,10 +323,14 @@ static void on_store_state(void *userdata, bool connected)
 {
     struct worker *w = userdata;
 
+    const char *problem = nq_store_problem(w->store);
+
     nq_jobs_connected(w, connected);
-    w->redis = connected ? NQ_REDIS_CONNECTED : NQ_REDIS_DISCONNECTED;
+    if (connected || w->redis != NQ_REDIS_CONNECTING)
+        w->redis = connected ? NQ_REDIS_CONNECTED : NQ_REDIS_DISCONNECTED;
     nq_worker_report(w); /* the master shows it at once, note or not */
-    set_note(w, connected ? (w->recycle_reason[0] ? "recycling" : "") : "redis unreachable");
+    set_note(w, connected ? (w->recycle_reason[0] ? "recycling" : "")
+                          : (problem ? problem : "redis unreachable"));
     if (connected)
         nq_upkeep_connected(w);
 }

@@ -9,7 +9,8 @@ with deadlines (``wait_for``), never with bare sleeps. Every process a test saw
 none outlived the daemon.
 
 NOTIFYQ_BUILD names the build directory holding notifyqd and notifyqctl
-(scripts/test sets it); default: <repo>/_build.
+(scripts/test sets it); default: <repo>/_build. NOTIFYQ_REDIS_SERVER names
+the server binary (default redis-server; valkey-server for Valkey 8).
 """
 import contextlib
 import json
@@ -30,6 +31,9 @@ DATA = Path(__file__).resolve().parent / "data"
 BUILD = Path(os.environ.get("NOTIFYQ_BUILD") or REPO / "_build")
 NOTIFYQD = BUILD / "notifyqd"
 NOTIFYQCTL = BUILD / "notifyqctl"
+# The server binary: Debian 12's redis-server, or another speaking its
+# protocol and options, such as valkey-server 8 (NOTIFYQ_REDIS_SERVER=valkey-server).
+REDIS_SERVER = os.environ.get("NOTIFYQ_REDIS_SERVER") or "redis-server"
 
 # Sanitizer reports must never appear in a daemon's log.
 LOG_FORBIDDEN = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:")
@@ -99,7 +103,7 @@ class Redis:
         self.dir = directory
         self.socket = str(directory / "redis.sock")
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", "0", "--unixsocket", self.socket,
+            [REDIS_SERVER, "--port", "0", "--unixsocket", self.socket,
              "--unixsocketperm", "777", "--save", "", "--appendonly", "no",
              "--dir", str(directory), "--logfile", str(directory / "redis.log")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

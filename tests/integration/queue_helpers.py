@@ -30,7 +30,7 @@ class RedisServer:
         self.dir = tempfile.mkdtemp(prefix="nq-redis-")
         self.socket = os.path.join(self.dir, "redis.sock")
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", "0", "--unixsocket", self.socket,
+            [os.environ.get("NOTIFYQ_REDIS_SERVER") or "redis-server", "--port", "0", "--unixsocket", self.socket,
              "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
              "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

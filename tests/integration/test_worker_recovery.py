@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import Redis, short_tmpdir, wait_for
+from conftest import REDIS_SERVER, Redis, short_tmpdir, wait_for
 from test_worker_jobs import DONE_TIMEOUT, Jobs, ats_total, noop_queue, wait_all_done
 
 
@@ -127,7 +127,7 @@ class AofRedis(Redis):
         self.dir = directory
         self.socket = str(directory / "redis.sock")
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", "0", "--unixsocket", self.socket,
+            [REDIS_SERVER, "--port", "0", "--unixsocket", self.socket,
              "--unixsocketperm", "777", "--save", "", "--appendonly", "yes",
              "--appendfsync", "always", "--dir", str(directory),
              "--logfile", str(directory / "redis.log"), *extra],

@@ -9,6 +9,9 @@ const os = require('node:os');
 const path = require('node:path');
 
 const BUILD = process.env.NOTIFYQ_BUILD || path.join(__dirname, '..', '..', '_build');
+// The server binary: Debian 12's redis-server, or another speaking its
+// protocol and options, such as valkey-server 8 (NOTIFYQ_REDIS_SERVER=valkey-server).
+const REDIS_SERVER = process.env.NOTIFYQ_REDIS_SERVER || 'redis-server';
 const DRIVER = path.join(BUILD, 'tests', 'interop', 'nq_driver');
 
 function sleep(ms) {
@@ -30,10 +33,10 @@ async function startRedis() {
   const socket = path.join(dir, 'redis.sock');
   let proc;
   const launch = async () => {
-    proc = spawn('redis-server', ['--port', '0', '--unixsocket', socket,
+    proc = spawn(REDIS_SERVER, ['--port', '0', '--unixsocket', socket,
       '--unixsocketperm', '700', '--save', '', '--appendonly', 'no', '--dir', dir,
       '--logfile', path.join(dir, 'redis.log')], { stdio: 'ignore' });
-    await waitFor(() => fs.existsSync(socket), 5000, 'redis-server socket');
+    await waitFor(() => fs.existsSync(socket), 5000, `${REDIS_SERVER} socket`);
   };
   const halt = async () => {
     proc.kill('SIGTERM');

@@ -728,6 +728,75 @@ static void errors_name_file_line_column_and_key(void **state)
     assert_int_equal(failed, 0);
 }
 
+/* redis.tls, redis.sentinel, redis.cluster: what they set, and what they refuse. */
+static void redis_tls_and_sentinel(void **state)
+{
+    struct nq_config *cfg;
+
+    (void) state;
+    cfg = parse_ok("redis:\n  url: redis://h:1\n  tls:\n    ca_file: /etc/hostname\n"
+                   "    server_name: redis.example\n    verify: false\n" MIN_QUEUE,
+                   no_overrides, 0);
+    assert_true(cfg->redis.tls.enabled);
+    assert_false(cfg->redis.tls.verify);
+    assert_string_equal(cfg->redis.tls.ca_file, "/etc/hostname");
+    assert_string_equal(cfg->redis.tls.server_name, "redis.example");
+    assert_null(cfg->redis.sentinel.master_name);
+    (void) nq_config_free(cfg);
+    cfg = parse_ok("redis:\n  sentinel:\n    master_name: m\n"
+                   "    nodes: [10.0.0.5:26379, '[::1]:26380']\n    password: s\n" MIN_QUEUE,
+                   no_overrides, 0);
+    assert_string_equal(cfg->redis.sentinel.master_name, "m");
+    assert_int_equal(cfg->redis.sentinel.n_nodes, 2);
+    assert_string_equal(cfg->redis.sentinel.nodes[1], "[::1]:26380");
+    assert_string_equal(cfg->redis.sentinel.password, "s");
+    assert_false(cfg->redis.tls.enabled);
+    (void) nq_config_free(cfg);
+
+    parse_bad("redis:\n  sentinel:\n    nodes: [h:1]\n" MIN_QUEUE, no_overrides, 0,
+              "t.yaml:3:5: redis.sentinel.master_name: is required");
+    parse_bad("redis:\n  sentinel:\n    master_name: m\n" MIN_QUEUE, no_overrides, 0,
+              "t.yaml:3:5: redis.sentinel.nodes: must list at least one sentinel (HOST:PORT)");
+    parse_bad("redis:\n  sentinel:\n    master_name: m\n    nodes: [h]\n" MIN_QUEUE, no_overrides,
+              0,
+              "t.yaml:4:13: redis.sentinel.nodes[0]: must be HOST:PORT of a sentinel, e.g. "
+              "10.0.0.5:26379 or [::1]:26379");
+    parse_bad(
+        "redis:\n  url: redis://h\n  sentinel:\n    master_name: m\n    nodes: [h:1]\n" MIN_QUEUE,
+        no_overrides, 0,
+        "t.yaml:2:3: redis.url: conflicts with redis.sentinel, which names the master "
+        "(set username, password and db on their own)");
+    parse_bad("redis:\n  socket: /run/r.sock\n  tls: {}\n" MIN_QUEUE, no_overrides, 0,
+              "t.yaml:3:3: redis.tls: TLS is for a TCP connection, not a unix socket");
+    parse_bad("redis:\n  url: rediss://h\n  tls:\n    cert_file: /etc/hostname\n" MIN_QUEUE,
+              no_overrides, 0,
+              "t.yaml:4:5: redis.tls.key_file: is required with tls.cert_file (a client "
+              "certificate needs both)");
+    parse_bad("redis:\n  cluster: true\n" MIN_QUEUE, no_overrides, 0,
+              "t.yaml:5:5: queues.email.bullmq_queue: with redis.cluster, a queue's keys must "
+              "share one hash slot: put a hash tag in redis.prefix (\"{bull}\") or in the BullMQ "
+              "queue name (\"{email}\")");
+    parse_bad("redis:\n  cluster: true\n  prefix: '{}bull'\n" MIN_QUEUE, no_overrides, 0,
+              "t.yaml:6:5: queues.email.bullmq_queue: with redis.cluster, a queue's keys must "
+              "share one hash slot: put a hash tag in redis.prefix (\"{{}bull}\") or in the "
+              "BullMQ queue name (\"{email}\")");
+    static const char *const tagged[] = {
+        "redis:\n  cluster: true\n  prefix: '{bull}'\n" MIN_QUEUE,
+        "redis:\n  cluster: true\n  prefix: 'app{'\n"
+        "queues:\n  email:\n    handler: noop\n    bullmq_queue: 'q}'\n",
+        "redis:\n  cluster: true\n"
+        "queues:\n  email:\n    handler: noop\n    bullmq_queue: '{email}'\n",
+    };
+    for (size_t i = 0; i < NQ_ELEMENTSOF(tagged); i++)
+        parse_bad(tagged[i], no_overrides, 0,
+                  "t.yaml:2:3: redis.cluster: Redis Cluster is not supported yet: use one server "
+                  "(redis.url) or redis.sentinel");
+    parse_bad("redis:\n  url: rediss://h\n  tls:\n    ca_file: /nonexistent/ca.pem\n" MIN_QUEUE,
+              no_overrides, 0,
+              "t.yaml:4:5: redis.tls.ca_file: cannot read /nonexistent/ca.pem: No such file or "
+              "directory");
+}
+
 static void redis_url_forms(void **state)
 {
     (void) state;
@@ -746,12 +815,13 @@ static void redis_url_forms(void **state)
         { "unix:///run/redis.sock", NULL, "/run/redis.sock", NULL, NULL, 0, 0 },
         { "unix:///run/redis.sock?db=7", NULL, "/run/redis.sock", NULL, NULL, 0, 7 },
         { "unix://u:p@/run/r.sock", NULL, "/run/r.sock", "u", "p", 0, 0 },
+        { "rediss://u:p@cache.example:6380/3", "cache.example", NULL, "u", "p", 6380, 3 },
     };
     static const struct {
         const char *url, *problem;
     } bad_urls[] = {
-        { "http://h", "must start with redis:// or unix://" },
-        { "rediss://h", "TLS (rediss://) is not supported" },
+        { "http://h", "must start with redis://, rediss:// or unix://" },
+        { "rediss://h:0", "port must be 1..65535" },
         { "redis://", "has no host" },
         { "redis://h:0", "port must be 1..65535" },
         { "redis://h:65536", "port must be 1..65535" },
@@ -790,6 +860,8 @@ static void redis_url_forms(void **state)
             assert_null(cfg->redis.password);
         assert_int_equal(cfg->redis.port, good[i].port);
         assert_int_equal(cfg->redis.db, good[i].db);
+        assert_int_equal(cfg->redis.tls.enabled, strncmp(good[i].url, "rediss:", 7) == 0);
+        assert_true(cfg->redis.tls.verify); /* by default, with or without TLS */
         (void) nq_config_free(cfg);
     }
     for (size_t i = 0; i < NQ_ELEMENTSOF(bad_urls); i++) {
@@ -1538,6 +1610,7 @@ int main(void)
         cmocka_unit_test(values_of_every_type),
         cmocka_unit_test(errors_name_file_line_column_and_key),
         cmocka_unit_test(redis_url_forms),
+        cmocka_unit_test(redis_tls_and_sentinel),
         cmocka_unit_test(overrides_apply_after_the_file),
         cmocka_unit_test(overrides_do_not_leak_through_aliases),
         cmocka_unit_test(bad_overrides_name_the_override),
