@@ -456,7 +456,7 @@ static json_int_t queue_in_flight(const json_t *queue)
 
     if (json_is_integer(total))
         return json_integer_value(total);
-    json_array_foreach(json_object_get(queue, "workers"), i, w)
+    json_array_foreach (json_object_get(queue, "workers"), i, w)
         sum += json_integer_value(json_object_get(w, "in_flight"));
     return sum;
 }
@@ -575,11 +575,11 @@ static int print_status(const json_t *st)
            jint(st, "pid", pid, sizeof(pid)), format_uptime(st, uptime, sizeof(uptime)),
            jstr(st, "state"), jint(st, "generation", generation, sizeof(generation)));
     print_http(json_object_get(st, "http"));
-    json_array_foreach(json_object_get(st, "queues"), i, q) {
+    json_array_foreach (json_object_get(st, "queues"), i, q) {
         /* cppcheck-suppress knownConditionTrueFalse ; cppcheck does not see the loop */
         if (r >= 0)
             r = add_queue_row(&queues, q);
-        json_array_foreach(json_object_get(q, "workers"), j, w)
+        json_array_foreach (json_object_get(q, "workers"), j, w)
             if (r >= 0 && arg_verbose)
                 r = add_worker_row(&workers, q, w);
     }
@@ -607,7 +607,7 @@ static int status_health(const json_t *st)
     const json_t *q;
     size_t i;
 
-    json_array_foreach(json_object_get(st, "queues"), i, q) {
+    json_array_foreach (json_object_get(st, "queues"), i, q) {
         const char *state = jstr(q, "state");
         const json_t *procs = json_object_get(q, "processes");
         bool ok = false;
@@ -657,7 +657,7 @@ static int cmd_metrics(char **args)
         print_json(m);
         return CTL_EXIT_OK;
     }
-    json_array_foreach(json_object_get(m, "queues"), i, q) {
+    json_array_foreach (json_object_get(m, "queues"), i, q) {
         const json_t *c = json_object_get(q, "counters");
         char fetched[24], completed[24], failed[24], retried[24], in_flight[24], per_min[24];
         const char *row[] = {
@@ -793,7 +793,7 @@ static int cmd_stop(char **args)
 
 struct ctl_command {
     const char *name;
-    const char *args; /* synopsis of its arguments, for --help */
+    const char *args;        /* synopsis of its arguments, for --help */
     int n_args;              /* -1: parses its own words, options included */
     int (*run)(char **args); /* returns the exit status */
     const char *help;
@@ -842,9 +842,12 @@ static int parse_options(int argc, char **argv, const char *optstring)
 {
     enum { ARG_JSON = 0x100 };
     static const struct option options[] = {
-        { "config", required_argument, NULL, 'c' }, { "socket", required_argument, NULL, 's' },
-        { "json", no_argument, NULL, ARG_JSON },    { "verbose", no_argument, NULL, 'v' },
-        { "help", no_argument, NULL, 'h' },         { "version", no_argument, NULL, 'V' },
+        { "config", required_argument, NULL, 'c' },
+        { "socket", required_argument, NULL, 's' },
+        { "json", no_argument, NULL, ARG_JSON },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { 0 },
     };
     int c;

@@ -178,14 +178,10 @@ int main(int argc, char **argv)
 {
     enum { OPT_SET = 256, OPT_VERSION, OPT_MIGRATE };
     static const struct option options[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "foreground", no_argument, NULL, 'f' },
-        { "check-config", no_argument, NULL, 't' },
-        { "set", required_argument, NULL, OPT_SET },
-        { "migrate", no_argument, NULL, OPT_MIGRATE },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, OPT_VERSION },
-        { NULL, 0, NULL, 0 },
+        { "config", required_argument, NULL, 'c' },    { "foreground", no_argument, NULL, 'f' },
+        { "check-config", no_argument, NULL, 't' },    { "set", required_argument, NULL, OPT_SET },
+        { "migrate", no_argument, NULL, OPT_MIGRATE }, { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, OPT_VERSION }, { NULL, 0, NULL, 0 },
     };
     struct nq_supervisor_opts opts = {
         .config_path = NQ_DEFAULT_CONFIG_PATH,
@@ -256,8 +252,7 @@ int main(int argc, char **argv)
     warn_unused(cfg, check ? warn_stderr : warn_log);
     if (check) {
         check_postgres(cfg);
-        fprintf(stderr, "notifyqd: configuration file %s test is successful\n",
-                opts.config_path);
+        fprintf(stderr, "notifyqd: configuration file %s test is successful\n", opts.config_path);
         nq_config_free(cfg);
         free(overrides);
         return 0;

@@ -76,8 +76,8 @@ int nq_log_priority_from_name(const char *name)
         const char *name;
         int prio;
     } names[] = {
-        { "debug", LOG_DEBUG }, { "info", LOG_INFO },    { "notice", LOG_NOTICE },
-        { "warning", LOG_WARNING }, { "err", LOG_ERR }, { "error", LOG_ERR },
+        { "debug", LOG_DEBUG },     { "info", LOG_INFO }, { "notice", LOG_NOTICE },
+        { "warning", LOG_WARNING }, { "err", LOG_ERR },   { "error", LOG_ERR },
         { "crit", LOG_CRIT },
     };
 
@@ -104,11 +104,10 @@ static void log_journal(int prio, int errnum, const char *file, int line, const 
     (void) snprintf(worker, sizeof(worker), "%d", log_state.slot);
     /* Fields that are unset are sent empty-suppressed by passing them last. */
     if (log_state.queue[0])
-        (void) sd_journal_send_with_location(code_file, code_line, func, "MESSAGE=%s", msg,
-                                             "PRIORITY=%d", prio, "SYSLOG_IDENTIFIER=%s",
-                                             log_state.ident, "NOTIFYQ_ROLE=%s", log_state.role,
-                                             "QUEUE=%s", log_state.queue, "WORKER=%s/%s",
-                                             log_state.queue, worker, "ERRNO=%d", errnum, NULL);
+        (void) sd_journal_send_with_location(
+            code_file, code_line, func, "MESSAGE=%s", msg, "PRIORITY=%d", prio,
+            "SYSLOG_IDENTIFIER=%s", log_state.ident, "NOTIFYQ_ROLE=%s", log_state.role, "QUEUE=%s",
+            log_state.queue, "WORKER=%s/%s", log_state.queue, worker, "ERRNO=%d", errnum, NULL);
     else
         (void) sd_journal_send_with_location(code_file, code_line, func, "MESSAGE=%s", msg,
                                              "PRIORITY=%d", prio, "SYSLOG_IDENTIFIER=%s",
@@ -127,8 +126,8 @@ static void log_stderr(const char *msg)
         (void) snprintf(who, sizeof(who), " %s", log_state.role);
     /* One write per record so lines from several processes never interleave. */
     char line[4200];
-    int n = snprintf(line, sizeof(line), "%s[%ld]%s: %s\n", log_state.ident, (long) getpid(), who,
-                     msg);
+    int n =
+        snprintf(line, sizeof(line), "%s[%ld]%s: %s\n", log_state.ident, (long) getpid(), who, msg);
     if (n < 0)
         return;
     if ((size_t) n >= sizeof(line))

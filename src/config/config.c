@@ -16,8 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -49,20 +49,19 @@ _Static_assert(sizeof(enum nq_recipients) == sizeof(int), "CFG_ENUM stores an in
 
 /* In enum order: nq_handler_name indexes it. */
 static const struct cfg_enum handler_enums[] = {
-    { "noop", NQ_HANDLER_NOOP },     { "file", NQ_HANDLER_FILE },
-    { "email", NQ_HANDLER_EMAIL },   { "sms", NQ_HANDLER_SMS },
-    { "push", NQ_HANDLER_PUSH },     { "inapp", NQ_HANDLER_INAPP },
-    { "webhook", NQ_HANDLER_WEBHOOK }, { "exec", NQ_HANDLER_EXEC },
-    { "export", NQ_HANDLER_EXPORT }, { "cleanup", NQ_HANDLER_CLEANUP },
-    { "broadcast", NQ_HANDLER_BROADCAST },
-    { NULL, 0 },
+    { "noop", NQ_HANDLER_NOOP },           { "file", NQ_HANDLER_FILE },
+    { "email", NQ_HANDLER_EMAIL },         { "sms", NQ_HANDLER_SMS },
+    { "push", NQ_HANDLER_PUSH },           { "inapp", NQ_HANDLER_INAPP },
+    { "webhook", NQ_HANDLER_WEBHOOK },     { "exec", NQ_HANDLER_EXEC },
+    { "export", NQ_HANDLER_EXPORT },       { "cleanup", NQ_HANDLER_CLEANUP },
+    { "broadcast", NQ_HANDLER_BROADCAST }, { NULL, 0 },
 };
 
 /* The names common/log.c's nq_log_priority_from_name accepts. */
 static const struct cfg_enum log_level_enums[] = {
-    { "debug", LOG_DEBUG }, { "info", LOG_INFO }, { "notice", LOG_NOTICE },
-    { "warning", LOG_WARNING }, { "err", LOG_ERR }, { "error", LOG_ERR },
-    { "crit", LOG_CRIT }, { NULL, 0 },
+    { "debug", LOG_DEBUG },     { "info", LOG_INFO }, { "notice", LOG_NOTICE },
+    { "warning", LOG_WARNING }, { "err", LOG_ERR },   { "error", LOG_ERR },
+    { "crit", LOG_CRIT },       { NULL, 0 },
 };
 
 static const struct cfg_enum backoff_enums[] = {
@@ -164,13 +163,12 @@ static const struct cfg_row backoff_rows[] = {
       .max = 7 * DAY, .def = "0" },
     { "max", CFG_DURATION, .offset = offsetof(struct nq_backoff_cfg, max_ms), .min = 0,
       .max = 30 * DAY, .def = "0" },
-    { "jitter", CFG_FLOAT, .offset = offsetof(struct nq_backoff_cfg, jitter), .fmin = 0,
-      .fmax = 1, .def = "0" },
+    { "jitter", CFG_FLOAT, .offset = offsetof(struct nq_backoff_cfg, jitter), .fmin = 0, .fmax = 1,
+      .def = "0" },
 };
 static const struct cfg_table backoff_table = { ROWS(backoff_rows) };
 
-static int finish_rate_limit(struct cfg_ctx *c, void *base, const struct cfg_seen *seen,
-                             int node)
+static int finish_rate_limit(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node)
 {
     const struct nq_rate_limit_cfg *rl = base;
 
@@ -181,10 +179,10 @@ static int finish_rate_limit(struct cfg_ctx *c, void *base, const struct cfg_see
 }
 
 static const struct cfg_row rate_limit_rows[] = {
-    { "max", CFG_UINT, .offset = offsetof(struct nq_rate_limit_cfg, max), .min = 0,
-      .max = 1000000, .def = "0" },
-    { "duration", CFG_DURATION, .offset = offsetof(struct nq_rate_limit_cfg, duration_ms),
-      .min = 1, .max = DAY },
+    { "max", CFG_UINT, .offset = offsetof(struct nq_rate_limit_cfg, max), .min = 0, .max = 1000000,
+      .def = "0" },
+    { "duration", CFG_DURATION, .offset = offsetof(struct nq_rate_limit_cfg, duration_ms), .min = 1,
+      .max = DAY },
 };
 static const struct cfg_table rate_limit_table = { ROWS(rate_limit_rows),
                                                    .finish = finish_rate_limit };
@@ -212,8 +210,8 @@ static int finish_keep(struct cfg_ctx *c, void *base, const struct cfg_seen *see
 }
 
 static const struct cfg_row retention_rows[] = {
-    { "completed", CFG_KEEP, .offset = offsetof(struct nq_retention_cfg, completed),
-      .def = "true", .sub = &keep_table },
+    { "completed", CFG_KEEP, .offset = offsetof(struct nq_retention_cfg, completed), .def = "true",
+      .sub = &keep_table },
     { "failed", CFG_KEEP, .offset = offsetof(struct nq_retention_cfg, failed), .def = "true",
       .sub = &keep_table },
 };
@@ -225,7 +223,9 @@ static const struct cfg_table retention_table = { ROWS(retention_rows) };
  * credentials have their own keys, and a URL would show in messages). */
 static const char *check_smtp_url(const char *s)
 {
-    size_t scheme = strncasecmp(s, "smtp://", 7) == 0 ? 7 : strncasecmp(s, "smtps://", 8) == 0 ? 8 : 0;
+    size_t scheme = strncasecmp(s, "smtp://", 7) == 0    ? 7
+                    : strncasecmp(s, "smtps://", 8) == 0 ? 8
+                                                         : 0;
     const char *host = s + scheme, *colon, *p;
     unsigned long port = 0;
 
@@ -265,8 +265,8 @@ static const struct cfg_table provider_table;
 
 /* The keys each type takes besides `type`. */
 static const char *const file_keys[] = { "spool_dir", NULL };
-static const char *const smtp_keys[] = { "url",     "tls",    "username", "password",
-                                         "from",    "ca_file", "verify",  "timeout", NULL };
+static const char *const smtp_keys[] = { "url",     "tls",    "username", "password", "from",
+                                         "ca_file", "verify", "timeout",  NULL };
 /* sms (providers/sms.h) */
 static const char *const twilio_keys[] = {
     "account_sid", "auth_token", "from",           "messaging_service_sid", "base_url", "timeout",
@@ -964,8 +964,8 @@ static const struct cfg_table webhook_table = { ROWS(webhook_rows), .finish = fi
 
 /* A batch is one MULTI/EXEC of that many adds: bounded by the store's batch. */
 static const struct cfg_row broadcast_rows[] = {
-    { "batch", CFG_UINT, .offset = offsetof(struct nq_broadcast_cfg, batch), .min = 1,
-      .max = 1000, .def = "100" },
+    { "batch", CFG_UINT, .offset = offsetof(struct nq_broadcast_cfg, batch), .min = 1, .max = 1000,
+      .def = "100" },
 };
 static const struct cfg_table broadcast_table = { ROWS(broadcast_rows) };
 
@@ -1336,8 +1336,7 @@ static int finish_redis(struct cfg_ctx *c, void *base, const struct cfg_seen *se
                   "user name");
     if (r >= 0)
         r = adopt(c, &rc->password, &u.password, seen_of(t, seen, "password"),
-                  seen_of(t, seen, "password")->twin ? "password_file" : "password",
-                  "password");
+                  seen_of(t, seen, "password")->twin ? "password_file" : "password", "password");
     if (r >= 0 && u.db >= 0) {
         const struct cfg_seen *db = seen_of(t, seen, "db");
         if (db->key)
@@ -1447,8 +1446,8 @@ static int finish_control(struct cfg_ctx *c, void *base, const struct cfg_seen *
     int r = group_exists(name);
 
     if (r < 0)
-        return cfg_fail_key(c, g->key ? g->val : node, "group", "cannot look up group %s: %s",
-                            name, strerror(-r));
+        return cfg_fail_key(c, g->key ? g->val : node, "group", "cannot look up group %s: %s", name,
+                            strerror(-r));
     if (r == 0 && g->key)
         return cfg_fail_key(c, g->val, "group", "no such group");
     if (r > 0 && !g->key && !(cc->group = strdup(name)))
@@ -1588,9 +1587,9 @@ static const struct cfg_row top_rows[] = {
     { "http", CFG_MAP, T(http), .sub = &http_table },
     { "health", CFG_MAP, T(health), .sub = &health_table },
     { "defaults", CFG_MAP, T(defaults), .sub = &defaults_table },
-    { "queues", CFG_NAMED, CFG_REQUIRED, T(queues), .count_offset = offsetof(struct nq_config,
-                                                                              n_queues),
-      .sub = &queue_table, .named = &queue_named },
+    { "queues", CFG_NAMED, CFG_REQUIRED, T(queues),
+      .count_offset = offsetof(struct nq_config, n_queues), .sub = &queue_table,
+      .named = &queue_named },
     { "tenants", CFG_NAMED, T(tenants), .count_offset = offsetof(struct nq_config, n_tenants),
       .sub = &tenant_table, .named = &tenant_named },
     { "inapp", CFG_MAP, T(inapp), .sub = &inapp_table },

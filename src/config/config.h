@@ -58,8 +58,8 @@ struct nq_rate_limit_cfg {
 
 /* BullMQ's removeOnComplete / removeOnFail as a queue default. */
 struct nq_keep_cfg {
-    bool keep_all;  /* neither count nor age set: keep everything (BullMQ's default) */
-    uint32_t count; /* keep the newest count; 0 with keep_all=false and age 0: remove at once */
+    bool keep_all;   /* neither count nor age set: keep everything (BullMQ's default) */
+    uint32_t count;  /* keep the newest count; 0 with keep_all=false and age 0: remove at once */
     uint64_t age_ms; /* 0 = no age limit */
 };
 
@@ -90,7 +90,12 @@ enum nq_provider_kind {
 };
 
 /* smtp's tls: 0 until the config's checks derive it from the URL's scheme. */
-enum nq_smtp_tls { NQ_SMTP_TLS_UNSET, NQ_SMTP_TLS_STARTTLS, NQ_SMTP_TLS_IMPLICIT, NQ_SMTP_TLS_NONE };
+enum nq_smtp_tls {
+    NQ_SMTP_TLS_UNSET,
+    NQ_SMTP_TLS_STARTTLS,
+    NQ_SMTP_TLS_IMPLICIT,
+    NQ_SMTP_TLS_NONE
+};
 
 /* apns's environment: which of Apple's hosts base_url defaults to. */
 enum nq_apns_env { NQ_APNS_ENV_UNSET, NQ_APNS_ENV_PRODUCTION, NQ_APNS_ENV_SANDBOX };
@@ -153,8 +158,8 @@ struct nq_exec_cfg {
 
 /* handler: webhook. Standard Webhooks signing; see providers/webhook.h. */
 struct nq_webhook_cfg {
-    char *url;    /* http:// or https:// endpoint; required */
-    char *secret; /* "whsec_" + base64 of 24..64 bytes, from secret_file or ${ENV} */
+    char *url;                   /* http:// or https:// endpoint; required */
+    char *secret;                /* "whsec_" + base64 of 24..64 bytes, from secret_file or ${ENV} */
     uint64_t timeout_ms;         /* the whole request; default 30s */
     uint64_t connect_timeout_ms; /* default 10s, at most timeout */
 };
@@ -177,21 +182,21 @@ struct nq_queue_cfg {
     struct nq_backoff_cfg backoff;
     struct nq_rate_limit_cfg rate_limit;
     struct nq_retention_cfg retention;
-    uint64_t lock_duration_ms;    /* 30s */
-    uint64_t stalled_interval_ms; /* 30s */
-    uint32_t max_stalled;         /* 1 */
-    uint64_t drain_timeout_ms;    /* 30s */
-    uint64_t min_uptime_ms;       /* 5s: a child dying sooner counts as a quick crash */
-    uint32_t max_jobs;            /* recycle a worker after N finished jobs; 0 = never */
-    uint32_t max_rss_mib;         /* recycle a worker above N MiB RSS; 0 = never */
-    uint32_t max_crashes;         /* poison job threshold; default 3 */
+    uint64_t lock_duration_ms;      /* 30s */
+    uint64_t stalled_interval_ms;   /* 30s */
+    uint32_t max_stalled;           /* 1 */
+    uint64_t drain_timeout_ms;      /* 30s */
+    uint64_t min_uptime_ms;         /* 5s: a child dying sooner counts as a quick crash */
+    uint32_t max_jobs;              /* recycle a worker after N finished jobs; 0 = never */
+    uint32_t max_rss_mib;           /* recycle a worker above N MiB RSS; 0 = never */
+    uint32_t max_crashes;           /* poison job threshold; default 3 */
     uint64_t unresponsive_after_ms; /* 10s: a worker silent this long is unresponsive */
     uint64_t kill_after_ms;         /* 60s: ... and this long is killed and replaced; 0 = never */
     struct nq_provider_cfg provider;
     struct nq_exec_cfg exec;           /* handler exec only */
     struct nq_webhook_cfg webhook;     /* handler: webhook */
     struct nq_broadcast_cfg broadcast; /* handler broadcast only */
-    unsigned line, column; /* 1-based position of the queue's key, for messages */
+    unsigned line, column;             /* 1-based position of the queue's key, for messages */
 };
 
 /* redis.sentinel: the master is whichever server the sentinels name. */
@@ -232,13 +237,13 @@ struct nq_redis_cfg {
 enum nq_recipients { NQ_RECIPIENTS_PLAIN, NQ_RECIPIENTS_HASH };
 
 struct nq_postgres_cfg {
-    char *dsn;                  /* NULL: no delivery log */
-    uint32_t batch_size;        /* events per statement at most; default 500 */
-    uint64_t flush_interval_ms; /* default 100ms */
-    uint32_t spool_max;         /* events waiting before the worker stops fetching; 100000 */
+    char *dsn;                     /* NULL: no delivery log */
+    uint32_t batch_size;           /* events per statement at most; default 500 */
+    uint64_t flush_interval_ms;    /* default 100ms */
+    uint32_t spool_max;            /* events waiting before the worker stops fetching; 100000 */
     enum nq_recipients recipients; /* default plain */
-    char *recipient_key;        /* secret, for recipients: hash (HMAC-SHA256) */
-    bool store_bodies;          /* store the job's data; default false */
+    char *recipient_key;           /* secret, for recipients: hash (HMAC-SHA256) */
+    bool store_bodies;             /* store the job's data; default false */
 };
 
 struct nq_control_cfg {
@@ -261,8 +266,8 @@ struct nq_http_tls {
 };
 
 struct nq_http_cfg {
-    bool enabled;      /* true when the section is present */
-    char *listen;      /* "127.0.0.1:8080" */
+    bool enabled;                 /* true when the section is present */
+    char *listen;                 /* "127.0.0.1:8080" */
     struct nq_http_token *tokens; /* from `tokens`; then `token_files`, each role admin */
     size_t n_tokens;
     char **token_files; /* the older form's secrets, folded into tokens */
@@ -299,8 +304,8 @@ struct nq_inapp_cfg {
 };
 
 struct nq_config {
-    char *path; /* the file it was read from, for messages */
-    int log_level; /* syslog priority, from `log_level`, default info */
+    char *path;      /* the file it was read from, for messages */
+    int log_level;   /* syslog priority, from `log_level`, default info */
     char *state_dir; /* default NQ_LOCALSTATEDIR/lib/notifyq */
     struct nq_redis_cfg redis;
     struct nq_postgres_cfg postgres;
@@ -354,7 +359,7 @@ struct nq_config_key {
     const char *def;   /* the default as written in the file; NULL: none, or computed */
     const char *range; /* "1..10000", "100ms..1d", "fixed, exponential"; NULL: any value */
     bool required;
-    bool reloadable;   /* false: nq_config_check_reload refuses a change */
+    bool reloadable; /* false: nq_config_check_reload refuses a change */
 };
 
 typedef int (*nq_config_key_fn)(const struct nq_config_key *key, void *userdata);

@@ -48,7 +48,7 @@ enum cfg_type {
 
 enum {
     CFG_REQUIRED = 1 << 0,
-    CFG_NO_RELOAD = 1 << 1, /* a reload may not change it (nq_config_check_reload) */
+    CFG_NO_RELOAD = 1 << 1,  /* a reload may not change it (nq_config_check_reload) */
     CFG_QUEUE_ONLY = 1 << 2, /* a queue key that `defaults` refuses */
 };
 
@@ -61,15 +61,15 @@ struct cfg_enum {
 
 /* Per row of a table, where its key was found in the mapping walked. */
 struct cfg_seen {
-    int key, val;  /* libyaml node ids; 0 when the key is absent */
-    bool twin;     /* CFG_SECRET given as KEY_file */
+    int key, val; /* libyaml node ids; 0 when the key is absent */
+    bool twin;    /* CFG_SECRET given as KEY_file */
 };
 
 struct cfg_table {
     const struct cfg_row *rows;
     size_t n_rows;
-    unsigned exclude;          /* rows with one of these flags are refused here */
-    const char *exclude_why;   /* the message then */
+    unsigned exclude;        /* rows with one of these flags are refused here */
+    const char *exclude_why; /* the message then */
     /* Cross-key checks and derived values, after every key of the mapping
      * (node) was parsed; seen[] is indexed like rows. */
     int (*finish)(struct cfg_ctx *c, void *base, const struct cfg_seen *seen, int node);
@@ -150,7 +150,7 @@ int cfg_copy(const struct cfg_table *t, void *dst, const void *src, size_t size)
 
 /* A redis:// or unix:// URL, parsed (url.c). */
 struct cfg_redis_url {
-    char *host;     /* redis:// */
+    char *host; /* redis:// */
     uint16_t port;
     char *socket;   /* unix:// */
     char *username; /* percent-decoded */
@@ -161,8 +161,8 @@ struct cfg_redis_url {
 
 /* Returns 0, -EINVAL with *ret_problem set (it never quotes the URL, which
  * may hold a password), or -ENOMEM. */
-int cfg_redis_url_parse(const char *url, struct cfg_redis_url *ret, const char **ret_problem)
-    NQ_MUSTCHECK;
+int cfg_redis_url_parse(const char *url, struct cfg_redis_url *ret,
+                        const char **ret_problem) NQ_MUSTCHECK;
 void cfg_redis_url_done(struct cfg_redis_url *u);
 
 /* Zeroes and frees a secret. */

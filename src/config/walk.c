@@ -188,8 +188,7 @@ static bool is_null(const yaml_node_t *n)
     if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return false;
     s = (const char *) n->data.scalar.value;
-    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
-           !strcmp(s, "NULL");
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
 }
 
 static const char *kind_of(const yaml_node_t *n)
@@ -481,16 +480,18 @@ static int set_float(struct cfg_ctx *c, const struct cfg_row *r, void *field, co
     return 0;
 }
 
-static int set_duration(struct cfg_ctx *c, const struct cfg_row *r, void *field,
-                        const char *text, int val)
+static int set_duration(struct cfg_ctx *c, const struct cfg_row *r, void *field, const char *text,
+                        int val)
 {
     uint64_t ms = 0;
     int ret = nq_duration_parse(text, &ms);
     char lo[32], hi[32];
 
     if (ret == -EINVAL)
-        return cfg_fail(c, val, "invalid duration \"%.40s\": use a number with ms, s, m, h or d, "
-                                "e.g. 30s", text);
+        return cfg_fail(c, val,
+                        "invalid duration \"%.40s\": use a number with ms, s, m, h or d, "
+                        "e.g. 30s",
+                        text);
     if (ret < 0 || ms < r->min || ms > r->max) {
         nq_duration_format(r->min, lo, sizeof(lo));
         nq_duration_format(r->max, hi, sizeof(hi));
@@ -1062,8 +1063,7 @@ static int walk_map(struct cfg_ctx *c, const struct cfg_table *t, void *base, in
         path_pop(c, saved);
     }
     for (size_t i = 0; ret >= 0 && i < t->n_rows; i++) {
-        if ((t->rows[i].flags & CFG_REQUIRED) && !(t->rows[i].flags & t->exclude) &&
-            !seen[i].key)
+        if ((t->rows[i].flags & CFG_REQUIRED) && !(t->rows[i].flags & t->exclude) && !seen[i].key)
             ret = cfg_fail_key(c, id, t->rows[i].key, "required key is missing");
     }
     if (ret >= 0 && t->finish)
@@ -1241,8 +1241,11 @@ static bool valid_utf8(const char *s)
     const unsigned char *p = (const unsigned char *) s;
 
     while (*p) {
-        int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2
-                                                   : (*p & 0xF8) == 0xF0 ? 3 : -1;
+        int n = *p < 0x80             ? 0
+                : (*p & 0xE0) == 0xC0 ? 1
+                : (*p & 0xF0) == 0xE0 ? 2
+                : (*p & 0xF8) == 0xF0 ? 3
+                                      : -1;
         uint32_t v;
 
         if (n < 0)
@@ -1365,8 +1368,8 @@ static void drop_twin(struct cfg_ctx *c, int map, const struct cfg_row *r, bool 
     m->data.mapping.pairs.top--;
 }
 
-static int set_leaf(struct cfg_ctx *c, int map, const char *key, const struct cfg_row *r,
-                    bool twin, const char *value, size_t ov)
+static int set_leaf(struct cfg_ctx *c, int map, const char *key, const struct cfg_row *r, bool twin,
+                    const char *value, size_t ov)
 {
     int val, pi, ret = 0;
 
@@ -1506,8 +1509,8 @@ static int syntax_error(struct cfg_ctx *c, const yaml_parser_t *p)
                           p->problem_offset);
     if (p->context)
         return nq_err_set(c->err, -EINVAL, "%s:%zu:%zu: %s (%s at %zu:%zu)", c->name,
-                          p->problem_mark.line + 1, p->problem_mark.column + 1, problem,
-                          p->context, p->context_mark.line + 1, p->context_mark.column + 1);
+                          p->problem_mark.line + 1, p->problem_mark.column + 1, problem, p->context,
+                          p->context_mark.line + 1, p->context_mark.column + 1);
     return nq_err_set(c->err, -EINVAL, "%s:%zu:%zu: %s", c->name, p->problem_mark.line + 1,
                       p->problem_mark.column + 1, problem);
 }
@@ -1617,7 +1620,10 @@ static int parse(const char *name, const char *buf, size_t len, char *const *ove
                  size_t n_overrides, struct nq_config **ret_cfg, struct nq_err *err)
 {
     struct cfg_ctx c = {
-        .name = name, .err = err, .overrides = overrides, .n_overrides = n_overrides,
+        .name = name,
+        .err = err,
+        .overrides = overrides,
+        .n_overrides = n_overrides,
     };
     int r = 0;
 
@@ -1671,13 +1677,23 @@ int nq_config_load(const char *path, char *const *overrides, size_t n_overrides,
 /* ---- the tables as data: key list and reload check ---- */
 
 static const char *const key_type[] = {
-    [CFG_STRING] = "string",     [CFG_PATH] = "path",        [CFG_SECRET] = "secret",
-    [CFG_UINT] = "integer",      [CFG_FLOAT] = "number",     [CFG_DURATION] = "duration",
-    [CFG_ENUM] = "enum",         [CFG_MODE] = "octal mode",  [CFG_MAP] = "mapping",
-    [CFG_KEEP] = "retention",    [CFG_NAMED] = "mapping of names",
-    [CFG_SECRET_FILES] = "list of files", [CFG_BOOL] = "boolean",
-    [CFG_STRING_LIST] = "list of strings", [CFG_STRING_MAP] = "mapping of strings",
-    [CFG_SECRET_FILE] = "file", [CFG_LIST] = "list of mappings",
+    [CFG_STRING] = "string",
+    [CFG_PATH] = "path",
+    [CFG_SECRET] = "secret",
+    [CFG_UINT] = "integer",
+    [CFG_FLOAT] = "number",
+    [CFG_DURATION] = "duration",
+    [CFG_ENUM] = "enum",
+    [CFG_MODE] = "octal mode",
+    [CFG_MAP] = "mapping",
+    [CFG_KEEP] = "retention",
+    [CFG_NAMED] = "mapping of names",
+    [CFG_SECRET_FILES] = "list of files",
+    [CFG_BOOL] = "boolean",
+    [CFG_STRING_LIST] = "list of strings",
+    [CFG_STRING_MAP] = "mapping of strings",
+    [CFG_SECRET_FILE] = "file",
+    [CFG_LIST] = "list of mappings",
 };
 
 static void describe_range(const struct cfg_row *r, char *buf, size_t size)
@@ -1732,15 +1748,16 @@ static int foreach_rows(struct key_walk *w, const struct cfg_table *t, size_t le
 
         if (r->flags & t->exclude)
             continue;
-        n = len + (size_t) snprintf(w->path + len, sizeof(w->path) - len, "%s%s", len ? "." : "",
-                                    r->key);
+        n = len +
+            (size_t) snprintf(w->path + len, sizeof(w->path) - len, "%s%s", len ? "." : "", r->key);
         describe_range(r, range, sizeof(range));
         if (!range[0])
             k.range = NULL;
         ret = w->fn(&k, w->userdata);
         if (ret == 0 && r->type == CFG_SECRET) {
             (void) snprintf(w->path + n, sizeof(w->path) - n, "_file");
-            k = (struct nq_config_key){ .path = w->path, .type = "file",
+            k = (struct nq_config_key){ .path = w->path,
+                                        .type = "file",
                                         .reloadable = k.reloadable };
             ret = w->fn(&k, w->userdata);
             w->path[n] = '\0';
@@ -1748,8 +1765,8 @@ static int foreach_rows(struct key_walk *w, const struct cfg_table *t, size_t le
         if (ret == 0 && (r->type == CFG_MAP || r->type == CFG_KEEP))
             ret = foreach_rows(w, r->sub, n);
         if (ret == 0 && r->type == CFG_NAMED)
-            ret = foreach_rows(w, r->sub, n + (size_t) snprintf(w->path + n,
-                                                                sizeof(w->path) - n, ".*"));
+            ret = foreach_rows(w, r->sub,
+                               n + (size_t) snprintf(w->path + n, sizeof(w->path) - n, ".*"));
         /* A list's items' keys: "http.tokens.role" for each item's role. */
         if (ret == 0 && r->type == CFG_LIST)
             ret = foreach_rows(w, r->sub, n);
@@ -1806,8 +1823,10 @@ static int compare_rows(const struct cfg_table *t, const void *a, const void *b,
         if (r->type == CFG_MAP)
             ret = compare_rows(r->sub, fa, fb, path, n, err, file);
         else if ((r->flags & CFG_NO_RELOAD) && !same_value(r, fa, fb))
-            ret = nq_err_set(err, -EINVAL, "%s: %s: changed, but a reload cannot change it; "
-                                           "restart notifyqd to apply", file, path);
+            ret = nq_err_set(err, -EINVAL,
+                             "%s: %s: changed, but a reload cannot change it; "
+                             "restart notifyqd to apply",
+                             file, path);
         path[len] = '\0';
         if (ret < 0)
             return ret;

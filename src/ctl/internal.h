@@ -107,7 +107,6 @@ json_t *ctl_json_raw(const char *raw);
 /* A string, or null for NULL. */
 json_t *ctl_json_str(const char *s);
 
-
 /* ---- send.c, jobs.c ---- */
 int ctl_parse_backoff(const char *spec, struct nq_backoff *ret) NQ_MUSTCHECK;
 int ctl_send(struct ctl *c, char *const *args, int n_args);

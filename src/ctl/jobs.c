@@ -168,8 +168,7 @@ static void print_stacktrace(const json_t *trace)
     if (!json_is_array(trace) || json_array_size(trace) == 0)
         return;
     printf("stacktrace:\n");
-    json_array_foreach(trace, i, entry)
-    {
+    json_array_foreach (trace, i, entry) {
         const char *s = json_string_value(entry);
 
         printf("  [%zu] ", i + 1);

@@ -90,7 +90,7 @@ struct nq_dl_event {
     const char *job_id;
     uint32_t attempt; /* 1 for the first run; 0 for queued */
     enum nq_dl_status status;
-    uint64_t at_ms;      /* wall clock */
+    uint64_t at_ms; /* wall clock */
     /* The job's timestamp on its first active event: it stands for the
      * queued event too (the database records both); 0 otherwise. */
     uint64_t created_ms;

@@ -114,8 +114,7 @@ static void send_query(struct nq_deliverylog *dl, const char *sql, const char *b
 
     dl->query_failed = false;
     dl->failure[0] = '\0';
-    r = PQsendQueryParams(dl->conn, sql, batch ? 3 : 0, NULL, batch ? params : NULL, NULL, NULL,
-                          0);
+    r = PQsendQueryParams(dl->conn, sql, batch ? 3 : 0, NULL, batch ? params : NULL, NULL, NULL, 0);
     if (!r) {
         go_down_pq(dl, "sending a query");
         return;

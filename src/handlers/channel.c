@@ -321,10 +321,10 @@ int nq_channel_handler_init(const struct nq_handler_env *env, enum nq_msg_type t
 {
     struct channel *ch = calloc(1, sizeof(*ch));
     struct nq_provider_env penv = { .base = env->base,
-                                     .queue = env->queue->name,
-                                     .cfg = &env->queue->provider,
-                                     .type = type,
-                                     .concurrency = env->queue->concurrency };
+                                    .queue = env->queue->name,
+                                    .cfg = &env->queue->provider,
+                                    .type = type,
+                                    .concurrency = env->queue->concurrency };
     const char *from = env->queue->provider.from, *why;
     int r;
 
@@ -342,9 +342,9 @@ int nq_channel_handler_init(const struct nq_handler_env *env, enum nq_msg_type t
     }
     if (type == NQ_MSG_EMAIL && from && (r = nq_mailbox_parse(from, &ch->sender, &why)) < 0) {
         nq_channel_handler_free(ch);
-        return r == -EINVAL ? nq_err_set(err, r, "queues.%s.provider.from: %s", env->queue->name,
-                                         why)
-                            : nq_err_set(err, r, "out of memory");
+        return r == -EINVAL
+                   ? nq_err_set(err, r, "queues.%s.provider.from: %s", env->queue->name, why)
+                   : nq_err_set(err, r, "out of memory");
     }
     r = nq_provider_new(&penv, &ch->provider, err);
     if (r < 0) {

@@ -15,7 +15,7 @@ extern const struct nq_handler_ops nq_handler_noop;
 extern const struct nq_handler_ops nq_handler_exec; /* exec.c, sources in exec.mk */
 extern const struct nq_handler_ops nq_handler_webhook;
 extern const struct nq_handler_ops nq_handler_broadcast; /* broadcast.c, in broadcast.mk */
-extern const struct nq_handler_ops nq_handler_inapp; /* inapp.c, sources in inapp.mk */
+extern const struct nq_handler_ops nq_handler_inapp;     /* inapp.c, sources in inapp.mk */
 
 /* ---- channel handlers: one extern line and one table entry each -------- */
 /* (email, sms, push: src/handlers/<name>.c, sources in channels.mk) */

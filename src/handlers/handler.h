@@ -93,29 +93,27 @@ struct nq_handler_call;
  * (queue/store.h) on the worker's own connection, progress_id naming a job
  * of the worker's queue. The worker, not the handler, holds the store:
  * handlers never see its connections or its work calls. */
-typedef int (*nq_handler_add_batch_fn)(void *ctx, const char *queue,
-                                       const struct nq_add_job *jobs, size_t n,
-                                       const char *progress_id, const char *progress_json,
+typedef int (*nq_handler_add_batch_fn)(void *ctx, const char *queue, const struct nq_add_job *jobs,
+                                       size_t n, const char *progress_id, const char *progress_json,
                                        nq_store_ids_fn cb, void *userdata);
 
 /* The worker's Redis lent to a handler: nq_store_publish_once() on the
  * worker's store (queue/store.h says what it does). Returns 0 when cb will
  * be called, -ENOTCONN while Redis is away, -ENOMEM. */
 typedef int (*nq_handler_publish_fn)(void *ctx, const char *marker, const char *channel,
-                                     const char *message, nq_store_publish_fn cb,
-                                     void *userdata);
+                                     const char *message, nq_store_publish_fn cb, void *userdata);
 
 /* What a handler is given at init. Everything the pointers point at is
  * borrowed and outlives the handler instance; the struct itself is not (copy
  * what you keep). */
 struct nq_handler_env {
-    struct event_base *base;          /* the worker's event loop */
-    const struct nq_config *cfg;      /* the whole configuration generation */
-    const struct nq_queue_cfg *queue; /* the queue this worker serves */
-    unsigned slot;                    /* the worker's slot, 0 .. processes - 1 */
+    struct event_base *base;           /* the worker's event loop */
+    const struct nq_config *cfg;       /* the whole configuration generation */
+    const struct nq_queue_cfg *queue;  /* the queue this worker serves */
+    unsigned slot;                     /* the worker's slot, 0 .. processes - 1 */
     nq_handler_add_batch_fn add_batch; /* NULL: jobs cannot be added here */
     void *add_batch_ctx;
-    nq_handler_publish_fn publish;    /* NULL in tests without a worker */
+    nq_handler_publish_fn publish; /* NULL in tests without a worker */
     void *publish_ctx;
 };
 
@@ -194,8 +192,8 @@ const struct nq_field *nq_field_find(const struct nq_field_table *t, const char 
 
 /* 0 when every key of data (an object) is a row of t (or t is open) and none
  * is refused with a value; else -EINVAL with err naming the key. */
-int nq_field_table_check(const json_t *data, const struct nq_field_table *t, struct nq_err *err)
-    NQ_MUSTCHECK;
+int nq_field_table_check(const json_t *data, const struct nq_field_table *t,
+                         struct nq_err *err) NQ_MUSTCHECK;
 
 /* Makes env->queue's handler. Returns 0 and *ret, -EOPNOTSUPP when the
  * handler is not implemented yet (err says so), -ENOMEM, or the handler's

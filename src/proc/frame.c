@@ -20,9 +20,8 @@
 #include "proc/proc.h"
 
 static const char *const worker_state_names[] = {
-    [NQ_WORKER_STARTING] = "starting", [NQ_WORKER_RUNNING] = "running",
-    [NQ_WORKER_IDLE] = "idle",         [NQ_WORKER_PAUSED] = "paused",
-    [NQ_WORKER_DRAINING] = "draining",
+    [NQ_WORKER_STARTING] = "starting", [NQ_WORKER_RUNNING] = "running",   [NQ_WORKER_IDLE] = "idle",
+    [NQ_WORKER_PAUSED] = "paused",     [NQ_WORKER_DRAINING] = "draining",
 };
 
 /* NQ_REDIS_NONE has no name: the member is left out. */
@@ -33,11 +32,8 @@ static const char *const redis_state_names[] = {
 };
 
 static const char *const command_names[] = {
-    [NQ_CMD_DRAIN] = "drain",
-    [NQ_CMD_PAUSE] = "pause",
-    [NQ_CMD_RESUME] = "resume",
-    [NQ_CMD_STOP] = "stop",
-    [NQ_CMD_RECOVER] = "recover",
+    [NQ_CMD_DRAIN] = "drain", [NQ_CMD_PAUSE] = "pause",     [NQ_CMD_RESUME] = "resume",
+    [NQ_CMD_STOP] = "stop",   [NQ_CMD_RECOVER] = "recover",
 };
 
 static const char *const frame_types[] = {
@@ -128,12 +124,11 @@ static int jobs_to_json(json_t *o, const struct nq_job_counts *j)
 {
     if (!j->known)
         return 0;
-    return json_object_set_new(o, "jobs",
-                               json_pack("{s:I, s:I, s:I, s:I, s:I}", "waiting",
-                                         (json_int_t) j->waiting, "active", (json_int_t) j->active,
-                                         "delayed", (json_int_t) j->delayed, "failed",
-                                         (json_int_t) j->failed, "completed",
-                                         (json_int_t) j->completed));
+    return json_object_set_new(
+        o, "jobs",
+        json_pack("{s:I, s:I, s:I, s:I, s:I}", "waiting", (json_int_t) j->waiting, "active",
+                  (json_int_t) j->active, "delayed", (json_int_t) j->delayed, "failed",
+                  (json_int_t) j->failed, "completed", (json_int_t) j->completed));
 }
 
 static json_t *command_to_json(const struct nq_frame *f)
@@ -163,8 +158,8 @@ static json_t *metrics_to_json(const struct nq_frame_metrics *m)
 
     if (!state)
         return NULL;
-    o = json_pack("{s:i, s:s, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "v",
-                  NQ_FRAME_VERSION, "t", "metrics", "pid", (json_int_t) m->pid, "uptime_ms",
+    o = json_pack("{s:i, s:s, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "v", NQ_FRAME_VERSION,
+                  "t", "metrics", "pid", (json_int_t) m->pid, "uptime_ms",
                   (json_int_t) m->uptime_ms, "state", state, "fetched",
                   (json_int_t) m->counters.fetched, "completed", (json_int_t) m->counters.completed,
                   "failed", (json_int_t) m->counters.failed, "retried",
@@ -205,8 +200,7 @@ int nq_frame_encode(const struct nq_frame *f, char *buf, size_t size)
         o = metrics_to_json(&f->metrics);
         break;
     case NQ_FRAME_COMMAND:
-        if (!nq_command_name(f->command) ||
-            (f->command == NQ_CMD_RECOVER && !f->recover.prefix[0]))
+        if (!nq_command_name(f->command) || (f->command == NQ_CMD_RECOVER && !f->recover.prefix[0]))
             return -EINVAL;
         o = command_to_json(f);
         break;
@@ -306,8 +300,7 @@ static int decode_timing(json_t *o, struct nq_timing *t, struct nq_err *err)
     le = json_object_get(v, "le_ms");
     count = json_object_get(v, "count");
     if (!json_is_object(v) || !json_is_array(le) || !json_is_array(count) ||
-        json_array_size(le) != NQ_TIMING_BUCKETS - 1 ||
-        json_array_size(count) != NQ_TIMING_BUCKETS)
+        json_array_size(le) != NQ_TIMING_BUCKETS - 1 || json_array_size(count) != NQ_TIMING_BUCKETS)
         return nq_err_set(err, -EINVAL, "frame: \"timing\" is not a histogram of %d buckets",
                           NQ_TIMING_BUCKETS);
     for (size_t i = 0; i < NQ_TIMING_BUCKETS; i++) {
@@ -345,8 +338,8 @@ static int decode_jobs(json_t *o, struct nq_job_counts *j, struct nq_err *err)
     if (!json_is_object(v))
         return nq_err_set(err, -EINVAL, "frame: \"jobs\" is not an object");
     for (size_t i = 0; i < NQ_ELEMENTSOF(fields); i++) {
-        int r = get_uint(v, fields[i].key, INT64_MAX,
-                         (uint64_t *) ((char *) j + fields[i].offset), err);
+        int r = get_uint(v, fields[i].key, INT64_MAX, (uint64_t *) ((char *) j + fields[i].offset),
+                         err);
         if (r < 0)
             return r;
     }

@@ -8,8 +8,8 @@
  */
 #include "config.h"
 
-#include <stdbool.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>

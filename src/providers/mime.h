@@ -40,8 +40,8 @@ void nq_mime_write(FILE *f, const struct nq_msg *m, const struct nq_mime_env *en
  * ("data.subject", "data.to[1]", "data.headers.X-Campaign") written into
  * field (size bytes) and *ret_why static text. Nothing is written to the
  * wire before this passes. */
-int nq_mime_check(const struct nq_msg *m, char *field, size_t size, const char **ret_why)
-    NQ_MUSTCHECK;
+int nq_mime_check(const struct nq_msg *m, char *field, size_t size,
+                  const char **ret_why) NQ_MUSTCHECK;
 
 /* Whether s (n bytes) is well-formed UTF-8 (no overlongs, surrogates or
  * code points past U+10FFFF). */

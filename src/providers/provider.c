@@ -13,13 +13,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "providers/emailapi.h"
 #include "providers/apns.h"
+#include "providers/emailapi.h"
 #include "providers/fcm.h"
 #include "providers/file.h"
 #include "providers/provider.h"
-#include "providers/smtp.h"
 #include "providers/sms.h"
+#include "providers/smtp.h"
 
 static const struct nq_provider_ops *const registry[] = {
     &nq_provider_file,

@@ -129,10 +129,10 @@ const char *nq_msg_type_name(enum nq_msg_type type);
  * added and kept through its retries, tells the two apart. Strings
  * borrowed. */
 struct nq_delivery {
-    const char *queue;  /* the queue's name in the config */
-    const char *job_id; /* BullMQ job id: any bytes but NUL (':' and '/' included) */
-    uint64_t timestamp; /* the job's timestamp (ms since the epoch), 0 if unknown */
-    uint32_t attempt;   /* 1 for the first attempt */
+    const char *queue;         /* the queue's name in the config */
+    const char *job_id;        /* BullMQ job id: any bytes but NUL (':' and '/' included) */
+    uint64_t timestamp;        /* the job's timestamp (ms since the epoch), 0 if unknown */
+    uint32_t attempt;          /* 1 for the first attempt */
     uint64_t job_timestamp_ms; /* the job's creation time: with job_id, tells a
                                 * job from a later one reusing its id (webhook-id) */
     /* What earlier attempts left in the job's progress (a provider's

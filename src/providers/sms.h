@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * SMS over HTTP: what every SMS provider shares (GSM-7/UCS-2 segment
- * counting; numbers are common/phone.h's) and the three HTTP SMS providers, each a pure build + classify (http.h) that one send
- * driver (smssend.c) runs through the worker's transport:
+ * counting; numbers are common/phone.h's) and the three HTTP SMS providers, each a pure build +
+ * classify (http.h) that one send driver (smssend.c) runs through the worker's transport:
  *
  *   twilio  POST <base_url>/2010-04-01/Accounts/<account_sid>/Messages.json,
  *           form-encoded To, From | MessagingServiceSid, Body; Basic

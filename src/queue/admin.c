@@ -6,10 +6,10 @@
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
-#include <stdlib.h>
-#include <string.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/time.h>
 
 #include "common/cleanup.h"
@@ -115,8 +115,7 @@ static int script_int(struct nq_admin *a, enum nq_script s, const char *const *e
     return 0;
 }
 
-static int auth_and_select(struct nq_admin *a, const struct nq_redis_cfg *cfg,
-                           struct nq_err *err)
+static int auth_and_select(struct nq_admin *a, const struct nq_redis_cfg *cfg, struct nq_err *err)
 {
     int r = 0;
     redisReply *rep;
@@ -294,13 +293,21 @@ int nq_admin_add(struct nq_admin *a, const char *name, const char *data_json,
         return r;
     uint64_t now = o->timestamp ? o->timestamp : nq_store_now_ms();
     const char *extra[] = {
-        o->job_id ? o->job_id : "", name, data_json, opts, u64_str(now, ts),
-        u64_str(o->delay_ms, delay), u64_str(o->priority, prio), o->lifo ? "1" : "",
-        o->dedup_id ? o->dedup_id : "", u64_str(o->dedup_ttl_ms, ttl),
-        o->dedup_extend ? "1" : "", o->dedup_replace ? "1" : "",
+        o->job_id ? o->job_id : "",
+        name,
+        data_json,
+        opts,
+        u64_str(now, ts),
+        u64_str(o->delay_ms, delay),
+        u64_str(o->priority, prio),
+        o->lifo ? "1" : "",
+        o->dedup_id ? o->dedup_id : "",
+        u64_str(o->dedup_ttl_ms, ttl),
+        o->dedup_extend ? "1" : "",
+        o->dedup_replace ? "1" : "",
     };
-    NQ_CLEANUP(freeReplyObjectp) redisReply *rep =
-        script(a, NQ_SCRIPT_ADD, extra, NQ_ELEMENTSOF(extra), err, &r);
+    NQ_CLEANUP(freeReplyObjectp)
+    redisReply *rep = script(a, NQ_SCRIPT_ADD, extra, NQ_ELEMENTSOF(extra), err, &r);
     if (!rep)
         return r;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
@@ -322,8 +329,7 @@ int nq_admin_job(struct nq_admin *a, const char *id, struct nq_job **ret_job, ch
 {
     const char *extra[] = { id };
     int r = 0;
-    NQ_CLEANUP(freeReplyObjectp) redisReply *rep =
-        script(a, NQ_SCRIPT_STATE, extra, 1, err, &r);
+    NQ_CLEANUP(freeReplyObjectp) redisReply *rep = script(a, NQ_SCRIPT_STATE, extra, 1, err, &r);
 
     if (!rep)
         return r;
@@ -439,8 +445,8 @@ int nq_admin_clean(struct nq_admin *a, const char *state, uint64_t grace_ms, uin
         return nq_err_set(err, -EINVAL, "cannot clean state '%s'", state);
     const char *extra[] = { state, u64_str(grace_ms, g), u64_str(limit, l),
                             u64_str(nq_store_now_ms(), ts) };
-    NQ_CLEANUP(freeReplyObjectp) redisReply *rep =
-        script(a, NQ_SCRIPT_CLEAN, extra, NQ_ELEMENTSOF(extra), err, &r);
+    NQ_CLEANUP(freeReplyObjectp)
+    redisReply *rep = script(a, NQ_SCRIPT_CLEAN, extra, NQ_ELEMENTSOF(extra), err, &r);
     if (!rep)
         return r;
     if (rep->type != REDIS_REPLY_ARRAY)
@@ -449,8 +455,7 @@ int nq_admin_clean(struct nq_admin *a, const char *state, uint64_t grace_ms, uin
     return 0;
 }
 
-int nq_admin_purge(struct nq_admin *a, const char *state, uint64_t *ret_count,
-                   struct nq_err *err)
+int nq_admin_purge(struct nq_admin *a, const char *state, uint64_t *ret_count, struct nq_err *err)
 {
     uint64_t total = 0, n;
     int r;
@@ -522,9 +527,9 @@ int nq_admin_list(struct nq_admin *a, const char *state, uint64_t start, uint64_
     nq_autofree char *key = nq_keys_queue_key(&a->keys, state);
     if (!key)
         return -ENOMEM;
-    NQ_CLEANUP(freeReplyObjectp) redisReply *rep = redisCommand(
-        a->c, "ZREVRANGE %s %llu %llu", key, (unsigned long long) start,
-        (unsigned long long) (start + count - 1));
+    NQ_CLEANUP(freeReplyObjectp)
+    redisReply *rep = redisCommand(a->c, "ZREVRANGE %s %llu %llu", key, (unsigned long long) start,
+                                   (unsigned long long) (start + count - 1));
     if (!rep)
         return conn_error(a, err);
     if (rep->type != REDIS_REPLY_ARRAY)

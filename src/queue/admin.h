@@ -29,8 +29,8 @@
 
 struct nq_admin;
 
-int nq_admin_connect(const struct nq_redis_cfg *redis, const char *queue,
-                     struct nq_admin **ret, struct nq_err *err) NQ_MUSTCHECK;
+int nq_admin_connect(const struct nq_redis_cfg *redis, const char *queue, struct nq_admin **ret,
+                     struct nq_err *err) NQ_MUSTCHECK;
 struct nq_admin *nq_admin_free(struct nq_admin *a);
 
 enum nq_add_status { NQ_ADD_ADDED, NQ_ADD_DUPLICATED, NQ_ADD_DEDUPLICATED };
@@ -43,8 +43,8 @@ int nq_admin_add(struct nq_admin *a, const char *name, const char *data_json,
 
 /* The job and its state ("waiting", "active", "delayed", "prioritized",
  * "completed", "failed", "waiting-children", "unknown"). -ENOENT if none. */
-int nq_admin_job(struct nq_admin *a, const char *id, struct nq_job **ret_job,
-                 char **ret_state, struct nq_err *err) NQ_MUSTCHECK;
+int nq_admin_job(struct nq_admin *a, const char *id, struct nq_job **ret_job, char **ret_state,
+                 struct nq_err *err) NQ_MUSTCHECK;
 
 /* -ENOENT no such job, -EBUSY locked by a worker, -EPERM the pending
  * iteration of a job scheduler. */

@@ -68,8 +68,8 @@
 #define LOCALTIME_FILE "/etc/localtime"
 #define TZIF_MAX_BYTES ((off_t) 1024 * 1024)
 #define TZ_NAME_MAX 255
-#define CRON_MAX_LEN 1024     /* cron-parser's limit on a pattern */
-#define WALK_LIMIT 10000      /* cron-parser's loop limit */
+#define CRON_MAX_LEN 1024 /* cron-parser's limit on a pattern */
+#define WALK_LIMIT 10000  /* cron-parser's loop limit */
 #define JS_MAX_DATE_MS 8640000000000000LL
 
 /* ---- calendar ---------------------------------------------------------- */
@@ -172,12 +172,12 @@ struct posix_tz {
 };
 
 struct zone {
-    int64_t *at;    /* transition instants, seconds, ascending */
-    uint8_t *type;  /* local time type from each transition on */
+    int64_t *at;   /* transition instants, seconds, ascending */
+    uint8_t *type; /* local time type from each transition on */
     size_t n;
     int32_t utoff[256];
     size_t ntypes;
-    bool has_tail;  /* the TZif footer, for instants past the last transition */
+    bool has_tail; /* the TZif footer, for instants past the last transition */
     struct posix_tz tail;
 };
 
@@ -185,12 +185,12 @@ static void zone_done(struct zone *z)
 {
     free(z->at);
     free(z->type);
-    *z = (struct zone) { 0 };
+    *z = (struct zone){ 0 };
 }
 
 static void zone_fixed(struct zone *z, int32_t off)
 {
-    *z = (struct zone) { .ntypes = 1 };
+    *z = (struct zone){ .ntypes = 1 };
     z->utoff[0] = off;
 }
 
@@ -304,7 +304,7 @@ static const char *posix_num(const char *s, int *ret)
 
 static const char *posix_rule(const char *s, struct tz_rule *r)
 {
-    *r = (struct tz_rule) { .secs = 7200 };
+    *r = (struct tz_rule){ .secs = 7200 };
     if (*s == 'M') {
         r->kind = 'M';
         if (!(s = posix_num(s + 1, &r->m)) || *s != '.' || !(s = posix_num(s + 1, &r->w)) ||
@@ -328,7 +328,7 @@ static int posix_parse(const char *s, struct posix_tz *p)
 {
     int32_t off;
 
-    *p = (struct posix_tz) { 0 };
+    *p = (struct posix_tz){ 0 };
     if (!(s = posix_name(s)) || !(s = posix_hms(s, 24, &off)))
         return -EINVAL;
     p->std_off = p->dst_off = -off;
@@ -367,8 +367,8 @@ struct tzif_counts {
 
 static struct tzif_counts tzif_header(const unsigned char *p)
 {
-    return (struct tzif_counts) { be32(p + 20), be32(p + 24), be32(p + 28),
-                                  be32(p + 32), be32(p + 36), be32(p + 40) };
+    return (struct tzif_counts){ be32(p + 20), be32(p + 24), be32(p + 28),
+                                 be32(p + 32), be32(p + 36), be32(p + 40) };
 }
 
 static uint64_t tzif_block_size(const struct tzif_counts *c, unsigned tsize)
@@ -416,7 +416,7 @@ static int tzif_parse(const unsigned char *buf, size_t len, struct zone *z)
     p += 44;
     if (c.type == 0 || c.type > 256 || tzif_block_size(&c, tsize) > (uint64_t) (end - p))
         return -EINVAL;
-    *z = (struct zone) { .n = c.time, .ntypes = c.type };
+    *z = (struct zone){ .n = c.time, .ntypes = c.type };
     if (c.time > 0) {
         z->at = calloc(c.time, sizeof(*z->at));
         z->type = calloc(c.time, 1);
@@ -566,18 +566,30 @@ static int zone_load_named(const char *name, bool nocase, struct zone *z)
 static const struct {
     const char *id, *zone;
 } icu_legacy[] = {
-    { "ACT", "Australia/Darwin" },      { "AET", "Australia/Sydney" },
-    { "AGT", "America/Argentina/Buenos_Aires" }, { "ART", "Africa/Cairo" },
-    { "AST", "America/Anchorage" },     { "BET", "America/Sao_Paulo" },
-    { "BST", "Asia/Dhaka" },            { "CAT", "Africa/Maputo" },
-    { "CNT", "America/St_Johns" },      { "CST", "America/Chicago" },
-    { "CTT", "Asia/Shanghai" },         { "EAT", "Africa/Nairobi" },
-    { "ECT", "Europe/Paris" },          { "IET", "America/Indiana/Indianapolis" },
-    { "IST", "Asia/Kolkata" },          { "JST", "Asia/Tokyo" },
-    { "MIT", "Pacific/Apia" },          { "NET", "Asia/Yerevan" },
-    { "NST", "Pacific/Auckland" },      { "PLT", "Asia/Karachi" },
-    { "PNT", "America/Phoenix" },       { "PRT", "America/Puerto_Rico" },
-    { "PST", "America/Los_Angeles" },   { "SST", "Pacific/Guadalcanal" },
+    { "ACT", "Australia/Darwin" },
+    { "AET", "Australia/Sydney" },
+    { "AGT", "America/Argentina/Buenos_Aires" },
+    { "ART", "Africa/Cairo" },
+    { "AST", "America/Anchorage" },
+    { "BET", "America/Sao_Paulo" },
+    { "BST", "Asia/Dhaka" },
+    { "CAT", "Africa/Maputo" },
+    { "CNT", "America/St_Johns" },
+    { "CST", "America/Chicago" },
+    { "CTT", "Asia/Shanghai" },
+    { "EAT", "Africa/Nairobi" },
+    { "ECT", "Europe/Paris" },
+    { "IET", "America/Indiana/Indianapolis" },
+    { "IST", "Asia/Kolkata" },
+    { "JST", "Asia/Tokyo" },
+    { "MIT", "Pacific/Apia" },
+    { "NET", "Asia/Yerevan" },
+    { "NST", "Pacific/Auckland" },
+    { "PLT", "Asia/Karachi" },
+    { "PNT", "America/Phoenix" },
+    { "PRT", "America/Puerto_Rico" },
+    { "PST", "America/Los_Angeles" },
+    { "SST", "Pacific/Guadalcanal" },
     { "VST", "Asia/Ho_Chi_Minh" },
 };
 
@@ -669,14 +681,14 @@ static int zone_load(const char *tz, struct zone *z, struct nq_err *err)
 
 struct nq_cron {
     uint64_t sec, min;
-    uint32_t hour, dom; /* dom: bits 1..31 */
-    uint16_t month;     /* bits 1..12 */
-    uint8_t dow;        /* bits 0..7: a range may keep 7, which never matches */
-    uint8_t dow_last;   /* weekdays the "last <weekday>" forms name */
+    uint32_t hour, dom;    /* dom: bits 1..31 */
+    uint16_t month;        /* bits 1..12 */
+    uint8_t dow;           /* bits 0..7: a range may keep 7, which never matches */
+    uint8_t dow_last;      /* weekdays the "last <weekday>" forms name */
     bool dom_any, dow_any; /* written as * or ? */
-    bool dom_last;      /* L in day of month: also the month's last day */
-    bool dow_has_l;     /* L in day of week: "last <weekday>" forms apply */
-    double nth;         /* d#n: n; 0 = none (cron-parser compares n as a number) */
+    bool dom_last;         /* L in day of month: also the month's last day */
+    bool dow_has_l;        /* L in day of week: "last <weekday>" forms apply */
+    double nth;            /* d#n: n; 0 = none (cron-parser compares n as a number) */
     int hour_count;
 };
 
@@ -687,12 +699,9 @@ static const struct field_def {
     int min, max;
     bool names, last;
 } field_defs[F_COUNT] = {
-    [F_SEC] = { "second", 0, 59, false, false },
-    [F_MIN] = { "minute", 0, 59, false, false },
-    [F_HOUR] = { "hour", 0, 23, false, false },
-    [F_DOM] = { "day of month", 1, 31, false, true },
-    [F_MONTH] = { "month", 1, 12, true, false },
-    [F_DOW] = { "day of week", 0, 7, true, true },
+    [F_SEC] = { "second", 0, 59, false, false }, [F_MIN] = { "minute", 0, 59, false, false },
+    [F_HOUR] = { "hour", 0, 23, false, false },  [F_DOM] = { "day of month", 1, 31, false, true },
+    [F_MONTH] = { "month", 1, 12, true, false }, [F_DOW] = { "day of week", 0, 7, true, true },
 };
 
 /* One field while it is parsed. */
@@ -707,8 +716,8 @@ struct field {
 
 static int field_error(const struct field *f, const char *what)
 {
-    return nq_err_set(f->err, -EINVAL, "cron pattern '%s': %s field: %s", f->pattern,
-                      f->def->name, what);
+    return nq_err_set(f->err, -EINVAL, "cron pattern '%s': %s field: %s", f->pattern, f->def->name,
+                      what);
 }
 
 /* JavaScript's parseInt(s, 10) on our restricted alphabet: an optional sign,
@@ -832,7 +841,7 @@ static int field_atom(struct field *f, const char *s, const char *end)
         return field_error(f, "empty list item");
     if (!slash)
         return memchr(s, '-', (size_t) (end - s)) ? field_range(f, s, end, 1, true)
-                                                   : field_single(f, s, end);
+                                                  : field_single(f, s, end);
     if (memchr(slash + 1, '/', (size_t) (end - slash - 1)))
         return field_error(f, "more than one '/'");
     bool has_step = js_parse_int(slash + 1, end, &step);
@@ -936,10 +945,11 @@ static int split_nth(struct field *f, const char *raw, double *nth, size_t *ret_
 static const struct {
     const char *name, *pattern;
 } predefined[] = {
-    { "@yearly", "0 0 0 1 1 *" },   { "@annually", "0 0 0 1 1 *" }, { "@monthly", "0 0 0 1 * *" },
-    { "@weekly", "0 0 0 * * 0" },   { "@daily", "0 0 0 * * *" },    { "@hourly", "0 0 * * * *" },
-    { "@minutely", "0 * * * * *" }, { "@secondly", "* * * * * *" }, { "@weekdays", "0 0 0 * * 1-5" },
-    { "@weekends", "0 0 0 * * 0,6" },
+    { "@yearly", "0 0 0 1 1 *" },     { "@annually", "0 0 0 1 1 *" },
+    { "@monthly", "0 0 0 1 * *" },    { "@weekly", "0 0 0 * * 0" },
+    { "@daily", "0 0 0 * * *" },      { "@hourly", "0 0 * * * *" },
+    { "@minutely", "0 * * * * *" },   { "@secondly", "* * * * * *" },
+    { "@weekdays", "0 0 0 * * 1-5" }, { "@weekends", "0 0 0 * * 0,6" },
 };
 
 /* Splits the pattern into six fields, missing leading ones defaulted
@@ -989,7 +999,7 @@ static int cron_build(const char *pattern, const char *raw[F_COUNT], struct nq_c
     int r;
 
     for (int i = 0; i < F_COUNT; i++)
-        f[i] = (struct field) { .def = &field_defs[i], .pattern = pattern, .err = err };
+        f[i] = (struct field){ .def = &field_defs[i], .pattern = pattern, .err = err };
     c->dom_any = strcmp(raw[F_DOM], "*") == 0 || strcmp(raw[F_DOM], "?") == 0;
     c->dow_any = strcmp(raw[F_DOW], "*") == 0 || strcmp(raw[F_DOW], "?") == 0;
     c->dom_last = strchr(raw[F_DOM], 'L') != NULL;
@@ -1022,8 +1032,7 @@ int nq_cron_parse(const char *pattern, struct nq_cron **ret, struct nq_err *err)
     int r;
 
     if (strlen(pattern) > CRON_MAX_LEN)
-        return nq_err_set(err, -EINVAL, "cron pattern too long (over %d characters)",
-                          CRON_MAX_LEN);
+        return nq_err_set(err, -EINVAL, "cron pattern too long (over %d characters)", CRON_MAX_LEN);
     for (size_t i = 0; i < NQ_ELEMENTSOF(predefined); i++)
         if (strcmp(pattern, predefined[i].name) == 0)
             expr = predefined[i].pattern;
@@ -1298,8 +1307,9 @@ static void walk_second(struct walk *w)
 static int walk_next(const struct nq_cron *c, const struct zone *z, int64_t from, int64_t lo,
                      int64_t hi, int64_t *ret)
 {
-    struct walk w = { .cron = c, .m.z = z, .dst_start = -1, .dst_landing = -1, .dst_end = -1,
-                      .day_key = -1 };
+    struct walk w = {
+        .cron = c, .m.z = z, .dst_start = -1, .dst_landing = -1, .dst_end = -1, .day_key = -1
+    };
 
     moment_at(&w.m, from);
     if (w.m.c.ms > 0) {

@@ -28,7 +28,7 @@ struct nq_args {
     const char **argv; /* built by nq_args_argv */
     char *resp;        /* built by nq_args_resp */
     size_t cap_resp;
-    int oom;           /* sticky: a failed add makes nq_args_argv fail */
+    int oom; /* sticky: a failed add makes nq_args_argv fail */
 };
 
 void nq_args_init(struct nq_args *a);
@@ -45,8 +45,7 @@ void nq_args_addu(struct nq_args *a, uint64_t v);
 void nq_args_script(struct nq_args *a, enum nq_script s, const struct nq_keys *k);
 /* Finalises: pointers into the buffer, valid until the next add. Returns 0
  * or -ENOMEM. */
-int nq_args_argv(struct nq_args *a, const char ***ret_argv, const size_t **ret_lens)
-    NQ_MUSTCHECK;
+int nq_args_argv(struct nq_args *a, const char ***ret_argv, const size_t **ret_lens) NQ_MUSTCHECK;
 /* The whole command in Redis's protocol, as hiredis would format it (it
  * builds it by growing a string one argument at a time: a sixth of a busy
  * worker's CPU). Valid until the next add. Returns 0 or -ENOMEM. */

@@ -18,7 +18,6 @@
 #include "queue/job.h"
 #include "queue/jsoncheck.h"
 
-
 struct nq_job *nq_job_new(const char *id, size_t id_len)
 {
     struct nq_job *job = calloc(1, sizeof(*job));
@@ -49,10 +48,11 @@ struct nq_job *nq_job_free(struct nq_job *job)
 {
     if (!job)
         return NULL;
-    char **strs[] = { &job->id, &job->token, &job->name, &job->data_raw, &job->opts_raw,
-                      &job->processed_by, &job->progress, &job->returnvalue,
-                      &job->failed_reason, &job->stacktrace, &job->defa, &job->deid,
-                      &job->rjk, &job->parent_key, &job->parent };
+    char **strs[] = { &job->id,         &job->token,       &job->name,
+                      &job->data_raw,   &job->opts_raw,    &job->processed_by,
+                      &job->progress,   &job->returnvalue, &job->failed_reason,
+                      &job->stacktrace, &job->defa,        &job->deid,
+                      &job->rjk,        &job->parent_key,  &job->parent };
     for (size_t i = 0; i < NQ_ELEMENTSOF(strs); i++)
         /* cppcheck-suppress shadowVariable ; cppcheck 2.10 reads "f(*a[i]);" as a declaration */
         free(*strs[i]);
@@ -126,9 +126,18 @@ struct field_desc {
     size_t offset;
 };
 
-#define STR(n, m) { n, F_STR, offsetof(struct nq_job, m) }
-#define U64(n, m) { n, F_U64, offsetof(struct nq_job, m) }
-#define U32(n, m) { n, F_U32, offsetof(struct nq_job, m) }
+#define STR(n, m)                                                                                  \
+    {                                                                                              \
+        n, F_STR, offsetof(struct nq_job, m)                                                       \
+    }
+#define U64(n, m)                                                                                  \
+    {                                                                                              \
+        n, F_U64, offsetof(struct nq_job, m)                                                       \
+    }
+#define U32(n, m)                                                                                  \
+    {                                                                                              \
+        n, F_U32, offsetof(struct nq_job, m)                                                       \
+    }
 static const struct field_desc fields[] = {
     STR("name", name),
     STR("opts", opts_raw),
@@ -279,17 +288,15 @@ static void parse_backoff(struct nq_job *job, const json_t *v)
     if (!v || json_is_null(v))
         return;
     if (json_is_number(v)) {
-        if (json_u64(v, &delay) < 0)
-            {
-        set_invalid(job, "opts.backoff: not a number");
-        return;
-    }
+        if (json_u64(v, &delay) < 0) {
+            set_invalid(job, "opts.backoff: not a number");
+            return;
+        }
         *b = (struct nq_backoff){ .kind = NQ_BACKOFF_KIND_FIXED, .delay_ms = delay };
         job->opts.has_backoff = true;
         return;
     }
-    if (!json_is_object(v))
-        {
+    if (!json_is_object(v)) {
         set_invalid(job, "opts.backoff: not a number or object");
         return;
     }
@@ -299,14 +306,12 @@ static void parse_backoff(struct nq_job *job, const json_t *v)
     if (!type || (strcmp(type, "fixed") != 0 && strcmp(type, "exponential") != 0))
         return;
     const json_t *d = json_object_get(v, "delay");
-    if (d && json_u64(d, &delay) < 0)
-        {
+    if (d && json_u64(d, &delay) < 0) {
         set_invalid(job, "opts.backoff.delay: not a number");
         return;
     }
     const json_t *j = json_object_get(v, "jitter");
-    if (j && !json_is_number(j))
-        {
+    if (j && !json_is_number(j)) {
         set_invalid(job, "opts.backoff.jitter: not a number");
         return;
     }
@@ -329,17 +334,15 @@ static void parse_keep(struct nq_job *job, const json_t *v, const char *key, str
         return;
     }
     if (json_is_number(v)) {
-        if (json_u64(v, &n) < 0)
-            {
-        set_invalid(job, "opts.%s: not a number", key);
-        return;
-    }
+        if (json_u64(v, &n) < 0) {
+            set_invalid(job, "opts.%s: not a number", key);
+            return;
+        }
         *k = (struct nq_keep){ .kind = n == 0 ? NQ_KEEP_NONE : NQ_KEEP_LIMITED,
                                .count = n > INT64_MAX ? INT64_MAX : (int64_t) n };
         return;
     }
-    if (!json_is_object(v))
-        {
+    if (!json_is_object(v)) {
         set_invalid(job, "opts.%s: not a boolean, number or object", key);
         return;
     }
@@ -347,8 +350,7 @@ static void parse_keep(struct nq_job *job, const json_t *v, const char *key, str
     const json_t *c = json_object_get(v, "count"), *a = json_object_get(v, "age"),
                  *l = json_object_get(v, "limit");
     if ((c && json_u64(c, &count) < 0) || (a && json_u64(a, &age) < 0) ||
-        (l && json_u64(l, &limit) < 0))
-        {
+        (l && json_u64(l, &limit) < 0)) {
         set_invalid(job, "opts.%s: count, age and limit must be numbers", key);
         return;
     }
@@ -547,8 +549,8 @@ const char *nq_job_invalid_reason_borrow(const struct nq_job *job)
 
 uint32_t nq_job_attempts(const struct nq_job *job, uint32_t queue_default)
 {
-    uint32_t n = job->opts.has_attempts && job->opts.attempts > 0 ? job->opts.attempts
-                                                                     : queue_default;
+    uint32_t n =
+        job->opts.has_attempts && job->opts.attempts > 0 ? job->opts.attempts : queue_default;
     return n ? n : 1;
 }
 
@@ -561,7 +563,7 @@ void nq_job_backoff(const struct nq_job *job, const struct nq_backoff_cfg *queue
     }
     *ret = (struct nq_backoff){
         .kind = queue_default->type == NQ_BACKOFF_FIXED ? NQ_BACKOFF_KIND_FIXED
-                                                         : NQ_BACKOFF_KIND_EXPONENTIAL,
+                                                        : NQ_BACKOFF_KIND_EXPONENTIAL,
         .delay_ms = queue_default->delay_ms,
         .jitter = queue_default->jitter,
     };

@@ -30,7 +30,7 @@
 #include "config/config.h"
 #include "queue/backoff.h"
 
-#define NQ_JOB_DATA_MAX (8u << 20)  /* bytes of `data` */
+#define NQ_JOB_DATA_MAX (8u << 20)   /* bytes of `data` */
 #define NQ_JOB_FIELD_MAX (64u << 10) /* bytes of `opts`, `name`, the id */
 #define NQ_JOB_PRIORITY_MAX 2097151u /* 2^21 - 1, as BullMQ */
 
@@ -54,14 +54,14 @@ struct nq_keep {
 
 struct nq_repeat {
     bool set;
-    uint64_t every_ms;   /* 0 with pattern */
-    char *pattern;       /* cron, or NULL */
-    char *tz;            /* or NULL */
-    uint64_t count;      /* iteration number of this job */
+    uint64_t every_ms; /* 0 with pattern */
+    char *pattern;     /* cron, or NULL */
+    char *tz;          /* or NULL */
+    uint64_t count;    /* iteration number of this job */
     int64_t offset;
-    int64_t start_date;  /* ms, 0 = none */
-    int64_t end_date;    /* ms, 0 = none */
-    int64_t limit;       /* 0 = none */
+    int64_t start_date; /* ms, 0 = none */
+    int64_t end_date;   /* ms, 0 = none */
+    int64_t limit;      /* 0 = none */
 };
 
 struct nq_job_opts {
@@ -74,8 +74,8 @@ struct nq_job_opts {
     bool lifo;
     struct nq_keep remove_on_complete;
     struct nq_keep remove_on_fail;
-    char *job_id;       /* custom id, or NULL */
-    char *dedup_id;     /* opts.de.id, or NULL */
+    char *job_id;   /* custom id, or NULL */
+    char *dedup_id; /* opts.de.id, or NULL */
     uint64_t dedup_ttl_ms;
     bool dedup_extend, dedup_replace;
     int64_t stack_trace_limit; /* -1 = unset */
@@ -108,8 +108,8 @@ struct nq_job {
     char *deid;          /* deduplication id */
     char *rjk;           /* job scheduler id */
     char *parent_key;
-    char *parent;        /* raw JSON */
-    char invalid[256];   /* reason for a permanent failure; "" when fine */
+    char *parent;      /* raw JSON */
+    char invalid[256]; /* reason for a permanent failure; "" when fine */
 };
 
 /* A job with only its id set; NULL on OOM. */
@@ -163,19 +163,19 @@ char *nq_job_stacktrace_append_new(const struct nq_job *job, const char *entry);
 
 /* What a producer asks for when adding a job (notifyqctl send, tests). */
 struct nq_add_opts {
-    uint32_t attempts;       /* 0 = not set */
+    uint32_t attempts; /* 0 = not set */
     struct nq_backoff backoff;
     bool has_backoff;
     uint64_t delay_ms;
-    uint32_t priority;       /* 0..NQ_JOB_PRIORITY_MAX */
+    uint32_t priority; /* 0..NQ_JOB_PRIORITY_MAX */
     bool lifo;
-    const char *job_id;      /* custom id or NULL */
-    const char *dedup_id;    /* or NULL */
-    uint64_t dedup_ttl_ms;   /* 0 = until the job finishes */
-    bool dedup_extend;       /* a deduplicated add re-arms the TTL */
-    bool dedup_replace;      /* a deduplicated add replaces a still-delayed owner */
+    const char *job_id;    /* custom id or NULL */
+    const char *dedup_id;  /* or NULL */
+    uint64_t dedup_ttl_ms; /* 0 = until the job finishes */
+    bool dedup_extend;     /* a deduplicated add re-arms the TTL */
+    bool dedup_replace;    /* a deduplicated add replaces a still-delayed owner */
     struct nq_keep remove_on_complete, remove_on_fail; /* UNSET = omitted */
-    uint64_t timestamp;      /* written into opts only when non-zero */
+    uint64_t timestamp;                                /* written into opts only when non-zero */
 };
 
 /* The stored opts JSON of an add, as Node writes it (attempts always
@@ -183,7 +183,7 @@ struct nq_add_opts {
  * Validates like Node: custom ids must not be integers, "0", start with
  * "0:", or have ':' unless in exactly 3 segments; priority in range.
  * Returns 0 and *ret_json (free()) or -EINVAL with err, -ENOMEM. */
-int nq_add_opts_json_new(const struct nq_add_opts *o, char **ret_json, struct nq_err *err)
-    NQ_MUSTCHECK;
+int nq_add_opts_json_new(const struct nq_add_opts *o, char **ret_json,
+                         struct nq_err *err) NQ_MUSTCHECK;
 
 #endif

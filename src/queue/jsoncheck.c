@@ -15,7 +15,7 @@
 
 struct scan {
     const unsigned char *p, *end;
-    const char *reason; /* set, with p at the culprit, when a scan_ returns false */
+    const char *reason;       /* set, with p at the culprit, when a scan_ returns false */
     const unsigned char *key; /* the last key of the outermost object, without quotes */
     size_t key_len;
 };

@@ -51,8 +51,8 @@ char *nq_keys_queue_key(const struct nq_keys *k, const char *suffix)
 char *nq_keys_job_key(const struct nq_keys *k, const char *job_id, const char *sub)
 {
     char *s = NULL;
-    int r = sub ? asprintf(&s, "%s%s:%s", k->base, job_id, sub)
-                : asprintf(&s, "%s%s", k->base, job_id);
+    int r =
+        sub ? asprintf(&s, "%s%s:%s", k->base, job_id, sub) : asprintf(&s, "%s%s", k->base, job_id);
 
     return r < 0 ? NULL : s;
 }

@@ -342,9 +342,9 @@ static int parse_jobs(const redisReply *r, struct nq_work_result *ret)
         const redisReply *id = r->element[i], *tok = r->element[i + 1];
         if (id->type != REDIS_REPLY_STRING || tok->type != REDIS_REPLY_STRING)
             return -EPROTO;
-        int k = nq_reply_job(id->str, id->len, tok->str, r->element[i + 2],
-                             ret->n_jobs ? ret->jobs[ret->n_jobs - 1] : NULL,
-                             &ret->jobs[ret->n_jobs]);
+        int k =
+            nq_reply_job(id->str, id->len, tok->str, r->element[i + 2],
+                         ret->n_jobs ? ret->jobs[ret->n_jobs - 1] : NULL, &ret->jobs[ret->n_jobs]);
         if (k < 0)
             return k;
         ret->n_jobs++;
@@ -403,8 +403,14 @@ int nq_reply_counts(const redisReply *r, struct nq_counts *ret)
         v[i] = (uint64_t) r->element[i]->integer;
     }
     *ret = (struct nq_counts){
-        .waiting = v[0], .active = v[1], .prioritized = v[2], .delayed = v[3],
-        .completed = v[4], .failed = v[5], .waiting_children = v[6], .paused_legacy = v[7],
+        .waiting = v[0],
+        .active = v[1],
+        .prioritized = v[2],
+        .delayed = v[3],
+        .completed = v[4],
+        .failed = v[5],
+        .waiting_children = v[6],
+        .paused_legacy = v[7],
         .paused = v[8] != 0,
     };
     return 0;

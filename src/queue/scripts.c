@@ -14,10 +14,10 @@
 #include "common/macros.h"
 #include "queue/scripts.h"
 
-extern const char nq_lua_add[], nq_lua_work[], nq_lua_extend[], nq_lua_stalled[],
-    nq_lua_recover[], nq_lua_pause[], nq_lua_remove[], nq_lua_retry[], nq_lua_promote[],
-    nq_lua_clean[], nq_lua_progress[], nq_lua_state[], nq_lua_counts[], nq_lua_scheduler[],
-    nq_lua_fanout[], nq_lua_publish[];
+extern const char nq_lua_add[], nq_lua_work[], nq_lua_extend[], nq_lua_stalled[], nq_lua_recover[],
+    nq_lua_pause[], nq_lua_remove[], nq_lua_retry[], nq_lua_promote[], nq_lua_clean[],
+    nq_lua_progress[], nq_lua_state[], nq_lua_counts[], nq_lua_scheduler[], nq_lua_fanout[],
+    nq_lua_publish[];
 
 static const struct {
     const char *name;

@@ -156,8 +156,8 @@ static void report_state(struct nq_store *s)
 static void log_failure(struct conn *c, const char *what, const char *why)
 {
     nq_log(c->failing ? LOG_DEBUG : LOG_WARNING,
-           "redis %s: %s connection %s: %s, retrying in %" PRIu64 "ms", c->s->where,
-           conn_name(c), what, why, c->retry_ms);
+           "redis %s: %s connection %s: %s, retrying in %" PRIu64 "ms", c->s->where, conn_name(c),
+           what, why, c->retry_ms);
     c->failing = true;
 }
 
@@ -756,8 +756,7 @@ static int reply_error(const struct req *q, const redisReply *r)
         q->s->server_busy = false;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        nq_log(LOG_ERR, "redis %s: script %s: %s", q->s->where, nq_script_name(q->script),
-               r->str);
+        nq_log(LOG_ERR, "redis %s: script %s: %s", q->s->where, nq_script_name(q->script), r->str);
         return -EIO;
     }
     return 0;
@@ -951,8 +950,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
 /* ---- operations --------------------------------------------------------------- */
 
-int nq_store_work(struct nq_store *s, const struct nq_finish *fin, size_t n_fin,
-                  uint32_t fetch_max, nq_store_work_fn cb, void *userdata)
+int nq_store_work(struct nq_store *s, const struct nq_finish *fin, size_t n_fin, uint32_t fetch_max,
+                  nq_store_work_fn cb, void *userdata)
 {
     if (n_fin > NQ_STORE_BATCH_MAX || fetch_max > NQ_STORE_BATCH_MAX)
         return -E2BIG;
@@ -962,9 +961,13 @@ int nq_store_work(struct nq_store *s, const struct nq_finish *fin, size_t n_fin,
     if (!q)
         return -ENOMEM;
     struct nq_work_args w = {
-        .now_ms = nq_store_now_ms(), .lock_duration_ms = s->lock_ms,
-        .token_prefix = s->token_prefix, .token_seq = s->token_seq, .fetch_max = fetch_max,
-        .worker_name = s->worker_name, .limiter_max = s->limiter_max,
+        .now_ms = nq_store_now_ms(),
+        .lock_duration_ms = s->lock_ms,
+        .token_prefix = s->token_prefix,
+        .token_seq = s->token_seq,
+        .fetch_max = fetch_max,
+        .worker_name = s->worker_name,
+        .limiter_max = s->limiter_max,
         .limiter_duration_ms = s->limiter_ms,
     };
     s->token_seq += fetch_max;

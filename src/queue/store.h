@@ -91,13 +91,13 @@ enum nq_finish_kind {
 struct nq_finish {
     const struct nq_job *job; /* borrowed until the call that sends it returns */
     enum nq_finish_kind kind;
-    char *text;               /* owned: returnvalue JSON or failedReason */
-    char *stacktrace;         /* owned JSON array, failures only */
-    char *progress;           /* owned JSON or NULL: the job's new `progress` */
-    uint64_t delay_ms;        /* RETRY_LATER, RATE_LIMITED */
-    bool engage_limiter;      /* RATE_LIMITED on a queue with a limiter */
-    bool resent;              /* sent before in a call whose fate is unknown */
-    char keep[64];            /* retention spec (nq_keep_format) */
+    char *text;          /* owned: returnvalue JSON or failedReason */
+    char *stacktrace;    /* owned JSON array, failures only */
+    char *progress;      /* owned JSON or NULL: the job's new `progress` */
+    uint64_t delay_ms;   /* RETRY_LATER, RATE_LIMITED */
+    bool engage_limiter; /* RATE_LIMITED on a queue with a limiter */
+    bool resent;         /* sent before in a call whose fate is unknown */
+    char keep[64];       /* retention spec (nq_keep_format) */
 };
 
 /* The reason a fetched job must fail without running (a deferred failure
@@ -163,7 +163,7 @@ struct nq_store_opts {
                                        * end with a separator (":") so that no prefix is the
                                        * start of another's */
     uint64_t lock_duration_ms;
-    uint32_t limiter_max;             /* 0 = no limiter of our own */
+    uint32_t limiter_max; /* 0 = no limiter of our own */
     uint64_t limiter_duration_ms;
 };
 
@@ -201,13 +201,13 @@ const char *nq_store_problem(const struct nq_store *s);
  * plain fetch) and fetch_max 0 (finish only). Returns 0 (cb will run) or
  * -ENOTCONN, -ENOMEM, -E2BIG (over NQ_STORE_BATCH_MAX). */
 #define NQ_STORE_BATCH_MAX 1000
-int nq_store_work(struct nq_store *s, const struct nq_finish *fin, size_t n_fin,
-                  uint32_t fetch_max, nq_store_work_fn cb, void *userdata) NQ_MUSTCHECK;
+int nq_store_work(struct nq_store *s, const struct nq_finish *fin, size_t n_fin, uint32_t fetch_max,
+                  nq_store_work_fn cb, void *userdata) NQ_MUSTCHECK;
 
 /* Renews the locks of jobs[0..n). cb gets r = number renewed and ids = the
  * jobs whose lock was lost (their finish will fail with -2/-6). */
-int nq_store_extend(struct nq_store *s, struct nq_job *const *jobs, size_t n,
-                    nq_store_ids_fn cb, void *userdata) NQ_MUSTCHECK;
+int nq_store_extend(struct nq_store *s, struct nq_job *const *jobs, size_t n, nq_store_ids_fn cb,
+                    void *userdata) NQ_MUSTCHECK;
 
 /* Blocks on the marker for up to timeout_ms on the blocking connection
  * (guarded by a watchdog of timeout + 1 s that reconnects it). */
@@ -242,7 +242,7 @@ int nq_store_scheduler_next(struct nq_store *s, const struct nq_job *job, uint64
 
 /* One job of nq_store_add_batch; the strings are borrowed for the call. */
 struct nq_add_job {
-    const char *id;        /* custom job id: required, it makes a second add a no-op */
+    const char *id; /* custom job id: required, it makes a second add a no-op */
     const char *name;
     const char *data_json; /* valid JSON */
     const char *opts_json; /* the stored opts, as Node writes them (with jobId) */

@@ -63,9 +63,8 @@ struct nq_control {
 };
 
 static const char *const cmd_names[] = {
-    [NQ_CONTROL_STATUS] = "status", [NQ_CONTROL_METRICS] = "metrics",
-    [NQ_CONTROL_PAUSE] = "pause",   [NQ_CONTROL_RESUME] = "resume",
-    [NQ_CONTROL_RELOAD] = "reload", [NQ_CONTROL_STOP] = "stop",
+    [NQ_CONTROL_STATUS] = "status", [NQ_CONTROL_METRICS] = "metrics", [NQ_CONTROL_PAUSE] = "pause",
+    [NQ_CONTROL_RESUME] = "resume", [NQ_CONTROL_RELOAD] = "reload",   [NQ_CONTROL_STOP] = "stop",
 };
 
 int nq_control_parse(const char *line, size_t len, struct nq_control_request *ret,
@@ -392,8 +391,10 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
             return;
         }
         if (!peer_allowed(c, fd, &cred)) {
-            nq_log(LOG_NOTICE, "control socket: refused pid %ld uid %ld: not root, ours or in "
-                   "the control group", (long) cred.pid, (long) cred.uid);
+            nq_log(LOG_NOTICE,
+                   "control socket: refused pid %ld uid %ld: not root, ours or in "
+                   "the control group",
+                   (long) cred.pid, (long) cred.uid);
             refuse(fd, "permission denied");
         } else if (c->n_conns >= NQ_CONTROL_MAX_CONNECTIONS ||
                    (cred.uid != 0 &&
@@ -422,9 +423,9 @@ static int take_over_path(const char *path, struct nq_err *err)
     nq_autoclose int probe = -1;
 
     if (lstat(path, &st) < 0)
-        return errno == ENOENT ? 0
-                               : nq_err_set(err, -errno, "control socket %s: %s", path,
-                                            strerror(errno));
+        return errno == ENOENT
+                   ? 0
+                   : nq_err_set(err, -errno, "control socket %s: %s", path, strerror(errno));
     if (!S_ISSOCK(st.st_mode))
         return nq_err_set(err, -EEXIST, "control socket %s: exists and is not a socket", path);
     probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -433,8 +434,7 @@ static int take_over_path(const char *path, struct nq_err *err)
     memcpy(sa.sun_path, path, strlen(path) + 1);
     if (connect(probe, (struct sockaddr *) &sa, sizeof(sa)) == 0 || errno == EAGAIN)
         return nq_err_set(err, -EADDRINUSE,
-                          "control socket %s: another notifyqd answers on it, not starting",
-                          path);
+                          "control socket %s: another notifyqd answers on it, not starting", path);
     if (errno != ECONNREFUSED)
         return nq_err_set(err, -errno, "control socket %s: %s", path, strerror(errno));
     if (unlink(path) < 0 && errno != ENOENT)
@@ -503,13 +503,12 @@ static int bind_socket(struct nq_control *c, const struct nq_control_cfg *cfg, s
     if (chmod(c->path, cfg->mode) < 0)
         return nq_err_set(err, -errno, "control socket %s: chmod: %s", c->path, strerror(errno));
     if (listen(c->fd, 64) < 0)
-        return nq_err_set(err, -errno, "control socket %s: listen: %s", c->path,
-                          strerror(errno));
+        return nq_err_set(err, -errno, "control socket %s: listen: %s", c->path, strerror(errno));
     return 0;
 }
 
-int nq_control_open(struct nq_master *m, const struct nq_control_cfg *cfg,
-                    struct nq_control **ret, struct nq_err *err)
+int nq_control_open(struct nq_master *m, const struct nq_control_cfg *cfg, struct nq_control **ret,
+                    struct nq_err *err)
 {
     struct nq_control *c = calloc(1, sizeof(*c));
     int r;
@@ -524,8 +523,8 @@ int nq_control_open(struct nq_master *m, const struct nq_control_cfg *cfg,
         goto fail;
     }
     if (strlen(c->path) >= sizeof(((struct sockaddr_un *) NULL)->sun_path)) {
-        r = nq_err_set(err, -ENAMETOOLONG, "control socket %s: path longer than %zu bytes",
-                       c->path, sizeof(((struct sockaddr_un *) NULL)->sun_path) - 1);
+        r = nq_err_set(err, -ENAMETOOLONG, "control socket %s: path longer than %zu bytes", c->path,
+                       sizeof(((struct sockaddr_un *) NULL)->sun_path) - 1);
         goto fail;
     }
     r = resolve_group(c, cfg->group, err);

@@ -65,8 +65,8 @@ int nq_control_parse(const char *line, size_t len, struct nq_control_request *re
 
 /* Creates and listens on cfg->socket for m, on m->base. On failure err
  * says why, in a line fit for the log. */
-int nq_control_open(struct nq_master *m, const struct nq_control_cfg *cfg,
-                    struct nq_control **ret, struct nq_err *err) NQ_MUSTCHECK;
+int nq_control_open(struct nq_master *m, const struct nq_control_cfg *cfg, struct nq_control **ret,
+                    struct nq_err *err) NQ_MUSTCHECK;
 
 /* Flushes pending replies as far as the sockets take them without
  * blocking, closes every connection and the listener, and removes the

@@ -70,7 +70,7 @@ enum nq_slot_event {
 
 struct nq_generation {
     unsigned number;
-    struct nq_config *cfg; /* owned */
+    struct nq_config *cfg;  /* owned */
     struct nq_slot **slots; /* config order: queue by queue, slot by slot */
     size_t n_slots;
 };
@@ -88,11 +88,11 @@ struct nq_qstate {
     char *name;
     const struct nq_queue_cfg *cfg; /* in the current generation; NULL if not in it */
     bool paused;
-    uint64_t restarts; /* unrequested exits that were restarted */
-    uint64_t recycles; /* exits with status 0 nobody asked for (max_jobs, max_rss) */
+    uint64_t restarts;       /* unrequested exits that were restarted */
+    uint64_t recycles;       /* exits with status 0 nobody asked for (max_jobs, max_rss) */
     struct nq_counters past; /* what dead incarnations last reported */
     struct nq_timing past_timing;
-    struct nq_job_counts jobs; /* the latest counts any worker read from Redis */
+    struct nq_job_counts jobs;      /* the latest counts any worker read from Redis */
     struct nq_recovery *recoveries; /* oldest first */
     unsigned n_recoveries;
     struct nq_counters window[NQ_RATE_WINDOW_S + 1]; /* ring of totals, one per second */
@@ -111,8 +111,8 @@ struct nq_slot {
     char *queue_name;                /* copy, for messages after retirement */
     unsigned index;
     enum nq_slot_state state;
-    pid_t pid; /* 0 when no process: cleared the moment it is reaped */
-    uint64_t incarnation; /* of the process in pid (or the last one) */
+    pid_t pid;                              /* 0 when no process: cleared the moment it is reaped */
+    uint64_t incarnation;                   /* of the process in pid (or the last one) */
     char token_prefix[NQ_FRAME_PREFIX_MAX]; /* its lock tokens' prefix */
     /* Recycling: a slot asking to be replaced is retired at once (gen NULL)
      * but drained only when its successor, which took its place in the
@@ -120,7 +120,7 @@ struct nq_slot {
     struct nq_slot *successor, *predecessor;
     bool wants_recycle; /* a recycle frame arrived, not acted on yet */
     char recycle_reason[NQ_FRAME_NOTE_MAX];
-    int fd;    /* master's end of the channel, -1 when none */
+    int fd; /* master's end of the channel, -1 when none */
     struct event *ev_read, *ev_timer;
     uint64_t started_ms;
     uint64_t drain_timeout_ms, min_uptime_ms;

@@ -284,11 +284,11 @@ static void check_pending(struct nq_master *m)
                                 s->queue_name, s->index, s->last_exit_code);
             } else if (s->has_exited) {
                 nq_signal_name(s->last_exit_signal, sig, sizeof(sig));
-                (void) snprintf(why, sizeof(why), "worker %s/%u was killed by %s",
-                                s->queue_name, s->index, sig);
+                (void) snprintf(why, sizeof(why), "worker %s/%u was killed by %s", s->queue_name,
+                                s->index, sig);
             } else {
-                (void) snprintf(why, sizeof(why), "worker %s/%u could not start",
-                                s->queue_name, s->index);
+                (void) snprintf(why, sizeof(why), "worker %s/%u could not start", s->queue_name,
+                                s->index);
             }
             abort_reload(m, why);
             return;

@@ -175,8 +175,10 @@ static void take_other_frame(struct nq_slot *s, const struct nq_frame *f)
         break;
     }
     if (!s->bad_frames++)
-        nq_log(LOG_WARNING, "worker %s/%u (pid %ld): bad frame, dropped: not a frame a worker "
-               "sends", s->queue_name, s->index, (long) s->pid);
+        nq_log(LOG_WARNING,
+               "worker %s/%u (pid %ld): bad frame, dropped: not a frame a worker "
+               "sends",
+               s->queue_name, s->index, (long) s->pid);
 }
 
 /* Any frame proves the process runs its loop. */
@@ -228,8 +230,8 @@ static int read_frames(struct nq_slot *s)
             if (r == 1)
                 nq_err_set(&err, -EINVAL, "not a metrics frame of pid %ld", (long) s->pid);
             if (!s->bad_frames++)
-                nq_log(LOG_WARNING, "worker %s/%u (pid %ld): bad frame, dropped: %s",
-                       s->queue_name, s->index, (long) s->pid, nq_err_str(&err));
+                nq_log(LOG_WARNING, "worker %s/%u (pid %ld): bad frame, dropped: %s", s->queue_name,
+                       s->index, (long) s->pid, nq_err_str(&err));
             continue;
         }
         /* EOF or error: the child closed its end. It is reaped on SIGCHLD;
@@ -359,8 +361,8 @@ static void schedule_retry(struct nq_slot *s, int r)
     uint64_t delay = nq_restart_next(&s->restart, 0, s->min_uptime_ms, -1, NULL);
 
     format_delay(delay, d, sizeof(d));
-    nq_log_errno(LOG_ERR, r, "worker %s/%u: cannot start: %m, retrying %s", s->queue_name,
-                 s->index, d);
+    nq_log_errno(LOG_ERR, r, "worker %s/%u: cannot start: %m, retrying %s", s->queue_name, s->index,
+                 d);
     s->state = NQ_SLOT_WAITING_RESTART;
     arm_timer(s, delay);
 }
@@ -422,9 +424,10 @@ static void schedule_after_exit(struct nq_slot *s)
                "restarting %s",
                s->queue_name, s->index, (long) pid, how, d);
     else if (nq_restart_crash_looping(&s->restart))
-        nq_log(LOG_ERR, "worker %s/%u (pid %ld) %s after %s, crash-looping (%u quick exits), "
-               "restarting %s", s->queue_name, s->index, (long) pid, how, up,
-               s->restart.quick_exits, d);
+        nq_log(LOG_ERR,
+               "worker %s/%u (pid %ld) %s after %s, crash-looping (%u quick exits), "
+               "restarting %s",
+               s->queue_name, s->index, (long) pid, how, up, s->restart.quick_exits, d);
     else
         nq_log(s->last_exit_code == 0 ? LOG_INFO : LOG_WARNING,
                "worker %s/%u (pid %ld) %s after %s, restarting %s", s->queue_name, s->index,
@@ -451,8 +454,8 @@ static void kill_straggler(struct nq_slot *s)
 {
     if (s->pid == 0)
         return;
-    nq_log(LOG_WARNING, "worker %s/%u (pid %ld) did not exit in time, killing it",
-           s->queue_name, s->index, (long) s->pid);
+    nq_log(LOG_WARNING, "worker %s/%u (pid %ld) did not exit in time, killing it", s->queue_name,
+           s->index, (long) s->pid);
     (void) kill(s->pid, SIGKILL);
 }
 

@@ -65,8 +65,8 @@ static struct census count(const struct nq_master *m, const struct nq_qstate *q)
                                               s->metrics.redis == NQ_REDIS_CONNECTING);
         c.redis_disconnected += s->pid != 0 && s->metrics.redis == NQ_REDIS_DISCONNECTED;
         c.crash_looping = c.crash_looping || nq_slot_crash_looping(s);
-        c.all_idle = c.all_idle && s->state == NQ_SLOT_RUNNING &&
-                     s->metrics.state == NQ_WORKER_IDLE;
+        c.all_idle =
+            c.all_idle && s->state == NQ_SLOT_RUNNING && s->metrics.state == NQ_WORKER_IDLE;
         c.in_flight += s->metrics.in_flight;
         c.rss_kib += s->metrics.rss_kib;
     }
@@ -272,19 +272,19 @@ static json_t *queue_metrics_json(const struct nq_master *m, const struct nq_qst
     struct census c = count(m, q);
     struct nq_timing t = nq_qstate_timing(m, q);
 
-    return json_pack("{s:s, s:{s:I, s:I}, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:I}", "name",
-                     q->name, "processes",
-                     "configured", (json_int_t) c.configured, "running", (json_int_t) c.running,
-                     "in_flight", (json_int_t) c.in_flight, "rss_kib", (json_int_t) c.rss_kib,
-                     "counters", counters_json(nq_qstate_totals(m, q), true), "per_minute",
-                     counters_json(nq_qstate_per_minute(m, q), false), "jobs",
-                     jobs_json(&q->jobs), "timing", timing_json(&t), "restarts",
-                     (json_int_t) q->restarts, "recycles", (json_int_t) q->recycles);
+    return json_pack("{s:s, s:{s:I, s:I}, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:I}", "name", q->name,
+                     "processes", "configured", (json_int_t) c.configured, "running",
+                     (json_int_t) c.running, "in_flight", (json_int_t) c.in_flight, "rss_kib",
+                     (json_int_t) c.rss_kib, "counters",
+                     counters_json(nq_qstate_totals(m, q), true), "per_minute",
+                     counters_json(nq_qstate_per_minute(m, q), false), "jobs", jobs_json(&q->jobs),
+                     "timing", timing_json(&t), "restarts", (json_int_t) q->restarts, "recycles",
+                     (json_int_t) q->recycles);
 }
 
 /* The current configuration's queues, in file order, each built by fn. */
 static json_t *queues_json(const struct nq_master *m,
-                           json_t *(*fn)(const struct nq_master *, const struct nq_qstate *))
+                           json_t *(*fn)(const struct nq_master *, const struct nq_qstate *) )
 {
     const struct nq_config *cfg = m->current->cfg;
     json_t *a = json_array();

@@ -20,8 +20,8 @@
 struct nq_config;
 
 struct nq_supervisor_opts {
-    const char *config_path;   /* reloaded from here */
-    char *const *overrides;    /* --set KEY=VALUE, applied on every load */
+    const char *config_path; /* reloaded from here */
+    char *const *overrides;  /* --set KEY=VALUE, applied on every load */
     size_t n_overrides;
     nq_child_main_fn worker_main;
     /* The http child's main (the admin API), started when the config has

@@ -78,7 +78,7 @@ struct nq_transfer_req {
     const char *mail_from;   /* MAIL FROM address */
     const char *const *rcpt; /* RCPT TO addresses */
     size_t n_rcpt;
-    bool require_tls;     /* smtp://: STARTTLS or fail, never plain text */
+    bool require_tls; /* smtp://: STARTTLS or fail, never plain text */
     /* A rejected RCPT does not abort the others (CURLOPT_MAIL_RCPT_ALLOWFAILS):
      * the message goes to those accepted; see the reply's smtp steps for who. */
     bool rcpt_allow_fails;

@@ -80,9 +80,9 @@ struct wjob {
     uint64_t took_ms;     /* from start to the handler's outcome */
     enum wjob_list list;
     const struct wcall *sent_in; /* in sending: the call carrying its finish */
-    bool lock_lost;         /* logged once */
-    bool started;           /* handed to the handler (a suspect waits first) */
-    unsigned send_failures; /* its finish failed alone with a script error */
+    bool lock_lost;              /* logged once */
+    bool started;                /* handed to the handler (a suspect waits first) */
+    unsigned send_failures;      /* its finish failed alone with a script error */
     struct wjob *prev, *next;
 };
 
@@ -130,13 +130,13 @@ struct worker {
     uint32_t fins_cap;
     uint32_t calls_in_flight;
     uint32_t fetch_in_flight; /* jobs the calls in flight asked for */
-    uint32_t isolate;     /* after a script error: finishes left to send one per call */
-    bool fetch_ready;     /* the queue may have runnable jobs: fetch */
-    bool maxed;           /* the last fetch met the global concurrency */
-    bool deep;            /* the last fetch got all it asked for */
-    bool marker_waiting;  /* a BZPOPMIN is in flight */
-    bool waking;          /* ev_wake armed */
-    uint64_t next_due_ms; /* wall clock ms of the next delayed job, 0 if none */
+    uint32_t isolate;         /* after a script error: finishes left to send one per call */
+    bool fetch_ready;         /* the queue may have runnable jobs: fetch */
+    bool maxed;               /* the last fetch met the global concurrency */
+    bool deep;                /* the last fetch got all it asked for */
+    bool marker_waiting;      /* a BZPOPMIN is in flight */
+    bool waking;              /* ev_wake armed */
+    uint64_t next_due_ms;     /* wall clock ms of the next delayed job, 0 if none */
     /* A work call that asked for jobs lost its reply: Redis may have locked
      * jobs for us that we never saw. Fetching waits until nothing of ours is
      * in flight, then we take back whatever still carries our token prefix. */

@@ -609,8 +609,8 @@ static struct wcall *free_call(struct worker *w)
 
 static bool may_fetch(const struct worker *w)
 {
-    return w->fetch_ready && !w->paused && !w->draining && !w->waking && !w->suspect && !w->orphans &&
-           !nq_logbook_full(w);
+    return w->fetch_ready && !w->paused && !w->draining && !w->waking && !w->suspect &&
+           !w->orphans && !nq_logbook_full(w);
 }
 
 static void on_marker(void *userdata, int r, double score);

@@ -31,8 +31,8 @@
 
 #include "common/log.h"
 #include "config/config.h"
-#include "proc/proc.h"
 #include "deliverylog/deliverylog.h"
+#include "proc/proc.h"
 #include "worker/internal.h"
 #include "worker/worker.h"
 
@@ -409,15 +409,15 @@ static int add_batch(void *ctx, const char *queue, const struct nq_add_job *jobs
 #define NQ_WORKER_PUBLISH_MARKER_MS (7ULL * 24 * 3600 * 1000)
 
 /* The store lent to the handler (handler.h nq_handler_publish_fn). */
-static int worker_publish(void *ctx, const char *marker, const char *channel,
-                          const char *message, nq_store_publish_fn cb, void *userdata)
+static int worker_publish(void *ctx, const char *marker, const char *channel, const char *message,
+                          nq_store_publish_fn cb, void *userdata)
 {
     struct worker *w = ctx;
 
     if (!w->store)
         return -ENOTCONN;
-    return nq_store_publish_once(w->store, marker, channel, message,
-                                 NQ_WORKER_PUBLISH_MARKER_MS, cb, userdata);
+    return nq_store_publish_once(w->store, marker, channel, message, NQ_WORKER_PUBLISH_MARKER_MS,
+                                 cb, userdata);
 }
 
 /* The handler and the store. Returns 0, 1 when the handler is not

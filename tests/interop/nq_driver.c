@@ -288,8 +288,11 @@ static int process(struct nq_redis_cfg *redis, const char *queue, struct driver 
 {
     char prefix[64];
     snprintf(prefix, sizeof(prefix), "nqdrv-%ld:", (long) getpid());
-    struct nq_store_opts o = { .redis = redis, .queue = queue, .worker_name = name,
-                               .token_prefix = prefix, .lock_duration_ms = 30000 };
+    struct nq_store_opts o = { .redis = redis,
+                               .queue = queue,
+                               .worker_name = name,
+                               .token_prefix = prefix,
+                               .lock_duration_ms = 30000 };
     d->base = event_base_new();
     d->store = nq_store_new(d->base, &o, on_state, d);
     if (!d->base || !d->store)
@@ -342,7 +345,9 @@ static int add(struct nq_redis_cfg *redis, const char *queue, int argc, char **a
         return 1;
     }
     printf("%s %s\n", id,
-           st == NQ_ADD_ADDED ? "added" : st == NQ_ADD_DUPLICATED ? "duplicated" : "deduplicated");
+           st == NQ_ADD_ADDED        ? "added"
+           : st == NQ_ADD_DUPLICATED ? "duplicated"
+                                     : "deduplicated");
     free(id);
     nq_admin_free(a);
     return 0;
@@ -356,8 +361,8 @@ static int print_job(struct nq_admin *a, const char *id, struct nq_err *err)
 
     if (r < 0)
         return r;
-    printf("%s %s %s atm=%u ats=%u data=%s\n", job->id, state, job->name ? job->name : "",
-           job->atm, job->ats, job->data_raw ? job->data_raw : "");
+    printf("%s %s %s atm=%u ats=%u data=%s\n", job->id, state, job->name ? job->name : "", job->atm,
+           job->ats, job->data_raw ? job->data_raw : "");
     free(state);
     nq_job_free(job);
     return 0;
@@ -463,13 +468,21 @@ static int run(int argc, char **argv, struct driver *d)
     signal(SIGPIPE, SIG_IGN); /* hiredis writes with write(2): a dead server must not kill us */
     while ((c = getopt(argc, argv, "+s:p:q:c:t:a:b:m:i:n:")) != -1) {
         switch (c) {
-        case 's': redis.socket = optarg; break;
-        case 'p': redis.prefix = optarg; break;
-        case 'q': queue = optarg; break;
+        case 's':
+            redis.socket = optarg;
+            break;
+        case 'p':
+            redis.prefix = optarg;
+            break;
+        case 'q':
+            queue = optarg;
+            break;
         case 'c':
             d->concurrency = (uint32_t) atoi(optarg);
             break;
-        case 't': timeout_ms = strtoull(optarg, NULL, 10); break;
+        case 't':
+            timeout_ms = strtoull(optarg, NULL, 10);
+            break;
         case 'a':
             d->q.attempts = (uint32_t) atoi(optarg);
             break;
@@ -482,8 +495,11 @@ static int run(int argc, char **argv, struct driver *d)
         case 'i':
             d->stalled_interval_ms = strtoull(optarg, NULL, 10);
             break;
-        case 'n': name = optarg; break;
-        default: return 2;
+        case 'n':
+            name = optarg;
+            break;
+        default:
+            return 2;
         }
     }
     if (!redis.socket || !queue || optind >= argc || d->concurrency < 1 ||

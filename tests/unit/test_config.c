@@ -8,10 +8,10 @@
  */
 #include "config.h"
 
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 
 #include <cmocka.h>
 
@@ -51,8 +51,8 @@ static bool fails_with(const char *yaml, char *const *ov, size_t n, const char *
 
     if (r == -EINVAL && strcmp(nq_err_str(&err), want) == 0 && cfg == &sentinel)
         return true;
-    print_error("yaml:\n%s%s%s\nwant: %s\ngot:  %s (%d)\n", yaml, n ? "--set " : "",
-                n ? ov[0] : "", want, nq_err_str(&err), r);
+    print_error("yaml:\n%s%s%s\nwant: %s\ngot:  %s (%d)\n", yaml, n ? "--set " : "", n ? ov[0] : "",
+                want, nq_err_str(&err), r);
     return false;
 }
 
@@ -246,14 +246,14 @@ static void good_fixtures_load(void **state)
 static void queues_inherit_defaults(void **state)
 {
     (void) state;
-    struct nq_config *cfg = parse_ok(
-        "queues:\n"
-        "  a:\n    handler: noop\n    backoff: {delay: 5s}\n"
-        "    retention: {completed: {age: 1d}}\n"
-        "  b:\n    handler: email\n    attempts: 9\n"
-        "defaults:\n  attempts: 4\n  backoff: {type: fixed, delay: 2s, jitter: 0.25}\n"
-        "  retention: {completed: {count: 10}, failed: false}\n  max_crashes: 7\n",
-        no_overrides, 0);
+    struct nq_config *cfg =
+        parse_ok("queues:\n"
+                 "  a:\n    handler: noop\n    backoff: {delay: 5s}\n"
+                 "    retention: {completed: {age: 1d}}\n"
+                 "  b:\n    handler: email\n    attempts: 9\n"
+                 "defaults:\n  attempts: 4\n  backoff: {type: fixed, delay: 2s, jitter: 0.25}\n"
+                 "  retention: {completed: {count: 10}, failed: false}\n  max_crashes: 7\n",
+                 no_overrides, 0);
     const struct nq_queue_cfg *a = nq_config_queue(cfg, "a"), *b = nq_config_queue(cfg, "b");
 
     assert_int_equal(cfg->defaults.attempts, 4);
@@ -437,7 +437,7 @@ static const struct {
       "t.yaml:1:24: defaults.rate_limit.duration: required when max is set" },
     { "queues:\n  email:\n    handler: sms\n    provider: {spool_dir: /x}\n",
       "t.yaml:4:15: queues.email.provider.type: required key is missing" },
-    /* provider type selects its keys */
+/* provider type selects its keys */
 #define SMTP_Q "queues:\n  email:\n    handler: email\n    provider:\n      type: smtp\n"
     { SMTP_Q, "t.yaml:5:7: queues.email.provider.url: required by provider type smtp" },
     { SMTP_Q "      url: smtp://h:587\n      spool_dir: /x\n",
@@ -529,7 +529,7 @@ static const struct {
       "      url: http://h/send\n      body_template: '{}'\n",
       "t.yaml:5:7: queues.email.provider.type: http sends text messages: only with handler: sms" },
 #undef SMS_Q
-    /* email APIs: each type's keys, its credential, its region */
+/* email APIs: each type's keys, its credential, its region */
 #define API_Q(t) "queues:\n  email:\n    handler: email\n    provider:\n      type: " t "\n"
     { API_Q("sendgrid"),
       "t.yaml:5:7: queues.email.provider.api_key_file: required by provider type sendgrid" },
@@ -891,12 +891,12 @@ static void overrides_apply_after_the_file(void **state)
         "redis.password_file=/dev/null",
         "redis.password=x=y",
     };
-    struct nq_config *cfg = parse_ok(
-        "redis:\n  password_file: /nonexistent\n"
-        "queues:\n  email:\n    handler: noop\n    retention:\n      completed: true\n"
-        "  sms:\n    handler: sms\n    attempts: 2\n"
-        "tenants:\n  acme: {rate_limit: {max: 1, duration: 1s}}\n",
-        ov, NQ_ELEMENTSOF(ov));
+    struct nq_config *cfg =
+        parse_ok("redis:\n  password_file: /nonexistent\n"
+                 "queues:\n  email:\n    handler: noop\n    retention:\n      completed: true\n"
+                 "  sms:\n    handler: sms\n    attempts: 2\n"
+                 "tenants:\n  acme: {rate_limit: {max: 1, duration: 1s}}\n",
+                 ov, NQ_ELEMENTSOF(ov));
     const struct nq_queue_cfg *email = nq_config_queue(cfg, "email"),
                               *sms = nq_config_queue(cfg, "sms");
 
@@ -921,10 +921,9 @@ static void overrides_do_not_leak_through_aliases(void **state)
 {
     (void) state;
     char *ov[] = { "queues.a.backoff.delay=9s" };
-    struct nq_config *cfg =
-        parse_ok("queues:\n  a: {handler: noop, backoff: &b {delay: 2s}}\n"
-                 "  b: {handler: noop, backoff: *b}\n",
-                 ov, NQ_ELEMENTSOF(ov));
+    struct nq_config *cfg = parse_ok("queues:\n  a: {handler: noop, backoff: &b {delay: 2s}}\n"
+                                     "  b: {handler: noop, backoff: *b}\n",
+                                     ov, NQ_ELEMENTSOF(ov));
 
     assert_int_equal(cfg->queues[0].backoff.delay_ms, 9000);
     assert_int_equal(cfg->queues[1].backoff.delay_ms, 2000);
@@ -1108,8 +1107,8 @@ static void unusable_secret_files_are_errors(void **state)
                     "t.yaml:2:3: redis.password_file: %s is a directory, not a regular file",
                     t->dir);
     parse_bad(yaml, no_overrides, 0, want);
-    (void) snprintf(yaml, sizeof(yaml), "http:\n  token_files:\n    - %s\n    - /nonexistent\n"
-                                        MIN_QUEUE, empty);
+    (void) snprintf(yaml, sizeof(yaml),
+                    "http:\n  token_files:\n    - %s\n    - /nonexistent\n" MIN_QUEUE, empty);
     (void) snprintf(want, sizeof(want), "t.yaml:3:7: http.token_files[0]: %s is empty", empty);
     parse_bad(yaml, no_overrides, 0, want);
 }
@@ -1543,7 +1542,8 @@ static void webhook_errors_name_the_key(void **state)
           "Webhooks form)" },
         { WEBHOOK_QUEUE "    webhook: {url: 'http://h/', secret: whsec_c2hvcnQ=}\n",
           "t.yaml:4:41: queues.hooks.webhook.secret: must decode to 24..64 bytes" },
-        { WEBHOOK_QUEUE "    webhook: {url: 'http://h/', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8I*PZIo2LaLaSw'}\n",
+        { WEBHOOK_QUEUE
+          "    webhook: {url: 'http://h/', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8I*PZIo2LaLaSw'}\n",
           "t.yaml:4:41: queues.hooks.webhook.secret: the part after whsec_ must be base64" },
         { WEBHOOK_QUEUE "    webhook: {url: 'http://h/', secret: " WEBHOOK_SECRET
                         ", timeout: 1s, connect_timeout: 2s}\n",
@@ -1575,9 +1575,9 @@ static void broadcast_batch_defaults_to_100(void **state)
 static void handler_names_round_trip(void **state)
 {
     (void) state;
-    static const char *const names[] = { "noop",  "file",    "email", "sms",    "push",
-                                         "inapp", "webhook", "exec",  "export", "cleanup",
-                                         "broadcast" };
+    static const char *const names[] = { "noop",   "file",    "email",    "sms",
+                                         "push",   "inapp",   "webhook",  "exec",
+                                         "export", "cleanup", "broadcast" };
 
     for (size_t i = 0; i < NQ_ELEMENTSOF(names); i++) {
         char yaml[256];

@@ -4,10 +4,10 @@
  * supervisor's own test). */
 #include "config.h"
 
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 
 #include <cmocka.h>
 
@@ -167,19 +167,26 @@ static struct model *model_new(void)
     uint64_t now = nq_mono_ms();
 
     assert_non_null(x);
-    x->qcfg[0] = (struct nq_queue_cfg){ .name = "email", .bullmq_queue = "mail",
-                                        .handler = NQ_HANDLER_EMAIL, .processes = 2,
+    x->qcfg[0] = (struct nq_queue_cfg){ .name = "email",
+                                        .bullmq_queue = "mail",
+                                        .handler = NQ_HANDLER_EMAIL,
+                                        .processes = 2,
                                         .concurrency = 5 };
-    x->qcfg[1] = (struct nq_queue_cfg){ .name = "sms", .bullmq_queue = "sms",
-                                        .handler = NQ_HANDLER_SMS, .processes = 1,
+    x->qcfg[1] = (struct nq_queue_cfg){ .name = "sms",
+                                        .bullmq_queue = "sms",
+                                        .handler = NQ_HANDLER_SMS,
+                                        .processes = 1,
                                         .concurrency = 1 };
     x->cfg.queues = x->qcfg;
     x->cfg.n_queues = 2;
     x->cfg.health = (struct nq_health_cfg){ .max_waiting = 10000, .max_failure_rate = 0.5 };
-    x->gen = (struct nq_generation){ .number = 3, .cfg = &x->cfg, .slots = x->gslots,
-                                     .n_slots = 3 };
-    x->email = (struct nq_qstate){ .name = "email", .cfg = &x->qcfg[0], .restarts = 4,
-                                   .past = { .fetched = 10, .completed = 10 }, .next = &x->sms };
+    x->gen =
+        (struct nq_generation){ .number = 3, .cfg = &x->cfg, .slots = x->gslots, .n_slots = 3 };
+    x->email = (struct nq_qstate){ .name = "email",
+                                   .cfg = &x->qcfg[0],
+                                   .restarts = 4,
+                                   .past = { .fetched = 10, .completed = 10 },
+                                   .next = &x->sms };
     x->sms = (struct nq_qstate){ .name = "sms", .cfg = &x->qcfg[1], .paused = true };
     /* email's totals a minute ago, in a ring of the last 61 seconds */
     x->email.window[0] = (struct nq_counters){ .completed = 2, .failed = 1 };
@@ -187,28 +194,51 @@ static struct model *model_new(void)
     x->email.window_len = 61;
 
     struct nq_slot *s = x->slots;
-    s[0] = (struct nq_slot){ .q = &x->email, .gen = &x->gen, .queue_name = "email", .index = 0,
-                             .state = NQ_SLOT_RUNNING, .pid = 100, .started_ms = now - 7000,
-                             .metrics = { .pid = 100, .state = NQ_WORKER_IDLE, .in_flight = 2,
-                                          .rss_kib = 900, .note = "handler email not implemented yet",
+    s[0] = (struct nq_slot){ .q = &x->email,
+                             .gen = &x->gen,
+                             .queue_name = "email",
+                             .index = 0,
+                             .state = NQ_SLOT_RUNNING,
+                             .pid = 100,
+                             .started_ms = now - 7000,
+                             .metrics = { .pid = 100,
+                                          .state = NQ_WORKER_IDLE,
+                                          .in_flight = 2,
+                                          .rss_kib = 900,
+                                          .note = "handler email not implemented yet",
                                           .counters = { .completed = 5, .failed = 1 } } };
-    s[1] = (struct nq_slot){ .q = &x->email, .gen = &x->gen, .queue_name = "email", .index = 1,
-                             .state = NQ_SLOT_WAITING_RESTART, .has_exited = true,
-                             .last_exit_code = -1, .last_exit_signal = SIGKILL,
+    s[1] = (struct nq_slot){ .q = &x->email,
+                             .gen = &x->gen,
+                             .queue_name = "email",
+                             .index = 1,
+                             .state = NQ_SLOT_WAITING_RESTART,
+                             .has_exited = true,
+                             .last_exit_code = -1,
+                             .last_exit_signal = SIGKILL,
                              .restart = { .delay_ms = 400, .quick_exits = 3 } };
-    s[2] = (struct nq_slot){ .q = &x->sms, .gen = &x->gen, .queue_name = "sms", .index = 0,
-                             .state = NQ_SLOT_RUNNING, .pid = 101, .started_ms = now,
-                             .has_exited = true, .last_exit_code = 78,
+    s[2] = (struct nq_slot){ .q = &x->sms,
+                             .gen = &x->gen,
+                             .queue_name = "sms",
+                             .index = 0,
+                             .state = NQ_SLOT_RUNNING,
+                             .pid = 101,
+                             .started_ms = now,
+                             .has_exited = true,
+                             .last_exit_code = 78,
                              .metrics = { .pid = 101, .state = NQ_WORKER_PAUSED } };
-    s[3] = (struct nq_slot){ .q = &x->email, .queue_name = "email", .index = 0,
-                             .state = NQ_SLOT_DRAINING, .pid = 102,
+    s[3] = (struct nq_slot){ .q = &x->email,
+                             .queue_name = "email",
+                             .index = 0,
+                             .state = NQ_SLOT_DRAINING,
+                             .pid = 102,
                              .metrics = { .pid = 102, .counters = { .completed = 7 } } };
     for (int i = 0; i < 3; i++) {
         x->gslots[i] = &s[i];
         s[i].next = &s[i + 1];
     }
-    x->m = (struct nq_master){ .current = &x->gen, .slots = &s[0], .queues = &x->email,
-                               .started_ms = now - 65000 };
+    x->m = (struct nq_master){
+        .current = &x->gen, .slots = &s[0], .queues = &x->email, .started_ms = now - 65000
+    };
     return x;
 }
 
@@ -217,7 +247,7 @@ static json_t *queue_named(json_t *st, const char *name)
     size_t i;
     json_t *q;
 
-    json_array_foreach(json_object_get(st, "queues"), i, q)
+    json_array_foreach (json_object_get(st, "queues"), i, q)
         if (strcmp(json_string_value(json_object_get(q, "name")), name) == 0)
             return q;
     fail_msg("no queue %s", name);
@@ -278,10 +308,10 @@ static void status_reply_follows_the_contract(void **state)
 
     sms = queue_named(st, "sms");
     assert_string_equal(STR(sms, "state"), "paused");
-    assert_int_equal(INT(json_object_get(json_array_get(json_object_get(sms, "workers"), 0),
-                                         "last_exit"),
-                         "code"),
-                     78);
+    assert_int_equal(
+        INT(json_object_get(json_array_get(json_object_get(sms, "workers"), 0), "last_exit"),
+            "code"),
+        78);
     free(x);
 }
 

@@ -40,14 +40,21 @@ static const struct {
     const char *pattern, *tz, *after, *want; /* want NULL: no next time */
 } nexts[] = {
     /* America/New_York springs forward 2026-03-08 07:00Z, falls back 2026-11-01 06:00Z */
-    { "0 30 2 * * *", "America/New_York", "2026-03-08T05:00:00.000Z", "2026-03-08T07:30:00.000Z" }, /* 02:30 in the gap runs at 03:30 */
+    { "0 30 2 * * *", "America/New_York", "2026-03-08T05:00:00.000Z",
+      "2026-03-08T07:30:00.000Z" }, /* 02:30 in the gap runs at 03:30 */
     { "0 0 2 * * *", "America/New_York", "2026-03-08T06:59:59.999Z", "2026-03-08T07:00:00.000Z" },
-    { "0 */15 1-2 * * *", "America/New_York", "2026-03-08T06:50:00.000Z", "2026-03-08T07:00:00.000Z" },
-    { "0 30 1 * * *", "America/New_York", "2026-11-01T05:00:00.000Z", "2026-11-01T05:30:00.000Z" }, /* first 01:30 */
-    { "0 30 1 * * *", "America/New_York", "2026-11-01T05:30:00.000Z", "2026-11-02T06:30:00.000Z" }, /* no second 01:30 */
-    { "0 */15 * * * *", "America/New_York", "2026-11-01T05:50:00.000Z", "2026-11-01T06:00:00.000Z" }, /* all hours: the repeat runs */
-    { "0 */15 0-3 * * *", "America/New_York", "2026-11-01T05:50:00.000Z", "2026-11-01T07:00:00.000Z" }, /* restricted: skipped */
-    { "0 30 2 * * *", "America/New_York", "2040-03-11T05:00:00.000Z", "2040-03-11T07:30:00.000Z" }, /* past the TZif table */
+    { "0 */15 1-2 * * *", "America/New_York", "2026-03-08T06:50:00.000Z",
+      "2026-03-08T07:00:00.000Z" },
+    { "0 30 1 * * *", "America/New_York", "2026-11-01T05:00:00.000Z",
+      "2026-11-01T05:30:00.000Z" }, /* first 01:30 */
+    { "0 30 1 * * *", "America/New_York", "2026-11-01T05:30:00.000Z",
+      "2026-11-02T06:30:00.000Z" }, /* no second 01:30 */
+    { "0 */15 * * * *", "America/New_York", "2026-11-01T05:50:00.000Z",
+      "2026-11-01T06:00:00.000Z" }, /* all hours: the repeat runs */
+    { "0 */15 0-3 * * *", "America/New_York", "2026-11-01T05:50:00.000Z",
+      "2026-11-01T07:00:00.000Z" }, /* restricted: skipped */
+    { "0 30 2 * * *", "America/New_York", "2040-03-11T05:00:00.000Z",
+      "2040-03-11T07:30:00.000Z" }, /* past the TZif table */
     /* Europe/Berlin: 2026-03-29 01:00Z and 2026-10-25 01:00Z */
     { "0 30 2 * * *", "Europe/Berlin", "2026-03-29T00:00:00.000Z", "2026-03-29T01:30:00.000Z" },
     { "0 30 2 * * *", "Europe/Berlin", "2026-10-25T00:00:00.000Z", "2026-10-25T00:30:00.000Z" },
@@ -56,13 +63,19 @@ static const struct {
     { "0 0 * * * *", "Europe/Berlin", "2026-10-25T01:00:00.000Z", "2026-10-25T02:00:00.000Z" },
     { "0 30 1 * * *", "Europe/Berlin", "2050-10-30T00:00:00.000Z", "2050-10-31T00:30:00.000Z" },
     /* Australia/Lord_Howe: 30 minute DST, 2026-10-04 02:00 -> 02:30, 2026-04-05 02:00 -> 01:30 */
-    { "0 15 2 * * *", "Australia/Lord_Howe", "2026-10-03T15:00:00.000Z", "2026-10-03T16:15:00.000Z" },
-    { "0 45 1 * * *", "Australia/Lord_Howe", "2026-04-04T14:00:00.000Z", "2026-04-04T14:45:00.000Z" },
-    { "0 45 1 * * *", "Australia/Lord_Howe", "2026-04-04T14:45:00.000Z", "2026-04-05T15:15:00.000Z" },
-    { "0 */10 * * * *", "Australia/Lord_Howe", "2026-10-03T15:25:00.000Z", "2026-10-03T16:00:00.000Z" },
-    { "0 15 2 * * *", "Australia/Lord_Howe", "2045-09-30T15:00:00.000Z", "2045-09-30T16:15:00.000Z" },
+    { "0 15 2 * * *", "Australia/Lord_Howe", "2026-10-03T15:00:00.000Z",
+      "2026-10-03T16:15:00.000Z" },
+    { "0 45 1 * * *", "Australia/Lord_Howe", "2026-04-04T14:00:00.000Z",
+      "2026-04-04T14:45:00.000Z" },
+    { "0 45 1 * * *", "Australia/Lord_Howe", "2026-04-04T14:45:00.000Z",
+      "2026-04-05T15:15:00.000Z" },
+    { "0 */10 * * * *", "Australia/Lord_Howe", "2026-10-03T15:25:00.000Z",
+      "2026-10-03T16:00:00.000Z" },
+    { "0 15 2 * * *", "Australia/Lord_Howe", "2045-09-30T15:00:00.000Z",
+      "2045-09-30T16:15:00.000Z" },
     /* Pacific/Chatham: 02:45 -> 03:45 (a guess offset lands in the gap) */
-    { "15,45 1-3 * * *", "Pacific/Chatham", "2026-09-26T13:30:00.000Z", "2026-09-26T14:00:00.000Z" },
+    { "15,45 1-3 * * *", "Pacific/Chatham", "2026-09-26T13:30:00.000Z",
+      "2026-09-26T14:00:00.000Z" },
     /* America/Santiago: midnight itself is skipped on 2026-09-06, and cron-parser skips the day */
     { "0 0 0 * * *", "America/Santiago", "2026-09-05T12:00:00.000Z", "2026-09-07T03:00:00.000Z" },
     { "0 30 0 * * *", "America/Santiago", "2026-09-05T12:00:00.000Z", "2026-09-07T03:30:00.000Z" },
@@ -71,15 +84,18 @@ static const struct {
     { "0 0 0 L 2 *", "UTC", "2027-02-01T00:00:00.000Z", "2027-02-28T00:00:00.000Z" },
     { "0 0 0 L 2 *", "UTC", "2028-02-01T00:00:00.000Z", "2028-02-29T00:00:00.000Z" },
     { "0 0 L * *", "Asia/Tokyo", "2026-04-30T15:00:00.000Z", "2026-05-30T15:00:00.000Z" },
-    { "0 12 * * 5L", "UTC", "2026-01-01T00:00:00.000Z", "2026-01-30T12:00:00.000Z" }, /* last Friday */
+    { "0 12 * * 5L", "UTC", "2026-01-01T00:00:00.000Z",
+      "2026-01-30T12:00:00.000Z" }, /* last Friday */
     { "0 0 * * 1#1", "UTC", "2026-02-03T00:00:00.000Z", "2026-03-02T00:00:00.000Z" },
     { "0 0 0 * 2 1#5", "UTC", "2029-01-01T00:00:00.000Z", "2044-02-29T00:00:00.000Z" },
     { "0 0 1,15 * MON", "UTC", "2026-06-02T00:00:00.000Z", "2026-06-08T00:00:00.000Z" }, /* OR */
-    { "0 0 12 1-5L * *", "UTC", "2026-06-06T00:00:00.000Z", "2026-06-30T12:00:00.000Z" }, /* 1-5 and L */
+    { "0 0 12 1-5L * *", "UTC", "2026-06-06T00:00:00.000Z",
+      "2026-06-30T12:00:00.000Z" }, /* 1-5 and L */
     /* steps, names, seconds, milliseconds, zone spellings */
     { "*/7 * * * *", "UTC", "2026-01-01T00:56:00.000Z", "2026-01-01T01:00:00.000Z" },
     { "0 5-59/20 * * * *", "UTC", "2026-01-01T00:46:00.000Z", "2026-01-01T01:05:00.000Z" },
-    { "0 0 0 * * 1-7/2", "UTC", "2026-01-03T12:00:00.000Z", "2026-01-04T00:00:00.000Z" }, /* takes Sunday */
+    { "0 0 0 * * 1-7/2", "UTC", "2026-01-03T12:00:00.000Z",
+      "2026-01-04T00:00:00.000Z" }, /* takes Sunday */
     { "0 9 * JAN-MAR MON-FRI", "UTC", "2026-03-31T10:00:00.000Z", "2027-01-01T09:00:00.000Z" },
     { "*/10 * * * * *", "UTC", "2026-01-01T00:00:05.500Z", "2026-01-01T00:00:10.000Z" },
     { "* * * * * *", "UTC", "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:01.000Z" },
@@ -90,7 +106,8 @@ static const struct {
     { "0 0 0 * * *", "PST", "2026-07-01T00:00:00.000Z", "2026-07-01T07:00:00.000Z" },
     { "@weekly", "UTC", "2026-01-01T00:00:00.000Z", "2026-01-04T00:00:00.000Z" },
     { "5", "UTC", "2026-01-01T00:00:00.000Z", "2026-01-02T00:00:00.000Z" }, /* = 0 * * * * 5 */
-    { "0 0 0 * * 1#1.5", "UTC", "2026-01-01T00:00:00.000Z", NULL }, /* never: cron-parser gives up */
+    { "0 0 0 * * 1#1.5", "UTC", "2026-01-01T00:00:00.000Z",
+      NULL }, /* never: cron-parser gives up */
 };
 
 static void next_times_match_cron_parser(void **state)
@@ -127,8 +144,8 @@ static const struct {
     { "5-1 * * * *", "cron pattern '5-1 * * * *': minute field: range goes backwards" },
     { "*/0 * * * *", "cron pattern '*/0 * * * *': minute field: step must be a positive number" },
     { "* * * * 1#6", "cron pattern '* * * * 1#6': day of week field: # must be followed by 1..5" },
-    { "* * * * 1-2#1",
-      "cron pattern '* * * * 1-2#1': day of week field: # cannot be used with a list, range or step" },
+    { "* * * * 1-2#1", "cron pattern '* * * * 1-2#1': day of week field: # cannot be used with a "
+                       "list, range or step" },
     { "* * * * L", "cron pattern '* * * * L': day of week field: L needs a weekday before it" },
     { "1,,2 * * * *", "cron pattern '1,,2 * * * *': minute field: empty list item" },
     { "* * * * 5W", "cron pattern '* * * * 5W': day of week field: invalid character" },
@@ -151,8 +168,9 @@ static void bad_patterns_are_named(void **state)
 
 static void unknown_zones_are_named(void **state)
 {
-    static const char *const zones[] = { "Mars/Olympus", "", "../../etc/passwd", "Europe/../UTC",
-                                         "posix/UTC", "Factory", "GMT+5", "UTC+5:3" };
+    static const char *const zones[] = { "Mars/Olympus",  "",          "../../etc/passwd",
+                                         "Europe/../UTC", "posix/UTC", "Factory",
+                                         "GMT+5",         "UTC+5:3" };
     NQ_CLEANUP(nq_cron_freep) struct nq_cron *c = NULL;
     char want[128];
 

@@ -4,10 +4,10 @@
  */
 #include "config.h"
 
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 
 #include <cmocka.h>
 
@@ -85,10 +85,13 @@ static const struct {
     uint64_t ms;
     const char *text;
 } format_cases[] = {
-    { 0, "0ms" },          { 1, "1ms" },          { 1500, "1500ms" },   { 1000, "1s" },
-    { 30000, "30s" },      { 61000, "61s" },      { 90000, "90s" },     { 300000, "5m" },
-    { 3600000, "1h" },     { 5400000, "90m" },    { 86400000, "1d" },   { 604800000, "7d" },
-    { 90000000, "25h" },   { UINT64_MAX, "18446744073709551615ms" },
+    { 0, "0ms" },        { 1, "1ms" },
+    { 1500, "1500ms" },  { 1000, "1s" },
+    { 30000, "30s" },    { 61000, "61s" },
+    { 90000, "90s" },    { 300000, "5m" },
+    { 3600000, "1h" },   { 5400000, "90m" },
+    { 86400000, "1d" },  { 604800000, "7d" },
+    { 90000000, "25h" }, { UINT64_MAX, "18446744073709551615ms" },
 };
 
 static void format_uses_the_largest_exact_unit(void **state)

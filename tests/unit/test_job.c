@@ -26,8 +26,8 @@ static struct nq_job *job_from(const char *id, const char *const *kv, size_t n)
     struct nq_job *job = nq_job_new(id, strlen(id));
     assert_non_null(job);
     for (size_t i = 0; i + 1 < n; i += 2)
-        assert_int_equal(nq_job_set_field(job, kv[i], strlen(kv[i]), kv[i + 1],
-                                          strlen(kv[i + 1])), 0);
+        assert_int_equal(nq_job_set_field(job, kv[i], strlen(kv[i]), kv[i + 1], strlen(kv[i + 1])),
+                         0);
     assert_int_equal(nq_job_decode(job), 0);
     return job;
 }
@@ -39,15 +39,14 @@ static struct nq_job *job_from(const char *id, const char *const *kv, size_t n)
 static void every_hash_field(void **state)
 {
     (void) state;
-    struct nq_job *j = JOB("7", "name", "send-email", "data", "{\"to\":\"a@b.c\"}", "opts",
-                           "{\"attempts\":3}", "timestamp", "1795577103975", "delay", "250",
-                           "priority", "5", "processedOn", "1795577103995", "finishedOn",
-                           "1795577104000", "pb", "notifyq-1", "atm", "2", "ats", "3", "stc", "1",
-                           "nqcrash", "2", "progress", "{\"pct\":40}", "returnvalue",
-                           "{\"ok\":1}", "failedReason", "boom", "stacktrace", "[\"e1\"]", "defa",
-                           "job stalled more than allowable limit", "deid", "dd1", "rjk",
-                           "every-1s", "parentKey", "bull:p:1", "parent",
-                           "{\"id\":\"1\",\"queueKey\":\"bull:p\"}", "unknownField", "x");
+    struct nq_job *j =
+        JOB("7", "name", "send-email", "data", "{\"to\":\"a@b.c\"}", "opts", "{\"attempts\":3}",
+            "timestamp", "1795577103975", "delay", "250", "priority", "5", "processedOn",
+            "1795577103995", "finishedOn", "1795577104000", "pb", "notifyq-1", "atm", "2", "ats",
+            "3", "stc", "1", "nqcrash", "2", "progress", "{\"pct\":40}", "returnvalue",
+            "{\"ok\":1}", "failedReason", "boom", "stacktrace", "[\"e1\"]", "defa",
+            "job stalled more than allowable limit", "deid", "dd1", "rjk", "every-1s", "parentKey",
+            "bull:p:1", "parent", "{\"id\":\"1\",\"queueKey\":\"bull:p\"}", "unknownField", "x");
 
     assert_null(nq_job_invalid_reason_borrow(j));
     assert_string_equal(j->id, "7");
@@ -165,8 +164,9 @@ static void option_variants(void **state)
     nq_job_free(j);
 
     /* a custom backoff strategy lives in a Node worker: the queue default applies */
-    j = JOB("2", "data", "{}", "opts", "{\"backoff\":{\"type\":\"mine\",\"delay\":5},"
-                                       "\"removeOnComplete\":0,\"removeOnFail\":{\"age\":60}}");
+    j = JOB("2", "data", "{}", "opts",
+            "{\"backoff\":{\"type\":\"mine\",\"delay\":5},"
+            "\"removeOnComplete\":0,\"removeOnFail\":{\"age\":60}}");
     assert_null(nq_job_invalid_reason_borrow(j));
     assert_false(j->opts.has_backoff);
     assert_int_equal(j->opts.remove_on_complete.kind, NQ_KEEP_NONE);
@@ -298,8 +298,8 @@ static void missing_data_and_caps(void **state)
 /* Random bytes in every field never crash the codec (run under ASan/valgrind). */
 static void garbage_never_crashes(void **state)
 {
-    static const char *const names[] = { "data", "opts", "name", "atm", "delay", "stacktrace",
-                                         "timestamp", "priority", "defa" };
+    static const char *const names[] = { "data",       "opts",      "name",     "atm", "delay",
+                                         "stacktrace", "timestamp", "priority", "defa" };
     char buf[64];
     (void) state;
 
@@ -326,8 +326,8 @@ static void policies_job_wins(void **state)
 {
     (void) state;
     struct nq_backoff_cfg qb = { .type = NQ_BACKOFF_FIXED, .delay_ms = 300, .jitter = 0.2 };
-    struct nq_keep_cfg keep100 = { .count = 100 }, keep_all = { .keep_all = true },
-                       remove = { 0 }, aged = { .age_ms = 5000 };
+    struct nq_keep_cfg keep100 = { .count = 100 }, keep_all = { .keep_all = true }, remove = { 0 },
+                       aged = { .age_ms = 5000 };
     struct nq_backoff b;
     struct nq_keep k;
 
@@ -376,20 +376,21 @@ static void keep_specs(void **state)
     assert_true(nq_keep_format(&(struct nq_keep){ .kind = NQ_KEEP_LIMITED, .count = 10 }, buf,
                                sizeof(buf)) > 0);
     assert_string_equal(buf, "10:0:1000");
-    assert_true(nq_keep_format(&(struct nq_keep){ .kind = NQ_KEEP_LIMITED, .count = -1,
-                                                  .age_ms = 3600000, .limit = 5 },
-                               buf, sizeof(buf)) > 0);
+    assert_true(nq_keep_format(
+                    &(struct nq_keep){
+                        .kind = NQ_KEEP_LIMITED, .count = -1, .age_ms = 3600000, .limit = 5 },
+                    buf, sizeof(buf)) > 0);
     assert_string_equal(buf, "-1:3600000:5");
-    assert_int_equal(nq_keep_format(&(struct nq_keep){ .kind = NQ_KEEP_LIMITED, .count = 10 }, buf,
-                                    4),
-                     -ENOBUFS);
+    assert_int_equal(
+        nq_keep_format(&(struct nq_keep){ .kind = NQ_KEEP_LIMITED, .count = 10 }, buf, 4),
+        -ENOBUFS);
 }
 
 static void stacktraces_accumulate_and_cap(void **state)
 {
     (void) state;
-    struct nq_job *j = JOB("1", "data", "{}", "opts", "{\"stackTraceLimit\":2}", "stacktrace",
-                           "[\"a\",\"b\"]");
+    struct nq_job *j =
+        JOB("1", "data", "{}", "opts", "{\"stackTraceLimit\":2}", "stacktrace", "[\"a\",\"b\"]");
     char *s = nq_job_stacktrace_append_new(j, "c\n\"quoted\"");
     assert_string_equal(s, "[\"b\",\"c\\n\\\"quoted\\\"\"]");
     free(s);
@@ -428,10 +429,15 @@ static void add_opts_like_node(void **state)
     free(json);
 
     o = (struct nq_add_opts){
-        .attempts = 3, .has_backoff = true,
+        .attempts = 3,
+        .has_backoff = true,
         .backoff = { .kind = NQ_BACKOFF_KIND_EXPONENTIAL, .delay_ms = 1000 },
-        .delay_ms = 5000, .priority = 2, .job_id = "welcome-42", .dedup_id = "d1",
-        .dedup_ttl_ms = 30000, .dedup_extend = true,
+        .delay_ms = 5000,
+        .priority = 2,
+        .job_id = "welcome-42",
+        .dedup_id = "d1",
+        .dedup_ttl_ms = 30000,
+        .dedup_extend = true,
         .remove_on_complete = { .kind = NQ_KEEP_LIMITED, .count = 10 },
         .remove_on_fail = { .kind = NQ_KEEP_LIMITED, .count = 100, .age_ms = 3600000 },
     };
@@ -448,8 +454,8 @@ static void add_opts_like_node(void **state)
     assert_true(json_is_true(json_object_get(json_object_get(p, "de"), "extend")));
     assert_null(json_object_get(json_object_get(p, "de"), "replace"));
     assert_int_equal(json_integer_value(json_object_get(p, "removeOnComplete")), 10);
-    assert_int_equal(
-        json_integer_value(json_object_get(json_object_get(p, "removeOnFail"), "age")), 3600);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(p, "removeOnFail"), "age")),
+                     3600);
     json_decref(p);
     free(json);
 
@@ -560,7 +566,8 @@ static void transient_server_errors(void **state)
 
     (void) state;
     for (size_t i = 0; i < NQ_ELEMENTSOF(cases); i++) {
-        redisReply r = { .type = REDIS_REPLY_ERROR, .str = (char *) cases[i].text,
+        redisReply r = { .type = REDIS_REPLY_ERROR,
+                         .str = (char *) cases[i].text,
                          .len = strlen(cases[i].text) };
         assert_int_equal(nq_reply_is_transient(&r), cases[i].want);
     }

@@ -72,8 +72,8 @@ static void hash_tag_prefix_keeps_one_slot(void **state)
         { "bull", "{emails}", "emails" },
         { "{t}:x", "q", "t" },
     };
-    static const char *const suffixes[] = { "wait", "active", "meta", "events", "marker",
-                                            "de:abc", "repeat:s1" };
+    static const char *const suffixes[] = { "wait",   "active", "meta",     "events",
+                                            "marker", "de:abc", "repeat:s1" };
     (void) state;
 
     for (size_t c = 0; c < NQ_ELEMENTSOF(cases); c++) {
@@ -134,7 +134,8 @@ static void worker_client_names(void **state)
     free(s);
     nq_keys_done(&k);
     /* base64 padding cases: 1, 2 and 3 bytes of tail */
-    static const char *const q[][2] = { { "q10", "bull:cTEw" }, { "ab", "bull:YWI=" },
+    static const char *const q[][2] = { { "q10", "bull:cTEw" },
+                                        { "ab", "bull:YWI=" },
                                         { "abcd", "bull:YWJjZA==" } };
     for (size_t i = 0; i < NQ_ELEMENTSOF(q); i++) {
         assert_int_equal(nq_keys_init(&k, "bull", q[i][0]), 0);

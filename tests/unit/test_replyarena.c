@@ -75,11 +75,14 @@ static char *work_reply_new(size_t jobs, size_t *ret_len)
     memset(big, 'x', sizeof(big));
     len += (size_t) sprintf(buf + len, "*4\r\n*3\r\n:0\r\n:-2\r\n$-1\r\n*%zu\r\n", jobs * 3);
     for (size_t i = 0; i < jobs; i++) {
-        len += (size_t) sprintf(buf + len,
-                                "$%zu\r\n%zu\r\n$6\r\nw1:%03zu\r\n*6\r\n$4\r\nname\r\n$5\r\nemail\r\n"
-                                "$4\r\ndata\r\n$%zu\r\n",
-                                i < 10 ? (size_t) 1 : i < 100 ? 2 : 3, i, i % 1000,
-                                i % 7 ? (size_t) 30 : sizeof(big));
+        len +=
+            (size_t) sprintf(buf + len,
+                             "$%zu\r\n%zu\r\n$6\r\nw1:%03zu\r\n*6\r\n$4\r\nname\r\n$5\r\nemail\r\n"
+                             "$4\r\ndata\r\n$%zu\r\n",
+                             i < 10    ? (size_t) 1
+                             : i < 100 ? 2
+                                       : 3,
+                             i, i % 1000, i % 7 ? (size_t) 30 : sizeof(big));
         if (i % 7) {
             memcpy(buf + len, "{\"to\":\"a@b.c\",\"x\":\"\\r\\n\\u0000\"}", 30);
             len += 30;
@@ -119,8 +122,10 @@ static void work_reply_equals_hiredis(void **state)
 static void root_scalars(void **state)
 {
     (void) state;
-    const char *cases[] = { "+OK\r\n", "-NOSCRIPT No matching script\r\n", ":42\r\n", "$-1\r\n",
-                            "*-1\r\n", "*0\r\n", "$0\r\n\r\n", "$3\r\na\0b\r\n" };
+    const char *cases[] = { "+OK\r\n",    "-NOSCRIPT No matching script\r\n",
+                            ":42\r\n",    "$-1\r\n",
+                            "*-1\r\n",    "*0\r\n",
+                            "$0\r\n\r\n", "$3\r\na\0b\r\n" };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         parse_both(cases[i], i == 7 ? 9 : strlen(cases[i]), 1);
