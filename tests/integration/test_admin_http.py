@@ -177,7 +177,10 @@ def test_sighup_replaces_the_http_child(served):
 
 def test_health_and_liveness(served):
     d, api = served
-    st, _, body = api.get("/health", token=None)
+    # The http child's view is the master's snapshot, sent every second: it
+    # may still show the workers connecting for a tick after wait_ready().
+    st, _, body = wait_for(lambda: (lambda r: r if r[0] == 200 else None)(
+        api.get("/health", token=None)), timeout=5, what="/health to say healthy")
     assert st == 200, body
     assert body["status"] == "healthy" and body["reasons"] == []
     assert body["queues"] == {Q: "ok", "other": "ok"}
