@@ -8,7 +8,7 @@
 # dictionaries tests/fuzz/<name>.dict.
 EXTRA_PROGRAMS = tests/fuzz/fuzz_config tests/fuzz/fuzz_job tests/fuzz/fuzz_jsoncheck \
 	tests/fuzz/fuzz_resp tests/fuzz/fuzz_control tests/fuzz/fuzz_frame tests/fuzz/fuzz_cron \
-	tests/fuzz/fuzz_compose
+	tests/fuzz/fuzz_compose tests/fuzz/fuzz_template tests/fuzz/fuzz_classify
 NQ_FUZZ_LINK_FLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 NQ_FUZZ_LINK_LIBS = src/libnq.a $(NQ_LIBS)
 
@@ -41,3 +41,9 @@ tests_fuzz_fuzz_compose_LDADD = $(NQ_FUZZ_LINK_LIBS)
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/compose.dict tests/fuzz/config.dict tests/fuzz/cron.dict \
 	tests/fuzz/control.dict tests/fuzz/frame.dict tests/fuzz/job.dict tests/fuzz/jsoncheck.dict \
 	tests/fuzz/resp.dict
+tests_fuzz_fuzz_template_SOURCES = tests/fuzz/fuzz_template.c
+tests_fuzz_fuzz_template_LDFLAGS = $(NQ_FUZZ_LINK_FLAGS)
+tests_fuzz_fuzz_template_LDADD = $(NQ_FUZZ_LINK_LIBS)
+tests_fuzz_fuzz_classify_SOURCES = tests/fuzz/fuzz_classify.c
+tests_fuzz_fuzz_classify_LDFLAGS = $(NQ_FUZZ_LINK_FLAGS)
+tests_fuzz_fuzz_classify_LDADD = $(NQ_FUZZ_LINK_LIBS)
