@@ -101,26 +101,6 @@ static int id_field(const json_t *data, const char *key, char **ret, struct nq_e
     return *ret ? 0 : nq_err_set(err, -ENOMEM, "out of memory");
 }
 
-/* Every key of data is a row of t, and none asks for what cannot be done. */
-static int fields_check(const json_t *data, const struct nq_field_table *t, struct nq_err *err)
-{
-    const char *key;
-    json_t *v;
-
-    json_object_foreach ((json_t *) data, key, v) {
-        const struct nq_field *f = nq_field_find(t, key);
-
-        if (!f && !t->open)
-            return nq_err_set(err, -EINVAL,
-                              "data.%.64s: not a field of %s jobs (see notifyq-jobs(7))", key,
-                              t->handler);
-        /* null is "not given", as for every other field */
-        if (f && f->use == NQ_FIELD_REFUSED && !json_is_null(v))
-            return nq_err_set(err, -EINVAL, "data.%s: %s", key, f->why);
-    }
-    return 0;
-}
-
 int nq_compose_common(const json_t *data, const struct nq_field_table *t, struct nq_msg *m,
                       struct nq_err *err)
 {
@@ -128,7 +108,7 @@ int nq_compose_common(const json_t *data, const struct nq_field_table *t, struct
 
     if (!json_is_object(data))
         return nq_err_set(err, -EINVAL, "data: must be a JSON object");
-    r = fields_check(data, t, err);
+    r = nq_field_table_check(data, t, err);
     if (r < 0)
         return r;
     r = id_field(data, "tenantId", &m->tenant_id, err);
