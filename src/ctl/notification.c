@@ -34,16 +34,18 @@ static void print_history(const json_t *h)
     if (json_is_string(json_object_get(h, "last_error")))
         printf("last error: %s\n", str(h, "last_error"));
     printf("\n%-32s %-7s %-9s %s\n", "AT", "ATTEMPT", "STATUS", "ERROR");
-    json_array_foreach (json_object_get(h, "events"), i, e)
+    json_array_foreach (json_object_get(h, "events"), i, e) {
         printf("%-32s %-7lld %-9s %s\n", str(e, "at"),
                (long long) json_integer_value(json_object_get(e, "attempt")), str(e, "status"),
                json_is_string(json_object_get(e, "error")) ? str(e, "error") : "");
+    }
     printf("\n%-7s %-32s %-10s %-11s %s\n", "ATTEMPT", "STARTED", "MS", "OUTCOME", "MESSAGE ID");
-    json_array_foreach (json_object_get(h, "delivery_attempts"), i, e)
+    json_array_foreach (json_object_get(h, "delivery_attempts"), i, e) {
         printf("%-7lld %-32s %-10lld %-11s %s\n",
                (long long) json_integer_value(json_object_get(e, "attempt")), str(e, "started_at"),
                (long long) json_integer_value(json_object_get(e, "duration_ms")), str(e, "outcome"),
                str(e, "provider_message_id"));
+    }
 }
 
 int ctl_notification(struct ctl *c, char *const *args, int n_args)

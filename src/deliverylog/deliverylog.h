@@ -172,6 +172,6 @@ int nq_dl_inapp_insert(struct nq_dl_inapp *x, const struct nq_dl_inapp_row *row,
 int nq_dl_inapp_mark_published(struct nq_dl_inapp *x, const char *id, nq_dl_inapp_fn cb,
                                void *userdata) NQ_MUSTCHECK;
 /* Forgets every call made with userdata: its callback will not run. */
-void nq_dl_inapp_cancel(struct nq_dl_inapp *x, void *userdata);
+void nq_dl_inapp_cancel(struct nq_dl_inapp *x, const void *userdata);
 
 #endif

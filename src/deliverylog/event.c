@@ -81,9 +81,9 @@ static void keyed_hash(const char *key, const char *text, char out[65])
     if (!HMAC(EVP_sha256(), key, (int) strlen(key), (const unsigned char *) text, strlen(text), mac,
               &n))
         n = 0;
-    for (unsigned i = 0; i < n && i < 32; i++)
+    for (size_t i = 0; i < n && i < 32; i++)
         (void) snprintf(out + 2 * i, 3, "%02x", mac[i]);
-    out[2 * (n < 32 ? n : 32)] = '\0';
+    out[2 * (size_t) (n < 32 ? n : 32)] = '\0';
 }
 
 static int set_recipient(const struct nq_postgres_cfg *pg, json_t *o, json_t *data)

@@ -280,7 +280,7 @@ int nq_dl_inapp_mark_published(struct nq_dl_inapp *x, const char *id, nq_dl_inap
     return submit(x, published_sql, params, 1, cb, userdata);
 }
 
-void nq_dl_inapp_cancel(struct nq_dl_inapp *x, void *userdata)
+void nq_dl_inapp_cancel(struct nq_dl_inapp *x, const void *userdata)
 {
     for (struct inapp_query *q = x->first; q; q = q->next)
         if (q->userdata == userdata)

@@ -74,6 +74,9 @@ char *dl_event_line(const struct nq_postgres_cfg *pg, const struct nq_dl_event *
 PGconn *dl_connect_blocking(const char *dsn, struct nq_err *err);
 /* The schema version (0: none) of a connected database; -EHOSTUNREACH. */
 int dl_schema_version(PGconn *conn, int *ret_version, struct nq_err *err) NQ_MUSTCHECK;
+/* The version text of a schema_version query, in ret; false (ret untouched)
+ * when it is not a non-negative int. */
+bool dl_version_parse(const char *text, int *ret);
 /* libpq's message without its trailing newline, in err. */
 int dl_pq_err(struct nq_err *err, int r, const char *what, const char *msg);
 

@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,19 @@ static bool undefined_table(const PGresult *res)
     return state && (strcmp(state, "42P01") == 0 || strcmp(state, "3F000") == 0);
 }
 
+bool dl_version_parse(const char *text, int *ret)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < 0 || v > INT_MAX)
+        return false;
+    *ret = (int) v;
+    return true;
+}
+
 int dl_schema_version(PGconn *conn, int *ret_version, struct nq_err *err)
 {
     PGresult *res = PQexec(conn, "SELECT to_regclass('notifyq.schema_version') IS NOT NULL");
@@ -71,9 +85,12 @@ int dl_schema_version(PGconn *conn, int *ret_version, struct nq_err *err)
     }
     PQclear(res);
     res = PQexec(conn, "SELECT coalesce(max(version), 0) FROM notifyq.schema_version");
-    if (PQresultStatus(res) == PGRES_TUPLES_OK)
-        *ret_version = atoi(PQgetvalue(res, 0, 0));
-    else if (undefined_table(res))
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        if (!dl_version_parse(PQgetvalue(res, 0, 0), ret_version))
+            r = nq_err_set(err, -EHOSTUNREACH,
+                           "postgres: the schema version is not a number: %.40s",
+                           PQgetvalue(res, 0, 0));
+    } else if (undefined_table(res))
         *ret_version = 0;
     else
         r = dl_pq_err(err, -EHOSTUNREACH, "postgres: reading the schema version",

@@ -57,6 +57,7 @@ static int write_line(int fd, const char *line)
 
     if (!buf)
         return -ENOMEM;
+    /* NOLINTNEXTLINE(bugprone-not-null-terminated-result): ends in '\n' for write(2), not NUL */
     memcpy(buf, line, len);
     buf[len] = '\n';
     return write_all(fd, buf, len + 1);
@@ -95,7 +96,7 @@ static int remember_take(struct dl_spool *s, char *line)
     return 0;
 }
 
-#define SPOOL_OUT_MAX (64 * 1024)
+#define SPOOL_OUT_MAX ((size_t) 64 * 1024)
 
 int dl_spool_write(struct dl_spool *s)
 {

@@ -176,8 +176,9 @@ static void checked(struct nq_deliverylog *dl, const PGresult *res)
     int version = 0;
     char why[200];
 
+    /* Text that is not a version leaves 0: refused below like any other. */
     if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-        version = atoi(PQgetvalue(res, 0, 0));
+        (void) dl_version_parse(PQgetvalue(res, 0, 0), &version);
     if (version != NQ_DELIVERYLOG_SCHEMA_VERSION) {
         (void) snprintf(why, sizeof(why),
                         "the database's schema is at version %d, this notifyqd needs %d "

@@ -531,7 +531,7 @@ static bool transient(int r)
 static void on_added(void *userdata, int r, char **ids, size_t n_ids)
 {
     struct bcall *c = userdata;
-    const struct timeval later = { 0, TRANSIENT_RETRY_MS * 1000 };
+    const struct timeval later = { 0, TRANSIENT_RETRY_MS * 1000L };
 
     (void) ids, (void) n_ids;
     c->in_flight = false;

@@ -54,7 +54,7 @@
 
 #define NQ_APNS_PAYLOAD_MAX 4096
 #define NQ_APNS_PAYLOAD_VOIP_MAX 5120
-#define NQ_APNS_TOKEN_REFRESH_S (45 * 60)
+#define NQ_APNS_TOKEN_REFRESH_S (45L * 60)
 #define NQ_APNS_RATE_WAIT_MS 1000
 
 extern const struct nq_provider_ops nq_provider_apns;

@@ -39,7 +39,7 @@ int nq_emailapi_recipients(const struct nq_email *e, const char ***ret, size_t *
     size_t max = e->n_to + e->n_cc + e->n_bcc, k = 0;
     const char **v = calloc(max ? max : 1, sizeof(*v));
     const struct nq_mailbox *lists[] = { e->to, e->cc, e->bcc };
-    size_t counts[] = { e->n_to, e->n_cc, e->n_bcc };
+    const size_t counts[] = { e->n_to, e->n_cc, e->n_bcc };
 
     if (!v)
         return -ENOMEM;

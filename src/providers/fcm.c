@@ -64,7 +64,7 @@ int nq_fcm_assertion(const struct nq_fcm_account *a, const char *token_url, int6
                     : json_pack("{s:s,s:s}", "alg", "RS256", "typ", "JWT");
     json_t *c =
         json_pack("{s:s,s:s,s:s,s:I,s:I}", "iss", a->client_email, "scope", NQ_FCM_SCOPE, "aud",
-                  token_url, "iat", (json_int_t) now_s, "exp", (json_int_t) (now_s + TOKEN_LIFE_S));
+                  token_url, "iat", (json_int_t) now_s, "exp", (json_int_t) now_s + TOKEN_LIFE_S);
     nq_autofree char *hs = h ? json_dumps(h, JSON_COMPACT) : NULL;
     nq_autofree char *cs = c ? json_dumps(c, JSON_COMPACT) : NULL;
 
@@ -339,7 +339,7 @@ static void on_token(const struct nq_transfer_reply *reply, void *userdata)
     }
     free(f->access);
     f->access = tok;
-    f->refresh_at = now + life - (life > 2 * REFRESH_MARGIN_S ? REFRESH_MARGIN_S : life / 2);
+    f->refresh_at = now + life - (life > 2L * REFRESH_MARGIN_S ? REFRESH_MARGIN_S : life / 2);
     nq_pushsend_auth_done(&f->ps, NULL);
 }
 

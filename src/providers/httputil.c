@@ -37,7 +37,7 @@ void nq_form_add(FILE *f, const char *name, const char *value)
 
 char *nq_http_basic_auth(const char *user, const char *password)
 {
-    size_t nu = strlen(user), np = strlen(password), n = nu + 1 + np;
+    size_t n = strlen(user) + 1 + strlen(password);
     char *plain = malloc(n + 1);
     char *out = malloc(6 + 4 * ((n + 2) / 3) + 1);
 
@@ -46,10 +46,8 @@ char *nq_http_basic_auth(const char *user, const char *password)
         free(out);
         return NULL;
     }
-    memcpy(plain, user, nu);
-    plain[nu] = ':';
-    memcpy(plain + nu + 1, password, np + 1);
-    memcpy(out, "Basic ", 6);
+    (void) snprintf(plain, n + 1, "%s:%s", user, password);
+    strcpy(out, "Basic ");
     EVP_EncodeBlock((unsigned char *) out + 6, (const unsigned char *) plain, (int) n);
     OPENSSL_cleanse(plain, n);
     free(plain);

@@ -196,9 +196,7 @@ static void classify(const void *cfg, const struct nq_transfer_reply *reply, int
         nq_emailapi_verdict(v, NAME, NQ_REPLY_RETRY, false,
                             "not from Postmark's API (no ErrorCode: a network filter in front "
                             "of it?)");
-    } else if (s == 401) {
-        nq_emailapi_verdict(v, NAME, NQ_REPLY_PERMANENT, true, detail);
-    } else if (s == 404) {
+    } else if (s == 401 || s == 404) {
         nq_emailapi_verdict(v, NAME, NQ_REPLY_PERMANENT, true, detail);
     } else if (s >= 200 && s < 300) {
         /* 2xx with an ErrorCode we do not know: it was not sent */

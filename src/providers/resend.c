@@ -60,7 +60,7 @@ int nq_resend_idempotency_key(const struct nq_delivery *d, const struct nq_email
     free(rcpt);
     if (!ok)
         return -ENOMEM;
-    memcpy(buf, "notifyq-", 8);
+    strcpy(buf, "notifyq-");
     for (size_t i = 0; i < 32; i++)
         (void) snprintf(buf + 8 + 2 * i, 3, "%02x", md[i]);
     return 0;

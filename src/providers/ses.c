@@ -37,7 +37,7 @@
 #define NAME "ses"
 #define PATH "/v2/email/outbound-emails"
 #define ERROR_NAME_MAX 80
-#define QUOTA_WAIT_MS (10 * 60 * 1000)
+#define QUOTA_WAIT_MS ((uint64_t) 10 * 60 * 1000)
 
 static json_t *addresses(const struct nq_mailbox *v, size_t n)
 {

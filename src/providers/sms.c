@@ -153,7 +153,7 @@ int nq_sms_basic_auth(const char *user, const char *password, char **ret)
         return -ENOMEM;
     }
     (void) sprintf(plain, "%s:%s", user, password);
-    memcpy(out, "Basic ", 6);
+    strcpy(out, "Basic ");
     EVP_EncodeBlock((unsigned char *) out + 6, (const unsigned char *) plain, (int) n);
     OPENSSL_cleanse(plain, n);
     free(plain);

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +121,19 @@ static int weight(const struct status_row *row)
 
 #define RATE_WAIT_MS 1000
 
+/* A part's status as a number; -1 (unlisted) when absent or not a number. */
+static int status_of(const char *st)
+{
+    char *end;
+    long v;
+
+    if (!st)
+        return -1;
+    errno = 0;
+    v = strtol(st, &end, 10);
+    return errno || end == st || *end || v < 0 || v > INT_MAX ? -1 : (int) v;
+}
+
 static void parts_verdict(json_t *parts, struct nq_http_verdict *v)
 {
     const struct status_row *worst = NULL;
@@ -130,16 +144,18 @@ static void parts_verdict(json_t *parts, struct nq_http_verdict *v)
 
     json_array_foreach (parts, i, part) {
         const char *st = json_string_value(json_object_get(part, "status"));
-        int status = st ? atoi(st) : -1;
+        int status = status_of(st);
         const struct status_row *row;
 
         if (st && status == 0 && strcmp(st, "0") == 0) {
             ok++;
+            /* cppcheck-suppress knownConditionTrueFalse ; cppcheck does not see the loop */
             if (!first_id)
                 first_id = json_string_value(json_object_get(part, "message-id"));
             continue;
         }
         row = status_find(status);
+        /* cppcheck-suppress knownConditionTrueFalse ; cppcheck does not see the loop */
         if (!worst || weight(row) > weight(worst)) {
             worst = row;
             worst_status = status;

@@ -417,7 +417,7 @@ static void conn_connect(struct conn *c)
 /* Takes note of the master the sentinels named. Returns 0 or -ENOMEM. */
 static int master_named(struct conn *c, const char *host, uint16_t port, const char *node)
 {
-    bool moved = !c->master_host || strcmp(c->master_host, host) || c->master_port != port;
+    bool moved = !c->master_host || strcmp(c->master_host, host) != 0 || c->master_port != port;
     char *copy = strdup(host);
 
     if (!copy)

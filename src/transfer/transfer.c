@@ -374,6 +374,20 @@ static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, voi
     return 0;
 }
 
+/* The number after prefix at the start of s, in ret; false when s does not
+ * start with prefix and a number that fits. */
+static bool number_after(const char *s, const char *prefix, unsigned long *ret)
+{
+    size_t n = strlen(prefix);
+    char *end;
+
+    if (strncmp(s, prefix, n) != 0)
+        return false;
+    errno = 0;
+    *ret = strtoul(s + n, &end, 10);
+    return errno == 0 && end != s + n;
+}
+
 /* HTTP/2's informational lines: "Using Stream ID: N" and curl's
  * "recveived GOAWAY, error=E, last_stream=L" (its spelling in 7.88). */
 static int on_h2_debug(CURL *easy, curl_infotype type, char *data, size_t size, void *userdata)
@@ -388,10 +402,10 @@ static int on_h2_debug(CURL *easy, curl_infotype type, char *data, size_t size, 
         return 0;
     memcpy(line, data, size);
     line[size] = '\0';
-    if (sscanf(line, "Using Stream ID: %lu", &n) == 1) {
+    if (number_after(line, "Using Stream ID:", &n)) {
         x->h2_stream = (uint32_t) n;
     } else if ((p = strstr(line, "GOAWAY, error=")) && (p = strstr(p, "last_stream=")) &&
-               sscanf(p, "last_stream=%lu", &n) == 1) {
+               number_after(p, "last_stream=", &n)) {
         x->h2_goaway = true;
         x->h2_goaway_last = (uint32_t) n;
     }
