@@ -94,8 +94,10 @@ def http_ready(d, api):
     if not st or not st.get("http") or st["http"].get("state") != "running":
         return False
     try:
-        # Serving, and the master's first snapshot arrived.
-        return api.get("/health", token=None)[2].get("queues")
+        # Serving, and a snapshot of the master's arrived that shows the
+        # workers connected, as wait_ready() saw them (one comes a second).
+        queues = api.get("/health", token=None)[2].get("queues")
+        return queues if queues and "connecting" not in queues.values() else False
     except OSError:
         return False
 

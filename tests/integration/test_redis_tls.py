@@ -42,7 +42,9 @@ class TlsRedis:
         self.port = free_ports(1)[0]
         self.socket = str(d / "redis.sock")
         self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", "0", "--bind", "127.0.0.1",
+            # Both loopbacks (::1 where there is one: the "-"): an installed
+            # Debian resolves localhost to ::1 first.
+            [REDIS_SERVER, "--port", "0", "--bind", "127.0.0.1", "-::1",
              "--tls-port", str(self.port), "--tls-cert-file", str(d / "server.crt"),
              "--tls-key-file", str(d / "server.key"), "--tls-ca-cert-file", str(d / "ca.crt"),
              "--tls-auth-clients", "yes" if auth_clients else "no",

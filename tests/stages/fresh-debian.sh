@@ -75,6 +75,10 @@ cleanup() {
 # extra CA certificates with the bundle made from them, npm configuration.
 lend_host_access() { # ROOTDIR
     local r=$1 f
+    # debootstrap writes no /etc/hosts; an installed Debian 12 has this one
+    # (localhost as ::1 too), and tests that name localhost must work there.
+    [ -f "$r/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' \
+        >"$r/etc/hosts"
     rm -f "$r/etc/apt/sources.list"
     [ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$r/etc/apt/"
     for f in /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources \
