@@ -71,6 +71,13 @@ static void warn_unused(const struct nq_config *cfg, warn_fn warn)
     for (size_t i = 0; i < cfg->n_queues; i++) {
         const struct nq_queue_cfg *q = &cfg->queues[i];
 
+        if (q->handler == NQ_HANDLER_INAPP && !cfg->postgres.dsn) {
+            (void) snprintf(key, sizeof(key), "queues.%s.handler", q->name);
+            warn(cfg->path, key,
+                 "inapp needs postgres: (the delivery log's database): the queue's workers "
+                 "fetch nothing, its jobs wait in Redis");
+            continue;
+        }
         if (nq_handler_ops_find(q->handler))
             continue;
         (void) snprintf(key, sizeof(key), "queues.%s.handler", q->name);

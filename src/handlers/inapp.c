@@ -75,9 +75,13 @@ static int inapp_init(const struct nq_handler_env *env, void **ret_state, struct
 {
     struct inapp *h;
 
+    /* Without a database the queue idles, as one whose handler is not
+     * built does: its jobs wait, its backlog shows, nothing crash-loops
+     * (the shipped file has an inapp queue and no postgres:). */
     if (!env->cfg->postgres.dsn)
-        return nq_err_set(err, -EINVAL,
-                          "needs postgres: (its rows go to notifyq.inapp_notifications)");
+        return nq_err_set(err, -EOPNOTSUPP,
+                          "handler inapp needs postgres: (its rows go to "
+                          "notifyq.inapp_notifications)");
     if (!env->publish)
         return nq_err_set(err, -EINVAL, "needs the worker's Redis to publish");
     h = calloc(1, sizeof(*h));

@@ -171,3 +171,18 @@ def test_database_away_retries_then_delivers(daemon_factory, jobs, postgres_serv
     wait_all_done(jobs, 1)
     assert jobs.ids("completed") == {"o1"}
     assert len(lis.messages()) == 1
+
+
+def test_without_postgres_the_inapp_queue_idles_and_status_stays_ok(daemon_factory):
+    """The shipped file has an inapp queue and no postgres: its worker must
+    idle (jobs wait, backlog shown), not crash-loop into a degraded daemon."""
+    d = daemon_factory({"inapp": {"handler": "inapp"}})
+    d.start()
+    d.wait_ready(timeout=10)
+    q = d.queue("inapp")
+    assert q["processes"]["running"] == 1
+    assert q["state"] == "idle", q
+    assert "needs postgres" in q["workers"][0].get("note", ""), q
+    r = d.ctl("status")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert d.log_has(r"handler inapp needs postgres")
