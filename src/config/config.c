@@ -219,21 +219,13 @@ static const struct cfg_table retention_table = { ROWS(retention_rows) };
 
 /* ---- provider ---- */
 
-/* smtp://HOST[:PORT] or smtps://HOST[:PORT], nothing else (no user info:
- * credentials have their own keys, and a URL would show in messages). */
-static const char *check_smtp_url(const char *s)
+/* HOST[:PORT] after a URL's scheme (a bracketed IPv6 host allowed): NULL,
+ * or what is wrong with it. The callers refused user, path and spaces. */
+static const char *authority_problem(const char *host)
 {
-    size_t scheme = strncasecmp(s, "smtp://", 7) == 0    ? 7
-                    : strncasecmp(s, "smtps://", 8) == 0 ? 8
-                                                         : 0;
-    const char *host = s + scheme, *colon, *p;
+    const char *colon = host[0] == '[' ? strstr(host, "]:") : strrchr(host, ':'), *p;
     unsigned long port = 0;
 
-    if (!scheme)
-        return "must be smtp://HOST:PORT or smtps://HOST:PORT";
-    if (strpbrk(host, " \t\r\n@/?#"))
-        return "must be smtp://HOST:PORT or smtps://HOST:PORT (no user, path or spaces)";
-    colon = host[0] == '[' ? strstr(host, "]:") : strrchr(host, ':');
     if (colon && host[0] == '[')
         colon++;
     if ((colon ? colon : host + strlen(host)) == host)
@@ -243,6 +235,22 @@ static const char *check_smtp_url(const char *s)
     for (p = colon + 1; *p >= '0' && *p <= '9' && port <= 65535; p++)
         port = port * 10 + (unsigned long) (*p - '0');
     return p == colon + 1 || *p || port == 0 || port > 65535 ? "port must be 1..65535" : NULL;
+}
+
+/* smtp://HOST[:PORT] or smtps://HOST[:PORT], nothing else (no user info:
+ * credentials have their own keys, and a URL would show in messages). */
+static const char *check_smtp_url(const char *s)
+{
+    size_t scheme = strncasecmp(s, "smtp://", 7) == 0    ? 7
+                    : strncasecmp(s, "smtps://", 8) == 0 ? 8
+                                                         : 0;
+    const char *host = s + scheme;
+
+    if (!scheme)
+        return "must be smtp://HOST:PORT or smtps://HOST:PORT";
+    if (strpbrk(host, " \t\r\n@/?#"))
+        return "must be smtp://HOST:PORT or smtps://HOST:PORT (no user, path or spaces)";
+    return authority_problem(host);
 }
 
 /* The sender, one line. Email providers take "addr" or "Name <addr>"
@@ -529,24 +537,14 @@ static const char *check_base_url(const char *s)
     size_t scheme = strncasecmp(s, "http://", 7) == 0    ? 7
                     : strncasecmp(s, "https://", 8) == 0 ? 8
                                                          : 0;
-    const char *host = s + scheme, *colon, *p;
-    unsigned long port = 0;
+    const char *host = s + scheme;
 
     if (!scheme)
         return "must be http://HOST[:PORT] or https://HOST[:PORT]";
     if (strpbrk(host, " \t\r\n@/?#"))
         return "must be scheme, host and port only (no user, path or query: the provider "
                "appends its own path)";
-    colon = host[0] == '[' ? strstr(host, "]:") : strrchr(host, ':');
-    if (colon && host[0] == '[')
-        colon++;
-    if ((colon ? colon : host + strlen(host)) == host)
-        return "names no host";
-    if (!colon)
-        return NULL;
-    for (p = colon + 1; *p >= '0' && *p <= '9' && port <= 65535; p++)
-        port = port * 10 + (unsigned long) (*p - '0');
-    return p == colon + 1 || *p || port == 0 || port > 65535 ? "port must be 1..65535" : NULL;
+    return authority_problem(host);
 }
 
 /* An AWS region name: eu-west-1, us-gov-west-1. */
